@@ -1,0 +1,1 @@
+"""Entry points: the command line and (later) the REST service, wiring ingest and query to the stores."""

@@ -1,0 +1,207 @@
+"""The `graphdex` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
+from api.workspace import Workspace
+from common.settings import Settings
+from graph.store import StoreError
+from ingest.documents import DocumentError, load_paths
+from ingest.pipeline import IngestReport
+from query.engine import MODES, QueryError
+from query.results import QueryResult
+
+app = typer.Typer(
+    help="graphdex: index documents into a knowledge graph and query it.\n\n"
+    "Configuration comes from GRAPHDEX_* environment variables or a .env file (see the README); "
+    "--data-dir overrides GRAPHDEX_DATA_DIR.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+_state: dict[str, Path | None] = {"data_dir": None}
+
+
+@app.callback()
+def main(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", "-d", help="Where the embedded index lives (default: GRAPHDEX_DATA_DIR or ./graphdex-data)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
+) -> None:
+    _state["data_dir"] = data_dir
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _workspace() -> Workspace:
+    try:
+        settings = Settings(**({"data_dir": _state["data_dir"]} if _state["data_dir"] else {}))
+    except ValidationError as error:
+        _fail(f"invalid configuration: {error}")
+    return Workspace(settings)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _run_ingest(workspace: Workspace, documents: list) -> IngestReport:
+    with Progress(TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=err, transient=False) as progress:
+        task = progress.add_task("ingest", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return workspace.indexer.ingest(documents, progress=update)
+
+
+def _print_report(report: IngestReport) -> None:
+    table = Table(title="ingest summary", show_header=False)
+    for label, value in (
+        ("documents added", report.documents_added), ("documents replaced", report.documents_replaced),
+        ("documents unchanged (skipped)", report.documents_unchanged), ("documents failed", len(report.failed)),
+        ("chunks", report.chunks), ("words", report.words), ("entities touched", report.entities),
+        ("relations touched", report.relations), ("time", f"{report.seconds:.1f} s"),
+        ("words/s", f"{report.words / report.seconds:,.0f}" if report.seconds and report.words else "-"),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
+    for source, reason in report.failed:
+        err.print(f"[yellow]skipped[/] {source}: {reason}")
+
+
+@app.command()
+def ingest(paths: list[Path] = typer.Argument(..., help="Files (.txt, .md, .json, .jsonl) or folders of them."),
+           json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON.")) -> None:
+    """Index documents. Unchanged documents are skipped; changed ones (same source, new text) replace their old version."""
+    workspace = _workspace()
+    try:
+        documents = list(load_paths(paths))
+        with workspace.store.lock():
+            report = _run_ingest(workspace, documents)
+    except (DocumentError, StoreError) as error:
+        _fail(str(error))
+    finally:
+        workspace.close()
+    if json_output:
+        console.print_json(json.dumps({**report.__dict__, "stage_seconds": dict(report.stage_seconds)}))
+    else:
+        _print_report(report)
+
+
+def _print_result(result: QueryResult) -> None:
+    table = Table(title=f"{result.mode} retrieval for: {result.query}  ({result.seconds * 1000:.0f} ms)")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("source")
+    table.add_column("text", overflow="fold")
+    for rank, hit in enumerate(result.chunks, start=1):
+        text = hit.text if len(hit.text) <= 300 else hit.text[:297] + "..."
+        table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.chunk_id}[/]", text)
+    console.print(table)
+    if result.nodes:
+        nodes = Table(title="graph nodes", show_lines=False)
+        for column in ("score", "type", "name", "cited chunks"):
+            nodes.add_column(column)
+        for node in result.nodes:
+            nodes.add_row(f"{node.score:.3f}", node.type, node.name, ", ".join(node.chunks[:3]))
+        console.print(nodes)
+
+
+@app.command()
+def query(text: str = typer.Argument(..., help="The question."),
+          mode: str = typer.Option("hybrid", "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}."),
+          top_k: int = typer.Option(10, "--top-k", "-k", min=1, max=200, help="Chunks to return."),
+          json_output: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """Retrieve ranked, cited context for a question."""
+    workspace = _workspace()
+    try:
+        result = workspace.engine.retrieve(text, mode, top_k)
+    except (QueryError, StoreError) as error:
+        _fail(str(error))
+    finally:
+        workspace.close()
+    if json_output:
+        console.print_json(json.dumps(result.to_dict()))
+    else:
+        _print_result(result)
+
+
+@app.command()
+def delete(document: str = typer.Argument(..., help="A document id (doc-...) or the source path it was ingested from.")) -> None:
+    """Delete a document and everything only it supported."""
+    workspace = _workspace()
+    try:
+        with workspace.store.lock():
+            report = workspace.indexer.delete_document(document)
+    except KeyError:
+        _fail(f"no document with id or source {document!r} (see `graphdex stats` for what is indexed)")
+    except StoreError as error:
+        _fail(str(error))
+    finally:
+        workspace.close()
+    console.print(f"deleted {report.document_id}: {report.chunks} chunks, {report.nodes_deleted} nodes removed, {report.nodes_updated} shared nodes updated")
+
+
+@app.command()
+def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Counts of nodes per type, edges per type and vectors per index."""
+    workspace = _workspace()
+    try:
+        data = workspace.stats()
+    except StoreError as error:
+        _fail(str(error))
+    finally:
+        workspace.close()
+    if json_output:
+        console.print_json(json.dumps(data))
+        return
+    table = Table(title=f"graphdex index at {data['data_dir']}")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("count", justify="right")
+    for kind in ("nodes", "edges", "vectors"):
+        for name, count in data[kind].items():
+            table.add_row(kind, name, str(count))
+    console.print(table)
+
+
+@app.command()
+def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n", min=1, max=len(SAMPLE_QUESTIONS), help="How many sample questions to answer."),
+         mode: str = typer.Option("graph", "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}.")) -> None:
+    """Index the bundled sample corpus (if the index is empty) and answer sample questions."""
+    workspace = _workspace()
+    try:
+        if workspace.store.counts()["nodes"]["Document"] == 0:
+            err.print(f"indexing the sample corpus ({SAMPLE_CORPUS.name}) into {workspace.data_dir} ...")
+            with workspace.store.lock():
+                _print_report(_run_ingest(workspace, list(load_paths([SAMPLE_CORPUS]))))
+        for question in SAMPLE_QUESTIONS[:questions]:
+            result = workspace.engine.retrieve(question, mode, 3)
+            _print_result(result)
+            if result.chunks:
+                best = result.chunks[0]
+                console.print(f"[bold]best evidence[/] [{best.title}]: {best.text}\n")
+    except (DocumentError, StoreError, QueryError) as error:
+        _fail(str(error))
+    finally:
+        workspace.close()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

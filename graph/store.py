@@ -1,0 +1,69 @@
+"""The graph store interface shared by the embedded (networkx) and Neo4j implementations.
+
+The store is deliberately dumb: it persists whole nodes and edges and answers structural questions. Merging
+contributions and deriving properties is the writer's job (``ingest``), so both stores behave identically.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Iterable, Iterator, Protocol, Sequence
+
+from graph.model import Edge, EdgeKey, Node, NodeType
+
+
+class StoreError(RuntimeError):
+    """The store is unreachable or its data is unusable; the message says what to do."""
+
+
+class GraphStore(Protocol):
+    def get_nodes(self, ids: Iterable[str]) -> dict[str, Node]:
+        """The nodes that exist among ``ids``."""
+        ...
+
+    def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
+        ...
+
+    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = ()) -> None:
+        """Upsert and delete in one atomic step: all of it is stored, or none of it.
+
+        Deleting a node deletes its edges. Deletions are applied before upserts.
+        """
+        ...
+
+    def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
+        """Ids of the nodes and keys of the edges that any of ``chunk_ids`` supports."""
+        ...
+
+    def edges_of(self, node_id: str, types: Iterable[str] | None = None) -> list[Edge]:
+        """Edges touching the node, in either direction, optionally limited to some edge types."""
+        ...
+
+    def node_ids(self, type_: NodeType) -> set[str]:
+        ...
+
+    def iter_nodes(self, type_: NodeType) -> Iterator[Node]:
+        ...
+
+    def iter_edges(self, types: Iterable[str] | None = None) -> Iterator[Edge]:
+        ...
+
+    def find_entities(self, text: str, limit: int = 10) -> list[Node]:
+        """Entities whose name or alias contains ``text`` (case-insensitive), best (shortest) names first."""
+        ...
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{"nodes": {type: n}, "edges": {type: n}}``."""
+        ...
+
+    @property
+    def version(self) -> int:
+        """Increases on every write; readers use it to invalidate caches."""
+        ...
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Exclusive writer lock (one writer process per store)."""
+        ...
+
+    def close(self) -> None:
+        ...

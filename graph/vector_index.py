@@ -1,0 +1,195 @@
+"""HNSW vector indexes (hnswlib), one per searchable node type, updated in place and saved atomically.
+
+Saving writes every index and its id map under a new generation number, then flips ``current.json`` to that
+generation with an atomic rename. A crash at any moment leaves the previous generation intact and readable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+import hnswlib
+import numpy as np
+
+from graph.model import SEARCHABLE_TYPES, NodeType
+from graph.store import StoreError
+
+log = logging.getLogger(__name__)
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over node ids by cosine similarity."""
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Insert or replace the vectors of ``ids``."""
+        ...
+
+    def delete(self, ids: Iterable[str]) -> None: ...
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` nearest ids with cosine similarity, best first."""
+        ...
+
+    def get(self, ids: Sequence[str]) -> np.ndarray: ...
+
+    def ids(self) -> set[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, node_id: object) -> bool: ...
+
+
+class HnswVectorIndex:
+    """One hnswlib index plus the map between our string ids and hnswlib's integer labels."""
+
+    def __init__(self, dim: int, m: int = 16, ef_construction: int = 200, ef_search: int = 64, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._params = (m, ef_construction, ef_search)
+        self._index = hnswlib.Index(space="ip", dim=dim)
+        self._index.init_index(max_elements=capacity, M=m, ef_construction=ef_construction, allow_replace_deleted=True)
+        self._index.set_ef(ef_search)
+        self._label_of: dict[str, int] = {}
+        self._id_of: dict[int, str] = {}
+        self._next_label = 0
+        self._lock = threading.RLock()
+
+    @classmethod
+    def load(cls, path: Path, id_path: Path, dim: int, m: int, ef_construction: int, ef_search: int) -> "HnswVectorIndex":
+        payload = json.loads(id_path.read_text())
+        self = cls(dim, m, ef_construction, ef_search, capacity=1)
+        self._index = hnswlib.Index(space="ip", dim=dim)
+        self._index.load_index(str(path), max_elements=max(payload["capacity"], 1), allow_replace_deleted=True)
+        self._index.set_ef(ef_search)
+        self._label_of = {node_id: int(label) for node_id, label in payload["labels"].items()}
+        self._id_of = {label: node_id for node_id, label in self._label_of.items()}
+        self._next_label = payload["next_label"]
+        return self
+
+    def save(self, path: Path, id_path: Path) -> None:
+        with self._lock:
+            self._index.save_index(str(path))
+            id_path.write_text(json.dumps({"labels": self._label_of, "next_label": self._next_label, "capacity": self._index.get_max_elements()}))
+
+    def _ensure_capacity(self, extra: int) -> None:
+        needed = self._index.get_current_count() + extra
+        capacity = self._index.get_max_elements()
+        if needed > capacity:
+            self._index.resize_index(max(needed, capacity * 2))
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        if vectors.shape != (len(ids), self.dim):
+            raise ValueError(f"expected {len(ids)} vectors of dimension {self.dim}, got shape {vectors.shape}")
+        with self._lock:
+            labels = np.empty(len(ids), dtype=np.int64)
+            fresh = []
+            for row, node_id in enumerate(ids):
+                label = self._label_of.get(node_id)
+                if label is None:
+                    label = self._next_label
+                    self._next_label += 1
+                    fresh.append(row)
+                    self._label_of[node_id] = label
+                    self._id_of[label] = node_id
+                labels[row] = label
+            self._ensure_capacity(len(fresh))
+            self._index.add_items(vectors, labels, replace_deleted=True)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        with self._lock:
+            for node_id in ids:
+                label = self._label_of.pop(node_id, None)
+                if label is not None:
+                    del self._id_of[label]
+                    self._index.mark_deleted(label)
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        with self._lock:
+            k = min(k, len(self._label_of))
+            if k <= 0:
+                return []
+            query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+            while True:
+                try:
+                    labels, distances = self._index.knn_query(query, k=k)
+                    break
+                except RuntimeError:  # fewer reachable live elements than k (many deletions): ask for fewer
+                    if k == 1:
+                        return []
+                    k = max(1, k // 2)
+            return [(self._id_of[int(l)], float(1.0 - d)) for l, d in zip(labels[0], distances[0]) if int(l) in self._id_of]
+
+    def get(self, ids: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            if not ids:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return np.asarray(self._index.get_items([self._label_of[i] for i in ids]), dtype=np.float32)
+
+    def ids(self) -> set[str]:
+        return set(self._label_of)
+
+    def __len__(self) -> int:
+        return len(self._label_of)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._label_of
+
+
+class VectorIndexSet:
+    """The per-type indexes of one data directory, saved together as one generation."""
+
+    def __init__(self, directory: Path, dim: int, model_name: str, m: int = 16, ef_construction: int = 200, ef_search: int = 64) -> None:
+        self._dir = Path(directory)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._params = (m, ef_construction, ef_search)
+        self.dim = dim
+        self.model_name = model_name
+        self.indexes: dict[NodeType, HnswVectorIndex] = {}
+        self._generation = 0
+        pointer = self._dir / "current.json"
+        if pointer.exists():
+            current = json.loads(pointer.read_text())
+            if current["dim"] != dim or current["model"] != model_name:
+                raise StoreError(
+                    f"the vectors in {self._dir} were made by {current['model']} (dimension {current['dim']}), "
+                    f"but the configured embedder is {model_name} (dimension {dim}): use the same GRAPHDEX_EMBEDDER or a new GRAPHDEX_DATA_DIR"
+                )
+            self._generation = current["generation"]
+            for type_ in SEARCHABLE_TYPES:
+                self.indexes[type_] = HnswVectorIndex.load(*self._files(type_, self._generation), dim, *self._params)
+        else:
+            for type_ in SEARCHABLE_TYPES:
+                self.indexes[type_] = HnswVectorIndex(dim, *self._params)
+
+    def _files(self, type_: NodeType, generation: int) -> tuple[Path, Path]:
+        stem = f"{type_.lower()}.{generation}"
+        return self._dir / f"{stem}.bin", self._dir / f"{stem}.ids.json"
+
+    def __getitem__(self, type_: NodeType) -> HnswVectorIndex:
+        return self.indexes[type_]
+
+    def save(self) -> None:
+        generation = self._generation + 1
+        for type_, index in self.indexes.items():
+            index.save(*self._files(type_, generation))
+        for path in self._dir.glob(f"*.{generation}.*"):
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        pointer_tmp = self._dir / "current.json.tmp"
+        pointer_tmp.write_text(json.dumps({"generation": generation, "dim": self.dim, "model": self.model_name}))
+        with open(pointer_tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(pointer_tmp, self._dir / "current.json")
+        old = self._generation
+        self._generation = generation
+        for path in self._dir.glob(f"*.{old}.*"):
+            path.unlink(missing_ok=True)
+
+    def counts(self) -> dict[str, int]:
+        return {str(t): len(i) for t, i in self.indexes.items()}

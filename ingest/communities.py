@@ -1,0 +1,79 @@
+"""The community layer: Leiden communities over the entity graph, as Community nodes with a label and keywords.
+
+Communities are recomputed from the whole RELATED_TO graph after each ingest or delete (a second or two even for
+tens of thousands of entities). Only communities whose members or text changed are rewritten and re-embedded, so
+the vector work stays proportional to what changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+
+from common.embedder import Embedder
+from common.ids import community_id
+from graph.communities import detect_communities
+from graph.model import Edge, EdgeType, Node, NodeType
+from graph.store import GraphStore
+from graph.vector_index import VectorIndexSet
+from ingest.derive import embedding_text
+
+log = logging.getLogger(__name__)
+
+LABEL_MEMBERS = 3
+KEYWORDS = 8
+CHUNKS_PER_COMMUNITY = 20
+
+
+def _describe(members: list[str], entities: dict[str, Node], internal: list[Edge], degree: Counter) -> dict:
+    ranked = sorted(members, key=lambda m: (-degree[m], entities[m].props["name"]))
+    keywords: Counter = Counter()
+    for edge in internal:
+        for keyword in edge.props.get("keywords", ()):
+            keywords[keyword] += 1
+    types = Counter(entities[m].props["type"] for m in members)
+    chunk_counts: Counter = Counter(c for m in members for c in entities[m].props["chunks"])
+    top_chunks = sorted(chunk_counts, key=lambda c: (-chunk_counts[c], c))[:CHUNKS_PER_COMMUNITY]
+    ordered_keywords = [k for k, _ in sorted(keywords.items(), key=lambda i: (-i[1], i[0]))][:KEYWORDS]
+    return {
+        "label": ", ".join(entities[m].props["name"] for m in ranked[:LABEL_MEMBERS]),
+        "keywords": ordered_keywords + [t.lower() for t, _ in sorted(types.items(), key=lambda i: (-i[1], i[0]))][:2],
+        "size": len(members),
+        "members": [entities[m].props["name"] for m in ranked[:20]],
+        "chunks": top_chunks,
+        "documents": sorted({c.rsplit(":", 1)[0] for c in top_chunks}),
+    }
+
+
+def refresh_communities(store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, resolution: float, min_size: int) -> int:
+    """Recompute communities and write the difference; returns how many Community nodes were written or removed."""
+    related = list(store.iter_edges([EdgeType.RELATED_TO]))
+    groups = detect_communities(((e.source, e.target, float(len(e.contrib))) for e in related), resolution, min_size)
+    membership = {m: i for i, group in enumerate(groups) for m in group}
+    entities = store.get_nodes(membership)
+    degree: Counter = Counter()
+    internal: dict[int, list[Edge]] = defaultdict(list)
+    for edge in related:
+        a, b = membership.get(edge.source), membership.get(edge.target)
+        if a is not None and a == b:
+            internal[a].append(edge)
+            degree[edge.source] += len(edge.contrib)
+            degree[edge.target] += len(edge.contrib)
+    wanted: dict[str, Node] = {}
+    members_of: dict[str, list[str]] = {}
+    for i, group in enumerate(groups):
+        cid = community_id(group)
+        members_of[cid] = group
+        wanted[cid] = Node(cid, NodeType.COMMUNITY, _describe(group, entities, internal[i], degree))
+    existing = store.get_nodes(store.node_ids(NodeType.COMMUNITY))
+    removed = sorted(set(existing) - set(wanted))
+    changed = [node for cid, node in wanted.items() if cid not in existing or existing[cid].props != node.props]
+    new_edges = [Edge(member, EdgeType.IN_COMMUNITY, node.id) for node in changed if node.id not in existing for member in members_of[node.id]]
+    re_embed = [n for n in changed if n.id not in existing or embedding_text(existing[n.id]) != embedding_text(n)]
+    if re_embed:
+        vectors[NodeType.COMMUNITY].add([n.id for n in re_embed], embedder.embed([embedding_text(n) for n in re_embed]))
+    if changed or removed:
+        store.write(changed, new_edges, delete_nodes=removed)
+    vectors[NodeType.COMMUNITY].delete(removed)
+    log.info("communities: %d in all, %d written, %d removed", len(wanted), len(changed), len(removed))
+    return len(changed) + len(removed)

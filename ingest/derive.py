@@ -1,0 +1,111 @@
+"""Derived properties of entities, relations and their edges, computed from contributions alone.
+
+Because nothing here depends on the order in which chunks arrived, an element that lost a chunk's contribution is
+identical to one that never had it (exact delete), and re-deriving after every merge is safe.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from common.ids import document_of_chunk
+from graph.model import Contributions, Edge, Node, NodeType
+
+DESCRIPTION_SENTENCES = 3
+
+
+def _top(counter: Counter) -> str:
+    """Most common value; ties broken alphabetically so the result is order-independent."""
+    return min(counter.items(), key=lambda item: (-item[1], item[0]))[0]
+
+
+def _provenance(contrib: Contributions) -> dict[str, Any]:
+    chunks = sorted(contrib)
+    return {"chunks": chunks, "documents": sorted({document_of_chunk(c) for c in chunks}), "support": len(chunks)}
+
+
+def _description(contrib: Contributions) -> str:
+    sentences: list[str] = []
+    for chunk in sorted(contrib):
+        sentence = contrib[chunk].get("s", "")
+        if sentence and sentence not in sentences:
+            sentences.append(sentence)
+        if len(sentences) == DESCRIPTION_SENTENCES:
+            break
+    return " ".join(sentences)
+
+
+def derive_entity(node: Node) -> None:
+    names: Counter = Counter()
+    types: Counter = Counter()
+    for part in node.contrib.values():
+        names.update(part["n"])
+        types.update(part["t"])
+    named_types = Counter({t: c for t, c in types.items() if t != "CONCEPT"})
+    node.props = {
+        "name": _top(names),
+        "type": _top(named_types or types),
+        "aliases": sorted(names),
+        "mentions": sum(names.values()),
+        "description": _description(node.contrib),
+        **_provenance(node.contrib),
+    }
+
+
+def derive_relation(node: Node) -> None:
+    keywords: Counter = Counter()
+    sources: Counter = Counter()
+    targets: Counter = Counter()
+    kinds: Counter = Counter()
+    for part in node.contrib.values():
+        keywords.update(part["k"])
+        sources[part["a"]] += 1
+        targets[part["b"]] += 1
+        kinds[part["kind"]] += 1
+    ordered = [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))]
+    node.props = {
+        **node.props,  # keeps source_id / target_id, fixed at creation
+        "source_name": _top(sources),
+        "target_name": _top(targets),
+        "keywords": ordered,
+        "kind": _top(kinds),
+        "weight": len(node.contrib),
+        "description": _description(node.contrib),
+        **_provenance(node.contrib),
+    }
+
+
+def derive_edge(edge: Edge) -> None:
+    if not edge.contrib:  # structural edges (Document -> Chunk) carry fixed props, not contributions
+        return
+    keywords: Counter = Counter()
+    for part in edge.contrib.values():
+        keywords.update(part.get("k", ()))
+    props: dict[str, Any] = {"weight": sum(part.get("c", 1) for part in edge.contrib.values()), "support": len(edge.contrib)}
+    if keywords:
+        props["keywords"] = [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))]
+    edge.props = props
+
+
+def derive(node: Node) -> None:
+    if node.type == NodeType.ENTITY:
+        derive_entity(node)
+    elif node.type == NodeType.RELATION:
+        derive_relation(node)
+
+
+def embedding_text(node: Node) -> str:
+    """The text whose vector stands for a node in its type's index."""
+    props = node.props
+    if node.type == NodeType.CHUNK:
+        title = props.get("title", "")
+        return f"{title}\n{props['text']}" if title else props["text"]
+    if node.type == NodeType.ENTITY:
+        return props["name"]
+    if node.type == NodeType.RELATION:
+        keywords = ", ".join(props["keywords"][:3]) or "related to"
+        return f"{props['source_name']} {keywords} {props['target_name']}"
+    if node.type == NodeType.COMMUNITY:
+        return f"{props['label']}. {', '.join(props['keywords'])}"
+    raise ValueError(f"{node.type} nodes are not embedded")

@@ -1,0 +1,47 @@
+"""What an extractor produces, and the interface every extractor (spaCy, LLM) implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Protocol
+
+
+@dataclass
+class ChunkInput:
+    chunk_id: str
+    text: str
+    acronyms: dict[str, str] = field(default_factory=dict)  # defined anywhere in the chunk's document
+
+
+@dataclass
+class EntityMention:
+    key: str  # resolution key: mentions with equal keys are one entity
+    surface: str
+    type: str
+    sentence: str
+
+
+@dataclass
+class RelationMention:
+    source_key: str
+    target_key: str
+    source_surface: str
+    target_surface: str
+    keywords: list[str]
+    sentence: str
+    kind: str  # "dependency" | "cooccurrence" | "llm"
+
+
+@dataclass
+class ChunkExtraction:
+    chunk_id: str
+    entities: list[EntityMention] = field(default_factory=list)
+    relations: list[RelationMention] = field(default_factory=list)
+
+
+class Extractor(Protocol):
+    def extract(self, chunks: Iterable[ChunkInput]) -> Iterator[ChunkExtraction]:
+        """One extraction per input chunk, in input order; may work ahead in other processes."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,358 @@
+"""The indexer: merges documents into the graph and vector indexes, replaces changed ones, deletes exactly.
+
+Order of a write: extract -> merge contributions with what is stored -> derive properties -> embed only the nodes
+whose text changed -> add vectors -> one atomic graph write. Vectors are saved as one generation at the end of each
+operation (and every few thousand chunks); after a crash ``repair`` makes the vectors match the graph again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from common.embedder import Embedder
+from common.ids import chunk_id, content_hash, document_id, entity_id, relation_id
+from graph.model import SEARCHABLE_TYPES, Edge, EdgeKey, EdgeType, Node, NodeType
+from graph.store import GraphStore
+from graph.vector_index import VectorIndexSet
+from ingest.chunking import Chunk, Chunker
+from ingest.communities import refresh_communities
+from ingest.derive import derive, derive_edge, embedding_text
+from ingest.documents import SourceDocument
+from ingest.extraction import ChunkExtraction, ChunkInput, Extractor
+from ingest.resolution import find_acronyms
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+WRITE_BATCH_CHUNKS = 256
+SAVE_EVERY_CHUNKS = 5000
+
+
+@dataclass
+class IngestReport:
+    documents_added: int = 0
+    documents_replaced: int = 0
+    documents_unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    words: int = 0
+    entities: int = 0  # distinct entities the new documents mention
+    relations: int = 0  # distinct relations they support
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    document_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeleteReport:
+    document_id: str
+    chunks: int
+    nodes_deleted: int
+    nodes_updated: int
+
+
+@dataclass
+class _Prepared:
+    doc: SourceDocument
+    doc_id: str
+    hash: str
+    chunks: list[Chunk]
+
+
+class Indexer:
+    """The single writer of a graph store and its vector indexes."""
+
+    def __init__(self, store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, extractor: Extractor, chunker: Chunker,
+                 community_resolution: float = 1.0, community_min_size: int = 3) -> None:
+        self.store = store
+        self.vectors = vectors
+        self.embedder = embedder
+        self.extractor = extractor
+        self.chunker = chunker
+        self.community_resolution = community_resolution
+        self.community_min_size = community_min_size
+
+    # ingest -----------------------------------------------------------------------------------------------------
+
+    def ingest(self, documents: Iterable[SourceDocument], progress: Progress | None = None) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        prepared = self._prepare(documents, report)
+        total_chunks = sum(len(p.chunks) for p in prepared)
+        if progress:
+            progress(0, total_chunks)
+        touched_entities: set[str] = set()
+        touched_relations: set[str] = set()
+        done = since_save = 0
+        for batch in self._extracted_batches(prepared, report):
+            entities, relations = self._write_batch(batch, report)
+            touched_entities |= entities
+            touched_relations |= relations
+            written = sum(len(p.chunks) for p, _ in batch)
+            done += written
+            since_save += written
+            if since_save >= SAVE_EVERY_CHUNKS:
+                self._timed(report, "vector_save", self.vectors.save)
+                since_save = 0
+            if progress:
+                progress(done, total_chunks)
+        if prepared or report.documents_replaced:
+            self._timed(report, "communities", lambda: refresh_communities(self.store, self.vectors, self.embedder, self.community_resolution, self.community_min_size))
+            self._timed(report, "vector_save", self.vectors.save)
+        report.entities = len(touched_entities)
+        report.relations = len(touched_relations)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    @staticmethod
+    def _timed(report: IngestReport, stage: str, work: Callable[[], object]) -> object:
+        began = time.perf_counter()
+        try:
+            return work()
+        finally:
+            report.stage_seconds[stage] += time.perf_counter() - began
+
+    def _prepare(self, documents: Iterable[SourceDocument], report: IngestReport) -> list[_Prepared]:
+        latest: dict[str, SourceDocument] = {}
+        for doc in documents:
+            latest[doc.source] = doc  # the same source twice in one call: the last version wins
+        prepared: list[_Prepared] = []
+        ids = {source: document_id(source) for source in latest}
+        stored = self.store.get_nodes(ids.values())
+        for source, doc in latest.items():
+            doc_id = ids[source]
+            if not doc.text.strip():
+                report.failed.append((source, "document has no text"))
+                continue
+            digest = content_hash(doc.title + "\x00" + doc.text)
+            previous = stored.get(doc_id)
+            if previous is not None and previous.props.get("content_hash") == digest:
+                report.documents_unchanged += 1
+                report.document_ids.append(doc_id)
+                continue
+            chunks = self._timed(report, "chunking", lambda: self.chunker.split(doc.text))
+            if not chunks:
+                report.failed.append((source, "document has no text"))
+                continue
+            if previous is not None:
+                self._remove_document(doc_id)
+                report.documents_replaced += 1
+            else:
+                report.documents_added += 1
+            report.document_ids.append(doc_id)
+            prepared.append(_Prepared(doc, doc_id, digest, chunks))
+        return prepared
+
+    def _extracted_batches(self, prepared: list[_Prepared], report: IngestReport) -> Iterator[list[tuple[_Prepared, list[ChunkExtraction]]]]:
+        """Documents with their extractions, grouped into write batches, streamed as extraction proceeds."""
+
+        def inputs() -> Iterator[ChunkInput]:
+            for item in prepared:
+                acronyms = find_acronyms(item.doc.text)
+                for chunk in item.chunks:
+                    yield ChunkInput(chunk_id(item.doc_id, chunk.index), chunk.text, acronyms)
+
+        stream = self.extractor.extract(inputs())
+        batch: list[tuple[_Prepared, list[ChunkExtraction]]] = []
+        batch_chunks = 0
+        for item in prepared:
+            began = time.perf_counter()
+            extractions = [next(stream) for _ in item.chunks]
+            report.stage_seconds["extraction_wait"] += time.perf_counter() - began
+            batch.append((item, extractions))
+            batch_chunks += len(item.chunks)
+            if batch_chunks >= WRITE_BATCH_CHUNKS:
+                yield batch
+                batch, batch_chunks = [], 0
+        if batch:
+            yield batch
+
+    def _write_batch(self, batch: list[tuple[_Prepared, list[ChunkExtraction]]], report: IngestReport) -> tuple[set[str], set[str]]:
+        nodes: dict[str, Node] = {}
+        edges: dict[EdgeKey, Edge] = {}
+        entity_contrib: dict[str, dict[str, dict]] = defaultdict(dict)
+        relation_contrib: dict[str, dict[str, dict]] = defaultdict(dict)
+        relation_ends: dict[str, tuple[str, str]] = {}
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+        def add_edge(source: str, type_: EdgeType, target: str, chunk: str | None, part: dict | None = None) -> None:
+            key = (source, str(type_), target)
+            edge = edges.setdefault(key, Edge(source, type_, target))
+            if chunk is not None:
+                edge.contrib[chunk] = part or {}
+
+        for item, extractions in batch:
+            doc, doc_id = item.doc, item.doc_id
+            words = len(doc.text.split())
+            report.words += words
+            report.chunks += len(item.chunks)
+            nodes[doc_id] = Node(doc_id, NodeType.DOCUMENT, {
+                "source": doc.source, "title": doc.title, "content_hash": item.hash, "metadata": doc.metadata,
+                "chunk_count": len(item.chunks), "words": words, "ingested_at": now,
+            })
+            for chunk, extraction in zip(item.chunks, extractions):
+                cid = chunk_id(doc_id, chunk.index)
+                nodes[cid] = Node(cid, NodeType.CHUNK, {
+                    "text": chunk.text, "title": doc.title, "document_id": doc_id, "index": chunk.index,
+                    "start": chunk.start, "end": chunk.end, "tokens": chunk.tokens,
+                })
+                add_edge(doc_id, EdgeType.HAS_CHUNK, cid, None)
+                edges[(doc_id, str(EdgeType.HAS_CHUNK), cid)].props = {"index": chunk.index}
+                self._collect(cid, extraction, entity_contrib, relation_contrib, relation_ends, add_edge)
+
+        stored = self.store.get_nodes(list(entity_contrib) + list(relation_contrib))
+        to_embed: list[Node] = [n for n in nodes.values() if n.type == NodeType.CHUNK]
+        for type_, contributions in ((NodeType.ENTITY, entity_contrib), (NodeType.RELATION, relation_contrib)):
+            for node_id, contrib in contributions.items():
+                previous = stored.get(node_id)
+                if previous is not None:
+                    node = Node(node_id, type_, dict(previous.props), {**previous.contrib, **contrib})
+                else:
+                    source, target = relation_ends.get(node_id, ("", ""))
+                    node = Node(node_id, type_, {"source_id": source, "target_id": target} if type_ == NodeType.RELATION else {}, contrib)
+                derive(node)
+                if previous is None or embedding_text(previous) != embedding_text(node):
+                    to_embed.append(node)
+                nodes[node_id] = node
+        stored_edges = self.store.get_edges(k for k, e in edges.items() if e.type in (EdgeType.RELATED_TO, EdgeType.HAS_SOURCE, EdgeType.HAS_TARGET))
+        for key, edge in edges.items():
+            if key in stored_edges:
+                edge.contrib = {**stored_edges[key].contrib, **edge.contrib}
+            derive_edge(edge)
+        self._timed(report, "embedding", lambda: self._embed(to_embed))
+        self._timed(report, "store_write", lambda: self.store.write(list(nodes.values()), list(edges.values())))
+        return set(entity_contrib), set(relation_contrib)
+
+    @staticmethod
+    def _collect(cid: str, extraction: ChunkExtraction, entity_contrib: dict, relation_contrib: dict, relation_ends: dict, add_edge: Callable) -> None:
+        mention_counts: Counter = Counter()
+        for mention in extraction.entities:
+            eid = entity_id(mention.key)
+            part = entity_contrib[eid].setdefault(cid, {"n": {}, "t": {}, "s": mention.sentence})
+            part["n"][mention.surface] = part["n"].get(mention.surface, 0) + 1
+            part["t"][mention.type] = part["t"].get(mention.type, 0) + 1
+            mention_counts[eid] += 1
+        for eid, count in mention_counts.items():
+            add_edge(cid, EdgeType.MENTIONS, eid, cid, {"c": count})
+        for relation in extraction.relations:
+            source, target = entity_id(relation.source_key), entity_id(relation.target_key)
+            if source == target or source not in entity_contrib or target not in entity_contrib:
+                continue
+            rid = relation_id(source, target)
+            first, second = sorted((source, target))
+            surfaces = (relation.source_surface, relation.target_surface) if first == source else (relation.target_surface, relation.source_surface)
+            relation_ends[rid] = (first, second)
+            part = relation_contrib[rid].get(cid)
+            if part is None:
+                relation_contrib[rid][cid] = {"k": list(relation.keywords), "a": surfaces[0], "b": surfaces[1], "kind": relation.kind, "s": relation.sentence}
+            else:
+                part["k"] = part["k"] + [k for k in relation.keywords if k not in part["k"]]
+                if relation.kind == "dependency":
+                    part["kind"] = "dependency"
+            keywords = relation_contrib[rid][cid]["k"]
+            add_edge(cid, EdgeType.EVIDENCES, rid, cid)
+            add_edge(first, EdgeType.RELATED_TO, second, cid, {"k": keywords})
+            add_edge(rid, EdgeType.HAS_SOURCE, first, cid)
+            add_edge(rid, EdgeType.HAS_TARGET, second, cid)
+
+    def _embed(self, nodes: list[Node]) -> None:
+        if not nodes:
+            return
+        vectors = self.embedder.embed([embedding_text(n) for n in nodes])
+        by_type: dict[NodeType, list[int]] = defaultdict(list)
+        for row, node in enumerate(nodes):
+            by_type[node.type].append(row)
+        for type_, rows in by_type.items():
+            self.vectors[type_].add([nodes[r].id for r in rows], vectors[rows])
+
+    # delete -----------------------------------------------------------------------------------------------------
+
+    def resolve_document(self, ref: str) -> str | None:
+        """A document id from an id or the source it was ingested from (a path is also tried absolute)."""
+        candidates = [ref, document_id(ref)]
+        try:
+            candidates.append(document_id(str(Path(ref).expanduser().resolve())))
+        except (OSError, RuntimeError):
+            pass
+        for candidate in candidates:
+            node = self.store.get_nodes([candidate]).get(candidate)
+            if node is not None and node.type == NodeType.DOCUMENT:
+                return candidate
+        return None
+
+    def delete_document(self, ref: str) -> DeleteReport:
+        doc_id = self.resolve_document(ref)
+        if doc_id is None:
+            raise KeyError(f"no document with id or source {ref!r}")
+        report = self._remove_document(doc_id)
+        refresh_communities(self.store, self.vectors, self.embedder, self.community_resolution, self.community_min_size)
+        self.vectors.save()
+        return report
+
+    def _remove_document(self, doc_id: str) -> DeleteReport:
+        chunk_ids = sorted(e.target for e in self.store.edges_of(doc_id, [EdgeType.HAS_CHUNK]) if e.source == doc_id)
+        gone = set(chunk_ids)
+        node_ids, edge_keys = self.store.supported_by(chunk_ids)
+        updated: list[Node] = []
+        deleted: list[Node] = []
+        to_embed: list[Node] = []
+        for node in self.store.get_nodes(node_ids).values():
+            contrib = {c: part for c, part in node.contrib.items() if c not in gone}
+            if not contrib:
+                deleted.append(node)
+                continue
+            fresh = Node(node.id, node.type, dict(node.props), contrib)
+            derive(fresh)
+            updated.append(fresh)
+            if embedding_text(fresh) != embedding_text(node):
+                to_embed.append(fresh)
+        deleted_ids = {n.id for n in deleted} | gone | {doc_id}
+        kept_edges: list[Edge] = []
+        dropped_edges: list[EdgeKey] = []
+        for key, edge in self.store.get_edges(edge_keys).items():
+            if edge.source in deleted_ids or edge.target in deleted_ids:
+                continue
+            contrib = {c: part for c, part in edge.contrib.items() if c not in gone}
+            if contrib:
+                fresh_edge = Edge(edge.source, edge.type, edge.target, {}, contrib)
+                derive_edge(fresh_edge)
+                kept_edges.append(fresh_edge)
+            else:
+                dropped_edges.append(key)
+        self._embed(to_embed)
+        self.store.write(updated, kept_edges, delete_nodes=sorted(deleted_ids), delete_edges=dropped_edges)
+        self.vectors[NodeType.CHUNK].delete(chunk_ids)
+        for node in deleted:
+            if node.type in SEARCHABLE_TYPES:
+                self.vectors[node.type].delete([node.id])
+        return DeleteReport(doc_id, len(chunk_ids), len(deleted_ids), len(updated))
+
+    # recovery ---------------------------------------------------------------------------------------------------
+
+    def repair(self) -> int:
+        """Make every vector index hold exactly the vectors of the stored nodes of its type; returns fixes made."""
+        fixes = 0
+        for type_ in SEARCHABLE_TYPES:
+            stored = self.store.node_ids(type_)
+            indexed = self.vectors[type_].ids()
+            extra = indexed - stored
+            missing = sorted(stored - indexed)
+            if extra:
+                self.vectors[type_].delete(extra)
+            if missing:
+                self._embed(list(self.store.get_nodes(missing).values()))
+            fixes += len(extra) + len(missing)
+        if fixes:
+            log.warning("repaired %d vector entries that did not match the graph (an earlier run was interrupted)", fixes)
+            self.vectors.save()
+        return fixes
+
+    def close(self) -> None:
+        self.extractor.close()

@@ -1,0 +1,56 @@
+"""Entity resolution: the key under which mentions of one entity merge.
+
+Merges only obvious variants, because a wrong merge corrupts the graph while a missed one only duplicates a node:
+case and whitespace, typographic quotes, possessives, a leading "the", surrounding punctuation, and acronyms that the
+same document defines ("World Health Organization (WHO)").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_POSSESSIVE = re.compile(r"(?:'s|s')$")
+_LEADING_ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
+_EDGE_PUNCT = re.compile(r"^[\s\"'“”‘’`()\[\]{},.;:!?-]+|[\s\"'“”‘’`()\[\]{},.;:!?-]+$")
+_SPACES = re.compile(r"\s+")
+_ACRONYM_DEFINITION = re.compile(r"((?:[A-Z][\w&'-]*\s+(?:(?:of|and|for|the|on|in|de|&)\s+)*){1,9}[A-Z][\w&'-]*)\s+\(([A-Z][A-Za-z&]{1,9})\)")
+_SMALL_WORDS = {"of", "and", "for", "the", "on", "in", "de", "&"}
+
+
+def clean_surface(text: str) -> str:
+    """A mention as it should be displayed: normalised quotes and spaces, no possessive, no leading article."""
+    text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
+    text = _SPACES.sub(" ", text).strip()
+    if text.count("(") > text.count(")"):  # "World Health Organization (WHO" from a span cut mid-parenthesis
+        text = text[: text.rindex("(")]
+    text = _EDGE_PUNCT.sub("", text)
+    text = _POSSESSIVE.sub("", text).rstrip()
+    text = _LEADING_ARTICLE.sub("", text)
+    return _EDGE_PUNCT.sub("", text)
+
+
+def normalize_key(text: str) -> str:
+    return clean_surface(text).casefold()
+
+
+def find_acronyms(text: str) -> dict[str, str]:
+    """Acronym key -> long-form key, for acronyms the text defines as "Long Form Name (LFN)"."""
+    found: dict[str, str] = {}
+    for match in _ACRONYM_DEFINITION.finditer(text):
+        words = match.group(1).split()
+        acronym = match.group(2)
+        letters = acronym.replace("&", "").upper()
+        # take the shortest tail of the phrase whose significant initials spell the acronym
+        for start in range(len(words) - 1, -1, -1):
+            significant = [w for w in words[start:] if w.lower() not in _SMALL_WORDS]
+            initials = "".join(w[0] for w in significant).upper()
+            if initials == letters:
+                found[normalize_key(acronym)] = normalize_key(" ".join(words[start:]))
+                break
+    return found
+
+
+def resolve_key(surface: str, acronyms: dict[str, str]) -> str:
+    key = normalize_key(surface)
+    return acronyms.get(key, key)

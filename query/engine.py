@@ -1,0 +1,239 @@
+"""Retrieval modes over the heterogeneous graph.
+
+- ``naive``: chunk vectors only (the flat-RAG baseline).
+- ``local`` (low level): entities matched by name and by vector, their neighbourhood and the chunks that mention them.
+- ``global`` (high level): relations and communities matched by vector, their entities and evidence chunks.
+- ``hybrid``: local, global and naive scores fused.
+- ``graph``: personalized PageRank over the whole heterogeneous graph, seeded by the entry points of all the above.
+
+Every mode ends the same way: chunk scores are blended with the chunk's own similarity to the question, then the
+top chunks are returned with their citations.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Iterable
+
+import numpy as np
+
+from common.embedder import Embedder
+from common.ids import entity_id
+from graph.model import EdgeType, Node, NodeType
+from graph.projection import GraphProjection
+from graph.store import GraphStore
+from graph.vector_index import VectorIndexSet
+from ingest.resolution import normalize_key
+from query.analysis import QueryKeywords, SpacyQueryAnalyzer
+from query.results import ChunkHit, NodeHit, QueryResult
+
+log = logging.getLogger(__name__)
+
+MODES = ("naive", "local", "global", "hybrid", "graph")
+
+ENTITY_MATCH_MIN = 0.55  # cosine below which a keyword is not taken to name an entity
+CHUNK_SIMILARITY_WEIGHT = 0.5
+NEIGHBOUR_DECAY = 0.3
+
+
+class QueryError(ValueError):
+    """The query itself is unusable (empty, unknown mode...); the message says why."""
+
+
+def _normalise(scores: dict[str, float]) -> dict[str, float]:
+    if not scores:
+        return {}
+    top = max(scores.values())
+    return {k: v / top for k, v in scores.items()} if top > 0 else dict(scores)
+
+
+class QueryEngine:
+    def __init__(self, store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
+                 ppr_alpha: float = 0.5, ppr_iterations: int = 10) -> None:
+        self.store = store
+        self.vectors = vectors
+        self.embedder = embedder
+        self.analyzer = analyzer
+        self.ppr_alpha = ppr_alpha
+        self.ppr_iterations = ppr_iterations
+        self._projection: GraphProjection | None = None
+        self._projection_lock = threading.Lock()
+
+    # entry points -----------------------------------------------------------------------------------------------
+
+    def projection(self) -> GraphProjection:
+        with self._projection_lock:
+            if self._projection is None or self._projection.version != self.store.version:
+                began = time.perf_counter()
+                self._projection = GraphProjection.build(self.store)
+                log.debug("built graph projection in %.2fs", time.perf_counter() - began)
+            return self._projection
+
+    def _entity_seeds(self, keywords: QueryKeywords, question_vector: np.ndarray) -> dict[str, float]:
+        """Entities named by the low-level keywords: exact (resolved) names first, then nearest names by vector."""
+        seeds: dict[str, float] = {}
+        phrases = keywords.low_level
+        exact = self.store.get_nodes(entity_id(normalize_key(p)) for p in phrases)
+        for node_id in exact:
+            seeds[node_id] = 1.0
+        if phrases:
+            for vector in self.embedder.embed(phrases):
+                for node_id, score in self.vectors[NodeType.ENTITY].search(vector, 3):
+                    if score >= ENTITY_MATCH_MIN:
+                        seeds[node_id] = max(seeds.get(node_id, 0.0), score)
+        if not seeds:
+            for node_id, score in self.vectors[NodeType.ENTITY].search(question_vector, 5):
+                if score >= ENTITY_MATCH_MIN:
+                    seeds[node_id] = score
+        return seeds
+
+    # modes ------------------------------------------------------------------------------------------------------
+
+    def _naive(self, qv: np.ndarray, k: int) -> tuple[dict[str, float], dict[str, float]]:
+        return dict(self.vectors[NodeType.CHUNK].search(qv, k)), {}
+
+    def _local(self, keywords: QueryKeywords, qv: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+        seeds = self._entity_seeds(keywords, qv)
+        nodes = dict(seeds)
+        chunks: dict[str, float] = defaultdict(float)
+        for entity, score in seeds.items():
+            for edge in self.store.edges_of(entity):
+                if edge.type == EdgeType.MENTIONS:
+                    chunks[edge.source] += score
+                elif edge.type == EdgeType.RELATED_TO:
+                    other = edge.target if edge.source == entity else edge.source
+                    nodes[other] = max(nodes.get(other, 0.0), score * NEIGHBOUR_DECAY)
+        for entity, score in list(nodes.items()):
+            if entity in seeds:
+                continue
+            for edge in self.store.edges_of(entity, [EdgeType.MENTIONS]):
+                chunks[edge.source] += score
+        return dict(chunks), nodes
+
+    def _global(self, qv: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+        nodes: dict[str, float] = {}
+        chunks: dict[str, float] = defaultdict(float)
+        relations = self.vectors[NodeType.RELATION].search(qv, 20)
+        communities = self.vectors[NodeType.COMMUNITY].search(qv, 5)
+        found = self.store.get_nodes([r for r, _ in relations] + [c for c, _ in communities])
+        for node_id, score in relations + communities:
+            node = found.get(node_id)
+            if node is None:
+                continue
+            nodes[node_id] = score
+            for chunk in node.props.get("chunks", ()):
+                chunks[chunk] += score
+            if node.type == NodeType.RELATION:
+                for end in (node.props["source_id"], node.props["target_id"]):
+                    nodes[end] = max(nodes.get(end, 0.0), score * NEIGHBOUR_DECAY)
+        return dict(chunks), nodes
+
+    def _graph(self, keywords: QueryKeywords, qv: np.ndarray, k: int) -> tuple[dict[str, float], dict[str, float]]:
+        seeds = self._entity_seeds(keywords, qv)
+        for index_type, n in ((NodeType.CHUNK, k), (NodeType.RELATION, 10), (NodeType.COMMUNITY, 3)):
+            for node_id, score in self.vectors[index_type].search(qv, n):
+                seeds[node_id] = max(seeds.get(node_id, 0.0), score)
+        projection = self.projection()
+        scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations)
+        top = np.argsort(-scores)[: max(200, 5 * k)]
+        chunks: dict[str, float] = {}
+        nodes: dict[str, float] = {}
+        for row in top:
+            if scores[row] <= 0:
+                break
+            node_id = projection.node_ids[row]
+            if projection.node_types[row] == NodeType.CHUNK:
+                chunks[node_id] = float(scores[row])
+            elif projection.node_types[row] != NodeType.DOCUMENT:
+                nodes[node_id] = float(scores[row])
+        return chunks, nodes
+
+    # orchestration ----------------------------------------------------------------------------------------------
+
+    def _with_chunk_similarity(self, chunks: dict[str, float], qv: np.ndarray) -> dict[str, float]:
+        """Blend graph evidence with each chunk's own similarity, so ties among equally connected chunks break sensibly."""
+        if not chunks:
+            return {}
+        index = self.vectors[NodeType.CHUNK]
+        ids = [c for c in chunks if c in index]
+        similarity = dict(zip(ids, (index.get(ids) @ qv).tolist())) if ids else {}
+        graph = _normalise(chunks)
+        return {c: graph[c] + CHUNK_SIMILARITY_WEIGHT * similarity.get(c, 0.0) for c in chunks}
+
+    def retrieve(self, question: str, mode: str = "hybrid", top_k: int = 10) -> QueryResult:
+        began = time.perf_counter()
+        question = question.strip()
+        if not question:
+            raise QueryError("the query is empty")
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if top_k < 1:
+            raise QueryError("top_k must be at least 1")
+        keywords = self.analyzer.analyze(question)
+        qv = self.embedder.embed([question])[0]
+        if mode == "naive":
+            chunks, nodes = self._naive(qv, top_k)
+        elif mode == "local":
+            chunks, nodes = self._local(keywords, qv)
+        elif mode == "global":
+            chunks, nodes = self._global(qv)
+        elif mode == "graph":
+            chunks, nodes = self._graph(keywords, qv, top_k)
+        else:
+            parts = [self._local(keywords, qv), self._global(qv), self._naive(qv, top_k)]
+            chunks = defaultdict(float)
+            nodes = defaultdict(float)
+            for part_chunks, part_nodes in parts:
+                for key, value in _normalise(part_chunks).items():
+                    chunks[key] += value
+                for key, value in _normalise(part_nodes).items():
+                    nodes[key] = max(nodes[key], value)
+        if mode != "naive":
+            chunks = self._with_chunk_similarity(chunks, qv)
+        ranked = sorted(chunks.items(), key=lambda item: (-item[1], item[0]))[:top_k]
+        node_ranked = sorted(nodes.items(), key=lambda item: (-item[1], item[0]))[:top_k]
+        return QueryResult(
+            query=question,
+            mode=mode,
+            chunks=self._chunk_hits(ranked),
+            nodes=self._node_hits(node_ranked),
+            keywords={"low_level": keywords.low_level, "high_level": keywords.high_level},
+            seconds=time.perf_counter() - began,
+        )
+
+    def _chunk_hits(self, ranked: list[tuple[str, float]]) -> list[ChunkHit]:
+        found = self.store.get_nodes(c for c, _ in ranked)
+        docs = self.store.get_nodes({n.props["document_id"] for n in found.values()})
+        hits = []
+        for chunk_id, score in ranked:
+            node = found.get(chunk_id)
+            if node is None:
+                continue
+            doc = docs.get(node.props["document_id"])
+            hits.append(ChunkHit(chunk_id, node.props["document_id"], node.props.get("title", ""),
+                                 doc.props.get("source", "") if doc else "", node.props["text"], round(score, 6)))
+        return hits
+
+    def _node_hits(self, ranked: Iterable[tuple[str, float]]) -> list[NodeHit]:
+        ranked = list(ranked)
+        found = self.store.get_nodes(n for n, _ in ranked)
+        hits = []
+        for node_id, score in ranked:
+            node = found.get(node_id)
+            if node is not None:
+                hits.append(NodeHit(node_id, str(node.type), _display_name(node), round(score, 6),
+                                    node.props.get("description", ""), list(node.props.get("chunks", ()))[:10]))
+        return hits
+
+
+def _display_name(node: Node) -> str:
+    props = node.props
+    if node.type == NodeType.RELATION:
+        keywords = ", ".join(props.get("keywords", [])[:2]) or "related to"
+        return f"{props['source_name']} —{keywords}→ {props['target_name']}"
+    if node.type == NodeType.COMMUNITY:
+        return props["label"]
+    return props.get("name") or props.get("title") or node.id

@@ -32,9 +32,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
-_state: dict[str, Path | None] = {"data_dir": None}
+_state: dict = {"data_dir": None, "verbose": False}
 
 
 @app.callback()
@@ -43,7 +43,7 @@ def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
 ) -> None:
     _state["data_dir"] = data_dir
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _state["verbose"] = verbose
 
 
 def _workspace() -> Workspace:
@@ -51,6 +51,8 @@ def _workspace() -> Workspace:
         settings = Settings(**({"data_dir": _state["data_dir"]} if _state["data_dir"] else {}))
     except ValidationError as error:
         _fail(f"invalid configuration: {error}")
+    level = logging.DEBUG if _state["verbose"] else getattr(logging, settings.log_level.upper(), logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     return Workspace(settings)
 
 
@@ -126,12 +128,12 @@ def _print_result(result: QueryResult) -> None:
 @app.command()
 def query(text: str = typer.Argument(..., help="The question."),
           mode: str = typer.Option("hybrid", "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}."),
-          top_k: int = typer.Option(10, "--top-k", "-k", min=1, max=200, help="Chunks to return."),
+          top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, max=200, help="Chunks to return (default GRAPHDEX_TOP_K)."),
           json_output: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Retrieve ranked, cited context for a question."""
     workspace = _workspace()
     try:
-        result = workspace.engine.retrieve(text, mode, top_k)
+        result = workspace.engine.retrieve(text, mode, top_k or workspace.settings.top_k)
     except (QueryError, StoreError) as error:
         _fail(str(error))
     finally:

@@ -60,7 +60,7 @@ class Workspace:
     def indexer(self) -> Indexer:
         s = self.settings
         workers = s.extract_workers or max(1, (os.cpu_count() or 2) - 1)
-        extractor = SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window), workers, s.extract_batch_docs)
+        extractor = SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window), workers, s.extract_batch_chunks)
         indexer = Indexer(self.store, self.vectors, self.embedder, extractor, Chunker(self._token_counter(), s.chunk_tokens, s.chunk_overlap),
                           s.community_resolution, s.community_min_size)
         indexer.repair()

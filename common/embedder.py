@@ -68,6 +68,9 @@ class OnnxMiniLMEmbedder:
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_tokens)
+        self._counter = Tokenizer.from_file(str(tokenizer_path))  # untruncated, so long texts are counted in full
+        self._counter.no_padding()
+        self._counter.no_truncation()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
@@ -75,7 +78,7 @@ class OnnxMiniLMEmbedder:
         self._batch_size = batch_size
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        return [len(encoding.ids) for encoding in self._counter.encode_batch(list(texts), add_special_tokens=False)]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

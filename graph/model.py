@@ -25,8 +25,7 @@ class EdgeType(StrEnum):
     MENTIONS = "MENTIONS"  # Chunk -> Entity
     EVIDENCES = "EVIDENCES"  # Chunk -> Relation
     RELATED_TO = "RELATED_TO"  # Entity -> Entity (the readable shortcut of a Relation node)
-    HAS_SOURCE = "HAS_SOURCE"  # Relation -> Entity
-    HAS_TARGET = "HAS_TARGET"  # Relation -> Entity
+    CONNECTS = "CONNECTS"  # Relation -> each of its two entities
     IN_COMMUNITY = "IN_COMMUNITY"  # Entity -> Community
 
 

@@ -6,6 +6,7 @@ matrix-vector products (milliseconds), where networkx's pagerank would rebuild i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -21,8 +22,7 @@ DEFAULT_EDGE_WEIGHTS: dict[str, float] = {
     EdgeType.MENTIONS: 1.0,
     EdgeType.EVIDENCES: 1.0,
     EdgeType.RELATED_TO: 1.0,
-    EdgeType.HAS_SOURCE: 1.0,
-    EdgeType.HAS_TARGET: 1.0,
+    EdgeType.CONNECTS: 1.0,
     EdgeType.IN_COMMUNITY: 0.3,
 }
 
@@ -49,7 +49,8 @@ class GraphProjection:
         cols: list[int] = []
         weights: list[float] = []
         for edge in store.iter_edges():
-            weight = edge_weights.get(str(edge.type), 0.0)
+            # an edge's own weight (mention count, supporting chunks) counts with diminishing returns
+            weight = edge_weights.get(str(edge.type), 0.0) * math.sqrt(max(1.0, float(edge.props.get("weight", 1) or 1)))
             if weight <= 0 or edge.source not in index or edge.target not in index:
                 continue
             a, b = index[edge.source], index[edge.target]

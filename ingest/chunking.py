@@ -65,7 +65,13 @@ class Chunker:
             group = words[i : i + per_piece]
             pieces.append((group[0][0], group[-1][1]))
         counts = self._count([text[a:b] for a, b in pieces])
-        return [(a, b, c) for (a, b), c in zip(pieces, counts)]
+        out: list[tuple[int, int, int]] = []
+        for (a, b), count in zip(pieces, counts):
+            if count > self.max_tokens and b - a < end - begin:
+                out += self._split_long(text, a, b, count)
+            else:
+                out.append((a, b, count))
+        return out
 
     def split(self, text: str) -> list[Chunk]:
         spans = _sentence_spans(text)

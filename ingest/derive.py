@@ -54,21 +54,28 @@ def derive_entity(node: Node) -> None:
 
 
 def derive_relation(node: Node) -> None:
+    """A relation links two entities (``ends``, in id order); its reading direction is the majority of its evidence."""
     keywords: Counter = Counter()
-    sources: Counter = Counter()
-    targets: Counter = Counter()
+    first_names: Counter = Counter()
+    second_names: Counter = Counter()
     kinds: Counter = Counter()
+    direction = 0
     for part in node.contrib.values():
         keywords.update(part["k"])
-        sources[part["a"]] += 1
-        targets[part["b"]] += 1
+        first_names[part["a"]] += 1
+        second_names[part["b"]] += 1
         kinds[part["kind"]] += 1
-    ordered = [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))]
+        direction += part.get("d", 0)
+    first, second = node.props["ends"]
+    names = (_top(first_names), _top(second_names))
+    forward = direction >= 0
     node.props = {
-        **node.props,  # keeps source_id / target_id, fixed at creation
-        "source_name": _top(sources),
-        "target_name": _top(targets),
-        "keywords": ordered,
+        "ends": [first, second],
+        "source_id": first if forward else second,
+        "target_id": second if forward else first,
+        "source_name": names[0] if forward else names[1],
+        "target_name": names[1] if forward else names[0],
+        "keywords": [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))],
         "kind": _top(kinds),
         "weight": len(node.contrib),
         "description": _description(node.contrib),

@@ -11,6 +11,8 @@ class ChunkInput:
     chunk_id: str
     text: str
     acronyms: dict[str, str] = field(default_factory=dict)  # defined anywhere in the chunk's document
+    title: str = ""  # the document's title: where the text names it, it is the document's main entity
+    first: bool = False  # the document's first chunk, which carries the title entity even if the text never names it
 
 
 @dataclass

@@ -25,13 +25,14 @@ from ingest.communities import refresh_communities
 from ingest.derive import derive, derive_edge, embedding_text
 from ingest.documents import SourceDocument
 from ingest.extraction import ChunkExtraction, ChunkInput, Extractor
-from ingest.resolution import find_acronyms
+from ingest.resolution import TITLE_DISAMBIGUATION, find_acronyms, normalize_key
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
 WRITE_BATCH_CHUNKS = 256
+TOPIC_BONUS = 3
 SAVE_EVERY_CHUNKS = 5000
 
 
@@ -157,7 +158,7 @@ class Indexer:
             for item in prepared:
                 acronyms = find_acronyms(item.doc.text)
                 for chunk in item.chunks:
-                    yield ChunkInput(chunk_id(item.doc_id, chunk.index), chunk.text, acronyms)
+                    yield ChunkInput(chunk_id(item.doc_id, chunk.index), chunk.text, acronyms, item.doc.title, chunk.index == 0)
 
         stream = self.extractor.extract(inputs())
         batch: list[tuple[_Prepared, list[ChunkExtraction]]] = []
@@ -197,6 +198,7 @@ class Indexer:
                 "source": doc.source, "title": doc.title, "content_hash": item.hash, "metadata": doc.metadata,
                 "chunk_count": len(item.chunks), "words": words, "ingested_at": now,
             })
+            title_key = entity_id(normalize_key(TITLE_DISAMBIGUATION.sub("", doc.title))) if doc.title else ""
             for chunk, extraction in zip(item.chunks, extractions):
                 cid = chunk_id(doc_id, chunk.index)
                 nodes[cid] = Node(cid, NodeType.CHUNK, {
@@ -205,7 +207,7 @@ class Indexer:
                 })
                 add_edge(doc_id, EdgeType.HAS_CHUNK, cid, None)
                 edges[(doc_id, str(EdgeType.HAS_CHUNK), cid)].props = {"index": chunk.index}
-                self._collect(cid, extraction, entity_contrib, relation_contrib, relation_ends, add_edge)
+                self._collect(cid, extraction, entity_contrib, relation_contrib, relation_ends, add_edge, title_key)
 
         stored = self.store.get_nodes(list(entity_contrib) + list(relation_contrib))
         to_embed: list[Node] = [n for n in nodes.values() if n.type == NodeType.CHUNK]
@@ -216,12 +218,12 @@ class Indexer:
                     node = Node(node_id, type_, dict(previous.props), {**previous.contrib, **contrib})
                 else:
                     source, target = relation_ends.get(node_id, ("", ""))
-                    node = Node(node_id, type_, {"source_id": source, "target_id": target} if type_ == NodeType.RELATION else {}, contrib)
+                    node = Node(node_id, type_, {"ends": [source, target]} if type_ == NodeType.RELATION else {}, contrib)
                 derive(node)
                 if previous is None or embedding_text(previous) != embedding_text(node):
                     to_embed.append(node)
                 nodes[node_id] = node
-        stored_edges = self.store.get_edges(k for k, e in edges.items() if e.type in (EdgeType.RELATED_TO, EdgeType.HAS_SOURCE, EdgeType.HAS_TARGET))
+        stored_edges = self.store.get_edges(k for k, e in edges.items() if e.type in (EdgeType.RELATED_TO, EdgeType.CONNECTS))
         for key, edge in edges.items():
             if key in stored_edges:
                 edge.contrib = {**stored_edges[key].contrib, **edge.contrib}
@@ -231,7 +233,7 @@ class Indexer:
         return set(entity_contrib), set(relation_contrib)
 
     @staticmethod
-    def _collect(cid: str, extraction: ChunkExtraction, entity_contrib: dict, relation_contrib: dict, relation_ends: dict, add_edge: Callable) -> None:
+    def _collect(cid: str, extraction: ChunkExtraction, entity_contrib: dict, relation_contrib: dict, relation_ends: dict, add_edge: Callable, title_entity: str) -> None:
         mention_counts: Counter = Counter()
         for mention in extraction.entities:
             eid = entity_id(mention.key)
@@ -240,7 +242,8 @@ class Indexer:
             part["t"][mention.type] = part["t"].get(mention.type, 0) + 1
             mention_counts[eid] += 1
         for eid, count in mention_counts.items():
-            add_edge(cid, EdgeType.MENTIONS, eid, cid, {"c": count})
+            # a document's own subject is mentioned more strongly than anything it merely names in passing
+            add_edge(cid, EdgeType.MENTIONS, eid, cid, {"c": count + (TOPIC_BONUS if eid == title_entity else 0)})
         for relation in extraction.relations:
             source, target = entity_id(relation.source_key), entity_id(relation.target_key)
             if source == target or source not in entity_contrib or target not in entity_contrib:
@@ -251,7 +254,8 @@ class Indexer:
             relation_ends[rid] = (first, second)
             part = relation_contrib[rid].get(cid)
             if part is None:
-                relation_contrib[rid][cid] = {"k": list(relation.keywords), "a": surfaces[0], "b": surfaces[1], "kind": relation.kind, "s": relation.sentence}
+                relation_contrib[rid][cid] = {"k": list(relation.keywords), "a": surfaces[0], "b": surfaces[1], "kind": relation.kind,
+                                              "s": relation.sentence, "d": 0 if relation.kind == "cooccurrence" else (1 if first == source else -1)}
             else:
                 part["k"] = part["k"] + [k for k in relation.keywords if k not in part["k"]]
                 if relation.kind == "dependency":
@@ -259,8 +263,8 @@ class Indexer:
             keywords = relation_contrib[rid][cid]["k"]
             add_edge(cid, EdgeType.EVIDENCES, rid, cid)
             add_edge(first, EdgeType.RELATED_TO, second, cid, {"k": keywords})
-            add_edge(rid, EdgeType.HAS_SOURCE, first, cid)
-            add_edge(rid, EdgeType.HAS_TARGET, second, cid)
+            add_edge(rid, EdgeType.CONNECTS, first, cid)
+            add_edge(rid, EdgeType.CONNECTS, second, cid)
 
     def _embed(self, nodes: list[Node]) -> None:
         if not nodes:

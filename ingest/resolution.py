@@ -15,6 +15,8 @@ _LEADING_ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
 _EDGE_PUNCT = re.compile(r"^[\s\"'“”‘’`()\[\]{},.;:!?-]+|[\s\"'“”‘’`()\[\]{},.;:!?-]+$")
 _SPACES = re.compile(r"\s+")
 _ACRONYM_DEFINITION = re.compile(r"((?:[A-Z][\w&'-]*\s+(?:(?:of|and|for|the|on|in|de|&)\s+)*){1,9}[A-Z][\w&'-]*)\s+\(([A-Z][A-Za-z&]{1,9})\)")
+#: "Mercury (planet)" -> "Mercury": the parenthetical in a title disambiguates, it is not part of the name
+TITLE_DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
 _SMALL_WORDS = {"of", "and", "for", "the", "on", "in", "de", "&"}
 
 

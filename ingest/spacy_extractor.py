@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 from ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
-from ingest.resolution import clean_surface, resolve_key
+from ingest.resolution import TITLE_DISAMBIGUATION, clean_surface, resolve_key
 
 log = logging.getLogger(__name__)
 
 _SUBJECT_DEPS = {"nsubj", "nsubjpass", "csubj"}
 _OBJECT_DEPS = {"dobj", "attr", "oprd", "dative", "acomp"}
-_DROP_LEADING = {"DET", "PRON", "PUNCT", "CCONJ", "ADP", "PART"}
+_DROP_LEADING = {"DET", "PRON", "PUNCT", "CCONJ", "ADP", "PART", "NUM"}
 _MAX_SENTENCE_CHARS = 400
 _IN_PROCESS_LIMIT = 256  # below this many chunks, starting worker processes costs more than it saves
 
@@ -58,10 +58,44 @@ def _sentence_text(sentence) -> str:
     return text if len(text) <= _MAX_SENTENCE_CHARS else text[: _MAX_SENTENCE_CHARS - 1] + "…"
 
 
-def _mentions(sentence, config: SpacyConfig, acronyms: dict[str, str]) -> list[_Mention]:
+def _title_mention(sentence, title: str, acronyms: dict[str, str]) -> _Mention | None:
+    """The document's title where the sentence names it ("West of Shanghai is a 1937 film..."): NER often misses
+    titles of works, yet they are exactly what questions name."""
+    name = TITLE_DISAMBIGUATION.sub("", title).strip()
+    if len(name) < 3:
+        return None
+    at = sentence.text.lower().find(name.lower())
+    if at < 0:
+        return None
+    span = sentence.doc.char_span(sentence.start_char + at, sentence.start_char + at + len(name), alignment_mode="expand")
+    if span is None:
+        return None
+    label = next((e.label_ for e in sentence.ents if e.start <= span.root.i < e.end), "TOPIC")
+    surface = clean_surface(span.text)
+    return _Mention(span.start, span.end, span.root.i, surface, resolve_key(surface, acronyms), label, True) if surface else None
+
+
+def _unstated_title(chunk: ChunkInput) -> _Mention | None:
+    """The title entity of a document whose text never spells the title out ("John Farrow" over a text about
+    "John Villiers Farrow"): it still names what the document is about, so it joins the first sentence."""
+    if not chunk.first or not chunk.title:
+        return None
+    name = clean_surface(TITLE_DISAMBIGUATION.sub("", chunk.title))
+    if len(name) < 3 or name.lower() in chunk.text.lower():
+        return None
+    return _Mention(0, 0, -1, name, resolve_key(name, chunk.acronyms), "TOPIC", True)
+
+
+def _mentions(sentence, config: SpacyConfig, acronyms: dict[str, str], title: str = "") -> list[_Mention]:
     out: list[_Mention] = []
     taken: set[int] = set()
+    titled = _title_mention(sentence, title, acronyms) if title else None
+    if titled is not None:
+        out.append(titled)
+        taken.update(range(titled.start, titled.end))
     for ent in sentence.ents:
+        if any(i in taken for i in range(ent.start, ent.end)):
+            continue
         if ent.label_ in config.excluded_types:
             continue
         surface = clean_surface(ent.text)
@@ -108,7 +142,7 @@ def _dependency_relations(sentence, mention_at: dict[int, _Mention]) -> list[tup
         if not subjects and verb.dep_ in ("acl", "relcl"):
             head = verb.head
             subjects = [head]
-            if mention_of(head) is None and head.dep_ in ("attr", "appos") and head.head is not None:
+            if head.dep_ == "attr":  # "X is a film directed by Y": the film is X
                 subjects = [s for c in head.head.children if c.dep_ in _SUBJECT_DEPS for s in _with_conjuncts(c)] or [head]
         subject_mentions = [m for m in (mention_of(s) for s in subjects) if m is not None]
         if not subject_mentions:
@@ -140,8 +174,12 @@ def _dependency_relations(sentence, mention_at: dict[int, _Mention]) -> list[tup
 
 def _extract_one(doc, chunk: ChunkInput, config: SpacyConfig) -> ChunkExtraction:
     result = ChunkExtraction(chunk.chunk_id)
+    unstated = _unstated_title(chunk)
     for sentence in doc.sents:
-        mentions = _mentions(sentence, config, chunk.acronyms)
+        mentions = _mentions(sentence, config, chunk.acronyms, chunk.title)
+        if unstated is not None:
+            mentions.insert(0, unstated)
+            unstated = None
         if not mentions:
             continue
         text = _sentence_text(sentence)
@@ -209,7 +247,9 @@ class SpacyExtractor:
                 yield _extract_one(doc, chunk, self.config)
             return
         if self._pool is None:
-            context = multiprocessing.get_context("spawn")
+            # fork: workers start in a fraction of a second and callers need no `if __name__ == "__main__"` guard;
+            # they only run spaCy, never the parent's onnxruntime threads
+            context = multiprocessing.get_context("fork")
             self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self.config,))
         batches = [chunks[i : i + self.batch_size] for i in range(0, len(chunks), self.batch_size)]
         for extracted in self._pool.imap(_extract_batch, batches):

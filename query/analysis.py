@@ -13,6 +13,9 @@ _QUESTION_WORDS = {"who", "what", "when", "where", "which", "why", "how", "whom"
 class QueryKeywords:
     low_level: list[str] = field(default_factory=list)  # entity-like phrases, matched against entity names
     high_level: list[str] = field(default_factory=list)  # themes, matched against relations and communities
+    spans: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, text) word n-grams, longest first
+
+MAX_NGRAM = 8
 
 
 class SpacyQueryAnalyzer:
@@ -47,4 +50,19 @@ class SpacyQueryAnalyzer:
         for token in doc:
             if token.pos_ == "VERB" and not token.is_stop:
                 add(high, token.lemma_)
-        return QueryKeywords(low, high)
+        return QueryKeywords(low, high, self._spans(doc))
+
+    @staticmethod
+    def _spans(doc) -> list[tuple[int, int, str]]:
+        """Every n-gram that could be an entity's whole name: it neither starts nor ends with a stop word or
+        punctuation. Names that spaCy's NER misses in a short question (titles of works) are found this way."""
+        spans = []
+        for start in range(len(doc)):
+            if doc[start].is_stop or doc[start].is_punct:
+                continue
+            for end in range(start + 1, min(len(doc), start + MAX_NGRAM) + 1):
+                last = doc[end - 1]
+                if not (last.is_stop or last.is_punct):
+                    spans.append((start, end, doc[start:end].text))
+        spans.sort(key=lambda s: (s[0] - s[1], s[0]))
+        return spans

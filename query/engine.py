@@ -3,7 +3,7 @@
 - ``naive``: chunk vectors only (the flat-RAG baseline).
 - ``local`` (low level): entities matched by name and by vector, their neighbourhood and the chunks that mention them.
 - ``global`` (high level): relations and communities matched by vector, their entities and evidence chunks.
-- ``hybrid``: local, global and naive scores fused.
+- ``hybrid``: local and global scores fused (both levels at once, as LightRAG's hybrid).
 - ``graph``: personalized PageRank over the whole heterogeneous graph, seeded by the entry points of all the above.
 
 Every mode ends the same way: chunk scores are blended with the chunk's own similarity to the question, then the
@@ -13,6 +13,7 @@ top chunks are returned with their citations.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -34,9 +35,12 @@ log = logging.getLogger(__name__)
 
 MODES = ("naive", "local", "global", "hybrid", "graph")
 
-ENTITY_MATCH_MIN = 0.55  # cosine below which a keyword is not taken to name an entity
+ENTITY_MATCH_MIN = 0.7  # cosine below which a keyword is not taken to name an entity
 CHUNK_SIMILARITY_WEIGHT = 0.5
 NEIGHBOUR_DECAY = 0.3
+SEED_CHUNK_WEIGHT = 0.05
+COOCCURRENCE_WEIGHT = 0.5
+PPR_COMPRESSION = 0.5
 
 
 class QueryError(ValueError):
@@ -48,6 +52,15 @@ def _normalise(scores: dict[str, float]) -> dict[str, float]:
         return {}
     top = max(scores.values())
     return {k: v / top for k, v in scores.items()} if top > 0 else dict(scores)
+
+
+def _sharpen(hits: list[tuple[str, float]], temperature: float = 0.05) -> list[tuple[str, float]]:
+    """Seed weights that fall off steeply below the best hit: a vector search always returns k hits, and the
+    weakest of them are usually unrelated; with flat weights they would pull the walk anywhere."""
+    if not hits:
+        return []
+    best = max(score for _, score in hits)
+    return [(node_id, best * math.exp((score - best) / temperature)) for node_id, score in hits]
 
 
 class QueryEngine:
@@ -73,14 +86,21 @@ class QueryEngine:
             return self._projection
 
     def _entity_seeds(self, keywords: QueryKeywords, question_vector: np.ndarray) -> dict[str, float]:
-        """Entities named by the low-level keywords: exact (resolved) names first, then nearest names by vector."""
+        """Entities the question names: the longest word n-grams that are an entity's resolved name, then, for
+        low-level keywords that matched no name exactly, the nearest entity names by vector."""
         seeds: dict[str, float] = {}
-        phrases = keywords.low_level
-        exact = self.store.get_nodes(entity_id(normalize_key(p)) for p in phrases)
-        for node_id in exact:
-            seeds[node_id] = 1.0
-        if phrases:
-            for vector in self.embedder.embed(phrases):
+        ids = {span: entity_id(normalize_key(span[2])) for span in keywords.spans}
+        found = self.store.get_nodes(set(ids.values()))
+        covered: set[int] = set()
+        for span in keywords.spans:  # longest first
+            start, end, _ = span
+            if ids[span] in found and not covered.intersection(range(start, end)):
+                seeds[ids[span]] = 1.0
+                covered.update(range(start, end))
+        matched = [normalize_key(found[i].props["name"]) for i in seeds]
+        unmatched = [p for p in keywords.low_level if not any(normalize_key(p) in name for name in matched)]
+        if unmatched:
+            for vector in self.embedder.embed(unmatched):
                 for node_id, score in self.vectors[NodeType.ENTITY].search(vector, 3):
                     if score >= ENTITY_MATCH_MIN:
                         seeds[node_id] = max(seeds.get(node_id, 0.0), score)
@@ -116,8 +136,8 @@ class QueryEngine:
     def _global(self, qv: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
         nodes: dict[str, float] = {}
         chunks: dict[str, float] = defaultdict(float)
-        relations = self.vectors[NodeType.RELATION].search(qv, 20)
-        communities = self.vectors[NodeType.COMMUNITY].search(qv, 5)
+        relations = _sharpen(self.vectors[NodeType.RELATION].search(qv, 20))
+        communities = _sharpen(self.vectors[NodeType.COMMUNITY].search(qv, 5))
         found = self.store.get_nodes([r for r, _ in relations] + [c for c, _ in communities])
         for node_id, score in relations + communities:
             node = found.get(node_id)
@@ -127,15 +147,21 @@ class QueryEngine:
             for chunk in node.props.get("chunks", ()):
                 chunks[chunk] += score
             if node.type == NodeType.RELATION:
-                for end in (node.props["source_id"], node.props["target_id"]):
+                for end in node.props["ends"]:
                     nodes[end] = max(nodes.get(end, 0.0), score * NEIGHBOUR_DECAY)
         return dict(chunks), nodes
 
     def _graph(self, keywords: QueryKeywords, qv: np.ndarray, k: int) -> tuple[dict[str, float], dict[str, float]]:
         seeds = self._entity_seeds(keywords, qv)
-        for index_type, n in ((NodeType.CHUNK, k), (NodeType.RELATION, 10), (NodeType.COMMUNITY, 3)):
-            for node_id, score in self.vectors[index_type].search(qv, n):
-                seeds[node_id] = max(seeds.get(node_id, 0.0), score)
+        # named entities and matching relations lead the walk; similar chunks and communities only nudge it, or
+        # their direct similarity would drown the second hop that graph propagation exists to find
+        for index_type, n, weight in ((NodeType.RELATION, 10, 1.0), (NodeType.CHUNK, k, SEED_CHUNK_WEIGHT), (NodeType.COMMUNITY, 3, SEED_CHUNK_WEIGHT)):
+            hits = self.vectors[index_type].search(qv, n)
+            if index_type == NodeType.RELATION:  # a parsed relation ("directed by") says more than co-occurrence
+                kinds = {i: node.props.get("kind") for i, node in self.store.get_nodes(h for h, _ in hits).items()}
+                hits = [(h, score * (1.0 if kinds.get(h) != "cooccurrence" else COOCCURRENCE_WEIGHT)) for h, score in hits]
+            for node_id, score in _sharpen(hits):
+                seeds[node_id] = max(seeds.get(node_id, 0.0), score * weight)
         projection = self.projection()
         scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations)
         top = np.argsort(-scores)[: max(200, 5 * k)]
@@ -146,7 +172,7 @@ class QueryEngine:
                 break
             node_id = projection.node_ids[row]
             if projection.node_types[row] == NodeType.CHUNK:
-                chunks[node_id] = float(scores[row])
+                chunks[node_id] = float(scores[row]) ** PPR_COMPRESSION
             elif projection.node_types[row] != NodeType.DOCUMENT:
                 nodes[node_id] = float(scores[row])
         return chunks, nodes
@@ -183,7 +209,7 @@ class QueryEngine:
         elif mode == "graph":
             chunks, nodes = self._graph(keywords, qv, top_k)
         else:
-            parts = [self._local(keywords, qv), self._global(qv), self._naive(qv, top_k)]
+            parts = [self._local(keywords, qv), self._global(qv)]
             chunks = defaultdict(float)
             nodes = defaultdict(float)
             for part_chunks, part_nodes in parts:

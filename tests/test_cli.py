@@ -1,0 +1,69 @@
+"""The command line, run in-process through typer's runner against a real data directory."""
+
+import json
+
+from typer.testing import CliRunner
+
+from api.cli import app
+
+runner = CliRunner()
+
+
+def invoke(data_dir, *args):
+    return runner.invoke(app, ["--data-dir", str(data_dir), *args])
+
+
+def said(result) -> str:
+    return " ".join(result.output.split())
+
+
+def test_ingest_query_stats_delete_round_trip(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "kessler.md").write_text("# Maria Kessler\n\nMaria Kessler was a German film director born in Leipzig.")
+    (corpus / "films.jsonl").write_text(json.dumps({"title": "The Harbor Lights", "text": "The Harbor Lights is a 1931 film directed by Maria Kessler."}) + "\n")
+    data = tmp_path / "index"
+
+    result = invoke(data, "ingest", str(corpus), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["documents_added"] == 2 and summary["chunks"] == 2
+
+    again = invoke(data, "ingest", str(corpus), "--json")
+    assert json.loads(again.stdout[again.stdout.index("{"):])["documents_unchanged"] == 2
+
+    answer = invoke(data, "query", "Who directed The Harbor Lights?", "--mode", "local", "--json")
+    assert answer.exit_code == 0, answer.output
+    payload = json.loads(answer.stdout)
+    assert payload["chunks"][0]["title"] in {"The Harbor Lights", "Maria Kessler"}
+    assert {"chunk_id", "doc_id", "title", "text", "score", "source"} <= payload["chunks"][0].keys()
+
+    table = invoke(data, "query", "Maria Kessler", "--top-k", "1")
+    assert table.exit_code == 0 and "Maria Kessler" in table.stdout
+
+    stats = json.loads(invoke(data, "stats", "--json").stdout)
+    assert stats["nodes"]["Document"] == 2 and stats["vectors"]["Chunk"] == 2
+
+    removed = invoke(data, "delete", str(corpus / "kessler.md"))
+    assert removed.exit_code == 0, removed.output
+    assert json.loads(invoke(data, "stats", "--json").stdout)["nodes"]["Document"] == 1
+
+
+def test_user_mistakes_give_clear_errors(tmp_path):
+    data = tmp_path / "index"
+    missing = invoke(data, "ingest", str(tmp_path / "nope.txt"))
+    assert missing.exit_code == 1 and "no such file" in said(missing)
+    (tmp_path / "table.csv").write_text("a,b")
+    unsupported = invoke(data, "ingest", str(tmp_path / "table.csv"))
+    assert unsupported.exit_code == 1 and "unsupported file type" in said(unsupported)
+    unknown = invoke(data, "delete", "doc-0000")
+    assert unknown.exit_code == 1 and "no document" in said(unknown)
+    bad_mode = invoke(data, "query", "anything", "--mode", "fast")
+    assert bad_mode.exit_code == 1 and "unknown mode" in said(bad_mode)
+
+
+def test_help_explains_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("ingest", "query", "delete", "stats", "demo"):
+        assert command in result.output

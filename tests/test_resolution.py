@@ -1,4 +1,4 @@
-from ingest.resolution import clean_surface, find_acronyms, normalize_key, resolve_key
+from common.resolution import clean_surface, find_acronyms, normalize_key, resolve_key
 
 
 def test_obvious_variants_share_a_key():

@@ -1,4 +1,4 @@
-"""Entity resolution: the key under which mentions of one entity merge.
+"""Entity resolution keys, shared by the writer (ingest) and the reader (query) so both name an entity alike.
 
 Merges only obvious variants, because a wrong merge corrupts the graph while a missed one only duplicates a node:
 case and whitespace, typographic quotes, possessives, a leading "the", surrounding punctuation, and acronyms that the

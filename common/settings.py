@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "TIME", "DATE"],
         description="spaCy NER labels that never become entities (numbers and dates make meaningless hubs).",
     )
-    max_cooccurrence_window: int = Field(3, ge=0, le=20, description="Entities within this many mentions of each other in a sentence are linked by co-occurrence; 0 disables co-occurrence relations.")
+    max_cooccurrence_window: int = Field(3, ge=0, le=20, description="Entities within this many mentions of each other in a sentence are linked (RELATED_TO) by co-occurrence; 0 disables co-occurrence links.")
 
     embedder: str = Field("local", description="`local` (bundled MiniLM ONNX, offline) or a litellm embedding model such as `openai/text-embedding-3-small`.")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding call.")

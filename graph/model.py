@@ -35,7 +35,7 @@ SEARCHABLE_TYPES: tuple[NodeType, ...] = (NodeType.CHUNK, NodeType.ENTITY, NodeT
 Contributions = dict[str, dict[str, Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     id: str
     type: NodeType
@@ -50,7 +50,7 @@ class Node:
 EdgeKey = tuple[str, str, str]  # (source id, edge type, target id)
 
 
-@dataclass
+@dataclass(slots=True)
 class Edge:
     source: str
     type: EdgeType

@@ -29,7 +29,7 @@ class RelationMention:
     target_key: str
     source_surface: str
     target_surface: str
-    keywords: list[str]
+    keywords: list[str]  # the predicate ("directed by"); empty for bare co-occurrence
     sentence: str
     kind: str  # "dependency" | "cooccurrence" | "llm"
 

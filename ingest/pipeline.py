@@ -183,11 +183,12 @@ class Indexer:
         relation_ends: dict[str, tuple[str, str]] = {}
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-        def add_edge(source: str, type_: EdgeType, target: str, chunk: str | None, part: dict | None = None) -> None:
+        def add_edge(source: str, type_: EdgeType, target: str, chunk: str | None, part: dict | None = None) -> Edge:
             key = (source, str(type_), target)
             edge = edges.setdefault(key, Edge(source, type_, target))
             if chunk is not None:
                 edge.contrib[chunk] = part or {}
+            return edge
 
         for item, extractions in batch:
             doc, doc_id = item.doc, item.doc_id
@@ -248,21 +249,23 @@ class Indexer:
             source, target = entity_id(relation.source_key), entity_id(relation.target_key)
             if source == target or source not in entity_contrib or target not in entity_contrib:
                 continue
-            rid = relation_id(source, target)
             first, second = sorted((source, target))
+            related = add_edge(first, EdgeType.RELATED_TO, second, None)
+            part = related.contrib.setdefault(cid, {"k": []})
+            part["k"] += [k for k in relation.keywords if k not in part["k"]]
+            if not relation.keywords:
+                # bare co-occurrence links the two entities (an edge) but states nothing worth a searchable node
+                continue
+            rid = relation_id(source, target)
             surfaces = (relation.source_surface, relation.target_surface) if first == source else (relation.target_surface, relation.source_surface)
             relation_ends[rid] = (first, second)
-            part = relation_contrib[rid].get(cid)
-            if part is None:
+            stated = relation_contrib[rid].get(cid)
+            if stated is None:
                 relation_contrib[rid][cid] = {"k": list(relation.keywords), "a": surfaces[0], "b": surfaces[1], "kind": relation.kind,
-                                              "s": relation.sentence, "d": 0 if relation.kind == "cooccurrence" else (1 if first == source else -1)}
+                                              "s": relation.sentence, "d": 1 if first == source else -1}
             else:
-                part["k"] = part["k"] + [k for k in relation.keywords if k not in part["k"]]
-                if relation.kind == "dependency":
-                    part["kind"] = "dependency"
-            keywords = relation_contrib[rid][cid]["k"]
+                stated["k"] += [k for k in relation.keywords if k not in stated["k"]]
             add_edge(cid, EdgeType.EVIDENCES, rid, cid)
-            add_edge(first, EdgeType.RELATED_TO, second, cid, {"k": keywords})
             add_edge(rid, EdgeType.CONNECTS, first, cid)
             add_edge(rid, EdgeType.CONNECTS, second, cid)
 

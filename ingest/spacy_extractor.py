@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -252,8 +253,16 @@ class SpacyExtractor:
             context = multiprocessing.get_context("fork")
             self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self.config,))
         batches = [chunks[i : i + self.batch_size] for i in range(0, len(chunks), self.batch_size)]
-        for extracted in self._pool.imap(_extract_batch, batches):
-            yield from extracted
+        # a bounded window of batches in flight: workers stay busy, but finished results never pile up in memory
+        # while the consumer (embedding) is the slower side
+        window = 2 * self.workers + 1
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(self._pool.apply_async(_extract_batch, (batch,)))
+            if len(pending) >= window:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -39,7 +39,6 @@ ENTITY_MATCH_MIN = 0.7  # cosine below which a keyword is not taken to name an e
 CHUNK_SIMILARITY_WEIGHT = 0.5
 NEIGHBOUR_DECAY = 0.3
 SEED_CHUNK_WEIGHT = 0.05
-COOCCURRENCE_WEIGHT = 0.5
 PPR_COMPRESSION = 0.5
 
 
@@ -156,11 +155,7 @@ class QueryEngine:
         # named entities and matching relations lead the walk; similar chunks and communities only nudge it, or
         # their direct similarity would drown the second hop that graph propagation exists to find
         for index_type, n, weight in ((NodeType.RELATION, 10, 1.0), (NodeType.CHUNK, k, SEED_CHUNK_WEIGHT), (NodeType.COMMUNITY, 3, SEED_CHUNK_WEIGHT)):
-            hits = self.vectors[index_type].search(qv, n)
-            if index_type == NodeType.RELATION:  # a parsed relation ("directed by") says more than co-occurrence
-                kinds = {i: node.props.get("kind") for i, node in self.store.get_nodes(h for h, _ in hits).items()}
-                hits = [(h, score * (1.0 if kinds.get(h) != "cooccurrence" else COOCCURRENCE_WEIGHT)) for h, score in hits]
-            for node_id, score in _sharpen(hits):
+            for node_id, score in _sharpen(self.vectors[index_type].search(qv, n)):
                 seeds[node_id] = max(seeds.get(node_id, 0.0), score * weight)
         projection = self.projection()
         scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations)

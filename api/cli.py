@@ -140,8 +140,10 @@ def query(text: str = typer.Argument(..., help="The question."),
         workspace.close()
     if json_output:
         console.print_json(json.dumps(result.to_dict()))
-    else:
-        _print_result(result)
+        return
+    _print_result(result)
+    if not result.chunks:
+        err.print("[yellow]nothing found[/]: is the index empty? `graphdex stats` shows what is indexed, `graphdex ingest PATH` adds documents")
 
 
 @app.command()

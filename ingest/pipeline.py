@@ -104,7 +104,7 @@ class Indexer:
                 since_save = 0
             if progress:
                 progress(done, total_chunks)
-        if prepared or report.documents_replaced:
+        if prepared:
             self._timed(report, "communities", lambda: refresh_communities(self.store, self.vectors, self.embedder, self.community_resolution, self.community_min_size))
             self._timed(report, "vector_save", self.vectors.save)
         report.entities = len(touched_entities)

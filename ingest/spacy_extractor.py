@@ -255,7 +255,7 @@ class SpacyExtractor:
         batches = [chunks[i : i + self.batch_size] for i in range(0, len(chunks), self.batch_size)]
         # a bounded window of batches in flight: workers stay busy, but finished results never pile up in memory
         # while the consumer (embedding) is the slower side
-        window = 2 * self.workers + 1
+        window = 8 * self.workers
         pending: deque = deque()
         for batch in batches:
             pending.append(self._pool.apply_async(_extract_batch, (batch,)))

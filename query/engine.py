@@ -38,6 +38,9 @@ MODES = ("naive", "local", "global", "hybrid", "graph")
 ENTITY_MATCH_MIN = 0.7  # cosine below which a keyword is not taken to name an entity
 CHUNK_SIMILARITY_WEIGHT = 0.5
 NEIGHBOUR_DECAY = 0.3
+NEIGHBOURS_PER_SEED = 25
+RESCORED_CHUNKS = 100
+UNANCHORED_RELATION_WEIGHT = 0.5
 SEED_CHUNK_WEIGHT = 0.05
 PPR_COMPRESSION = 0.5
 
@@ -51,6 +54,12 @@ def _normalise(scores: dict[str, float]) -> dict[str, float]:
         return {}
     top = max(scores.values())
     return {k: v / top for k, v in scores.items()} if top > 0 else dict(scores)
+
+
+def _specificity(entity: Node) -> float:
+    """1 for an entity one chunk mentions, falling slowly for hubs: a question naming "Director" or "American"
+    says little about which of their hundreds of chunks it wants (the IDF idea, on graph nodes)."""
+    return 1.0 / (1.0 + math.log(max(1, int(entity.props.get("support", 1)))))
 
 
 def _sharpen(hits: list[tuple[str, float]], temperature: float = 0.05) -> list[tuple[str, float]]:
@@ -94,19 +103,20 @@ class QueryEngine:
         for span in keywords.spans:  # longest first
             start, end, _ = span
             if ids[span] in found and not covered.intersection(range(start, end)):
-                seeds[ids[span]] = 1.0
+                seeds[ids[span]] = _specificity(found[ids[span]])
                 covered.update(range(start, end))
         matched = [normalize_key(found[i].props["name"]) for i in seeds]
         unmatched = [p for p in keywords.low_level if not any(normalize_key(p) in name for name in matched)]
+        near: dict[str, float] = {}
         if unmatched:
             for vector in self.embedder.embed(unmatched):
                 for node_id, score in self.vectors[NodeType.ENTITY].search(vector, 3):
                     if score >= ENTITY_MATCH_MIN:
-                        seeds[node_id] = max(seeds.get(node_id, 0.0), score)
-        if not seeds:
-            for node_id, score in self.vectors[NodeType.ENTITY].search(question_vector, 5):
-                if score >= ENTITY_MATCH_MIN:
-                    seeds[node_id] = score
+                        near[node_id] = max(near.get(node_id, 0.0), score)
+        if not seeds and not near:
+            near = {i: s for i, s in self.vectors[NodeType.ENTITY].search(question_vector, 5) if s >= ENTITY_MATCH_MIN}
+        for node_id, node in self.store.get_nodes(near).items():
+            seeds[node_id] = max(seeds.get(node_id, 0.0), near[node_id] * _specificity(node))
         return seeds
 
     # modes ------------------------------------------------------------------------------------------------------
@@ -119,12 +129,16 @@ class QueryEngine:
         nodes = dict(seeds)
         chunks: dict[str, float] = defaultdict(float)
         for entity, score in seeds.items():
-            for edge in self.store.edges_of(entity):
+            neighbours: list[tuple[float, str]] = []
+            for edge in self.store.edges_of(entity, [EdgeType.MENTIONS, EdgeType.RELATED_TO]):
                 if edge.type == EdgeType.MENTIONS:
                     chunks[edge.source] += score
-                elif edge.type == EdgeType.RELATED_TO:
+                else:
                     other = edge.target if edge.source == entity else edge.source
-                    nodes[other] = max(nodes.get(other, 0.0), score * NEIGHBOUR_DECAY)
+                    neighbours.append((float(edge.props.get("weight", 1)) + (1.0 if edge.props.get("keywords") else 0.0), other))
+            # the strongest links only: a hub's hundreds of neighbours would drown the ones that matter (and be slow)
+            for _, other in sorted(neighbours, reverse=True)[:NEIGHBOURS_PER_SEED]:
+                nodes[other] = max(nodes.get(other, 0.0), score * NEIGHBOUR_DECAY)
         for entity, score in list(nodes.items()):
             if entity in seeds:
                 continue
@@ -152,10 +166,16 @@ class QueryEngine:
 
     def _graph(self, keywords: QueryKeywords, qv: np.ndarray, k: int) -> tuple[dict[str, float], dict[str, float]]:
         seeds = self._entity_seeds(keywords, qv)
+        named = set(seeds)
         # named entities and matching relations lead the walk; similar chunks and communities only nudge it, or
         # their direct similarity would drown the second hop that graph propagation exists to find
         for index_type, n, weight in ((NodeType.RELATION, 10, 1.0), (NodeType.CHUNK, k, SEED_CHUNK_WEIGHT), (NodeType.COMMUNITY, 3, SEED_CHUNK_WEIGHT)):
-            for node_id, score in _sharpen(self.vectors[index_type].search(qv, n)):
+            hits = self.vectors[index_type].search(qv, n)
+            if index_type == NodeType.RELATION and named:
+                # a relation that touches an entity the question names is far more likely the one asked about
+                ends = {i: set(node.props["ends"]) for i, node in self.store.get_nodes(h for h, _ in hits).items()}
+                hits = [(h, score if ends.get(h, set()) & named else score * UNANCHORED_RELATION_WEIGHT) for h, score in hits]
+            for node_id, score in _sharpen(hits):
                 seeds[node_id] = max(seeds.get(node_id, 0.0), score * weight)
         projection = self.projection()
         scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations)
@@ -178,6 +198,8 @@ class QueryEngine:
         """Blend graph evidence with each chunk's own similarity, so ties among equally connected chunks break sensibly."""
         if not chunks:
             return {}
+        # only the strongest candidates are re-scored: fetching thousands of vectors per query costs more than the rest
+        chunks = dict(sorted(chunks.items(), key=lambda item: -item[1])[:RESCORED_CHUNKS])
         index = self.vectors[NodeType.CHUNK]
         ids = [c for c in chunks if c in index]
         similarity = dict(zip(ids, (index.get(ids) @ qv).tolist())) if ids else {}

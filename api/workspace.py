@@ -37,6 +37,11 @@ class Workspace:
 
     @cached_property
     def store(self) -> GraphStore:
+        s = self.settings
+        if s.store == "neo4j":
+            from graph.neo4j_store import Neo4jGraphStore
+
+            return Neo4jGraphStore(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database, s.neo4j_workspace)
         return NetworkxGraphStore(self.data_dir / "graph")
 
     @cached_property

@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRAPHDEX_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("./graphdex-data"), description="Directory of the embedded store and vector indexes.")
-    store: Literal["embedded"] = Field("embedded", description="Graph store: `embedded` (networkx persisted in SQLite under the data directory).")
+    store: Literal["embedded", "neo4j"] = Field("embedded", description="Graph store: `embedded` (networkx persisted in SQLite under the data directory) or `neo4j` (a Neo4j 5 server; vectors stay under the data directory).")
 
     chunk_tokens: int = Field(200, ge=16, le=8192, description="Maximum tokens per chunk.")
     chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of a document.")
@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     ppr_alpha: float = Field(0.5, gt=0, lt=1, description="Personalized PageRank restart probability (higher stays closer to the seeds).")
     ppr_iterations: int = Field(10, ge=1, le=200, description="Personalized PageRank power iterations.")
 
+
+    neo4j_uri: str = Field("bolt://127.0.0.1:7687", description="Neo4j Bolt URI (with `GRAPHDEX_STORE=neo4j`).")
+    neo4j_user: str = Field("neo4j", description="Neo4j user.")
+    neo4j_password: str = Field("graphdex-dev-password", description="Neo4j password (the local server of `scripts/neo4j.sh` uses this default).")
+    neo4j_database: str = Field("neo4j", description="Neo4j database (Community edition has one: `neo4j`).")
+    neo4j_workspace: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Name that keeps this corpus apart from others in the same Neo4j database.")
 
     log_level: str = Field("WARNING", description="Logging level of the command line and service (DEBUG, INFO, WARNING, ERROR); `--verbose` means DEBUG.")
 

@@ -1,0 +1,311 @@
+"""The Neo4j graph store: the system of record for real deployments, and what people browse in the Neo4j Browser.
+
+Every node carries a label for its type (``:Document``, ``:Chunk``, ``:Entity``, ``:Relation``, ``:Community``) and
+entities a second label for their kind (``:Person``, ``:Organization``...), so the Browser can colour and filter by
+type. Relationship types are the edge types (``HAS_CHUNK``, ``MENTIONS``, ``RELATED_TO``...). Readable properties
+(name, title, text, keywords...) sit on the elements for browsing and Cypher; the exact ``props`` and ``contrib``
+are kept as JSON strings so that reading an element back gives exactly what was written, as with the embedded store.
+
+Several corpora can share one server: every element carries a ``workspace`` property, constraints are unique per
+(workspace, id), and every query filters on it. All Cypher is parameterised; labels and relationship types, which
+Cypher cannot take as parameters, come only from the fixed enums below, never from user input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
+
+from graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
+from graph.store import StoreError
+
+log = logging.getLogger(__name__)
+
+#: spaCy NER labels (and our own) -> the second label an entity carries in Neo4j.
+ENTITY_LABELS: dict[str, str] = {
+    "PERSON": "Person", "ORG": "Organization", "GPE": "Place", "LOC": "Location", "FAC": "Facility",
+    "NORP": "Group", "EVENT": "Event", "WORK_OF_ART": "Work", "PRODUCT": "Product", "LAW": "Law",
+    "LANGUAGE": "Language", "CONCEPT": "Concept", "TOPIC": "Topic",
+}
+OTHER_ENTITY_LABEL = "OtherEntity"
+BATCH = 1000
+_READABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def entity_label(entity_type: str) -> str:
+    return ENTITY_LABELS.get(entity_type.upper(), OTHER_ENTITY_LABEL)
+
+
+def _primitive(value: Any) -> bool:
+    if isinstance(value, (str, int, float, bool)):
+        return True
+    return isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value) and len({type(v) for v in value}) <= 1
+
+
+def _readable_props(props: dict[str, Any]) -> dict[str, Any]:
+    """The properties Neo4j can hold natively (nested maps stay in the JSON copy only)."""
+    return {k: v for k, v in props.items() if _READABLE.match(k) and _primitive(v) and k not in ("id", "workspace")}
+
+
+def _find(var: str, id_expr: str) -> str:
+    """Cypher that binds ``var`` to the node with id ``id_expr`` whatever its type, through each type's unique index
+    (a label-less MATCH would scan every node of the database)."""
+    branches = " UNION ".join(
+        f"WITH {id_expr.split('.')[0]} MATCH ({var}:{t.value} {{workspace: $ws, id: {id_expr}}}) RETURN {var}" for t in NodeType
+    )
+    return f"CALL {{ {branches} }}"
+
+
+def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Neo4jGraphStore:
+    """GraphStore on a Neo4j 5 server (Community or Enterprise), over Bolt with the official driver."""
+
+    def __init__(self, uri: str, user: str, password: str, database: str = "neo4j", workspace: str = "default") -> None:
+        import neo4j
+        from neo4j.exceptions import AuthError, ServiceUnavailable
+
+        self._neo4j = neo4j
+        self._database = database
+        self._workspace = workspace
+        try:
+            self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password) if password else None)
+            self._driver.verify_connectivity()
+        except ServiceUnavailable as error:
+            raise StoreError(f"cannot reach Neo4j at {uri}: {error}. Start it (scripts/neo4j.sh start) or check GRAPHDEX_NEO4J_URI") from error
+        except AuthError as error:
+            raise StoreError(f"Neo4j at {uri} refused the credentials of user {user!r}: check GRAPHDEX_NEO4J_USER / GRAPHDEX_NEO4J_PASSWORD") from error
+        self._ensure_schema()
+
+    # plumbing -------------------------------------------------------------------------------------------------
+
+    def _read(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        def work(tx):
+            return [record.data() for record in tx.run(query, ws=self._workspace, **params)]
+
+        with self._driver.session(database=self._database) as session:
+            return session.execute_read(work)
+
+    def _ensure_schema(self) -> None:
+        statements = [
+            f"CREATE CONSTRAINT graphdex_{t.value.lower()}_id IF NOT EXISTS FOR (n:{t.value}) REQUIRE (n.workspace, n.id) IS UNIQUE"
+            for t in NodeType
+        ]
+        statements += [
+            "CREATE INDEX graphdex_entity_name IF NOT EXISTS FOR (n:Entity) ON (n.workspace, n.name)",
+            "CREATE CONSTRAINT graphdex_meta IF NOT EXISTS FOR (m:GraphdexMeta) REQUIRE m.workspace IS UNIQUE",
+        ]
+        with self._driver.session(database=self._database) as session:
+            for statement in statements:
+                session.run(statement).consume()
+
+    def _stored_version(self) -> int:
+        rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN m.version AS version")
+        return int(rows[0]["version"]) if rows else 0
+
+    # GraphStore -----------------------------------------------------------------------------------------------
+
+    def get_nodes(self, ids: Iterable[str]) -> dict[str, Node]:
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, Node] = {}
+        for part in _chunks(ids):
+            rows = self._read(
+                f"UNWIND $ids AS id {_find('n', 'id')} "
+                "RETURN n.id AS id, n.graphdex_type AS type, n.props_json AS props, n.contrib_json AS contrib",
+                ids=list(part),
+            )
+            for row in rows:
+                out[row["id"]] = Node(row["id"], NodeType(row["type"]), json.loads(row["props"]), json.loads(row["contrib"]))
+        return out
+
+    def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
+        by_type: dict[str, list[dict[str, str]]] = {}
+        for source, type_, target in keys:
+            by_type.setdefault(EdgeType(type_).value, []).append({"s": source, "t": target})
+        out: dict[EdgeKey, Edge] = {}
+        for type_, pairs in by_type.items():
+            for part in _chunks(pairs):
+                rows = self._read(
+                    f"UNWIND $pairs AS p {_find('a', 'p.s')} MATCH (a)-[r:{type_}]->(b) WHERE b.id = p.t AND b.workspace = $ws "
+                    "RETURN a.id AS s, b.id AS t, r.props_json AS props, r.contrib_json AS contrib",
+                    pairs=list(part),
+                )
+                for row in rows:
+                    edge = Edge(row["s"], EdgeType(type_), row["t"], json.loads(row["props"]), json.loads(row["contrib"]))
+                    out[edge.key] = edge
+        return out
+
+    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = ()) -> None:
+        delete_nodes = list(delete_nodes)
+        node_rows: dict[tuple[str, str], list[dict]] = {}
+        for node in nodes:
+            kind = entity_label(str(node.props.get("type", ""))) if node.type == NodeType.ENTITY else ""
+            node_rows.setdefault((node.type.value, kind), []).append(self._row(node.props, node.contrib, id=node.id, type=node.type.value))
+        edge_rows: dict[str, list[dict]] = {}
+        for edge in edges:
+            edge_rows.setdefault(EdgeType(edge.type).value, []).append(self._row(edge.props, edge.contrib, s=edge.source, t=edge.target))
+        edge_deletes: dict[str, list[dict]] = {}
+        for source, type_, target in delete_edges:
+            edge_deletes.setdefault(EdgeType(type_).value, []).append({"s": source, "t": target})
+        ws = self._workspace
+
+        def work(tx) -> None:
+            for type_, pairs in edge_deletes.items():
+                for part in _chunks(pairs):
+                    tx.run(f"UNWIND $pairs AS p {_find('a', 'p.s')} MATCH (a)-[r:{type_}]->(b) WHERE b.id = p.t AND b.workspace = $ws DELETE r",
+                           pairs=list(part), ws=ws).consume()
+            for part in _chunks(delete_nodes):
+                tx.run(f"UNWIND $ids AS id {_find('n', 'id')} DETACH DELETE n", ids=list(part), ws=ws).consume()
+            for (primary, kind), rows in node_rows.items():
+                # an entity whose type changed must lose its old kind label, so kind labels are reset on every write
+                relabel = f" REMOVE n:{_ALL_KINDS} SET n:{kind}" if kind else ""
+                for part in _chunks(rows):
+                    tx.run(
+                        f"UNWIND $rows AS row MERGE (n:{primary} {{workspace: $ws, id: row.id}}) "
+                        "SET n = row.props, n.workspace = $ws, n.id = row.id, n.graphdex_type = row.type, "
+                        f"n.props_json = row.props_json, n.contrib_json = row.contrib_json, n.support = row.support{relabel}",
+                        rows=list(part), ws=ws,
+                    ).consume()
+            for type_, rows in edge_rows.items():
+                for part in _chunks(rows):
+                    written = tx.run(
+                        f"UNWIND $rows AS row {_find('a', 'row.s')} {_find('b', 'row.t')} "
+                        f"MERGE (a)-[r:{type_}]->(b) SET r = row.props, r.props_json = row.props_json, "
+                        "r.contrib_json = row.contrib_json, r.support = row.support RETURN count(r) AS n",
+                        rows=list(part), ws=ws,
+                    ).single()["n"]
+                    if written != len(part):  # raising rolls the whole transaction back
+                        raise StoreError(f"{len(part) - written} {type_} edges refer to nodes that are neither stored nor written")
+            tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1", ws=ws).consume()
+
+        self._execute_write(work)
+
+    @staticmethod
+    def _row(props: dict, contrib: dict, **keys: str) -> dict:
+        return {**keys, "props": _readable_props(props), "props_json": json.dumps(props, ensure_ascii=False),
+                "contrib_json": json.dumps(contrib, ensure_ascii=False), "support": sorted(contrib)}
+
+    def _execute_write(self, work) -> None:
+        """One managed transaction: the driver retries it on transient errors (deadlocks, leader switches)."""
+        from neo4j.exceptions import Neo4jError, ServiceUnavailable
+
+        try:
+            with self._driver.session(database=self._database) as session:
+                session.execute_write(work)
+        except ServiceUnavailable as error:
+            raise StoreError(f"Neo4j became unreachable during a write (nothing was written): {error}") from error
+        except Neo4jError as error:
+            raise StoreError(f"Neo4j rejected a write (nothing was written): {error.message}") from error
+
+    def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
+        """Relies on the model's invariant that a supported node is adjacent to each chunk supporting it; edges
+        supported by a chunk touch such a node or the chunk itself."""
+        chunk_ids = sorted(set(chunk_ids))
+        if not chunk_ids:
+            return set(), set()
+        rows = self._read(
+            "MATCH (c:Chunk {workspace: $ws}) WHERE c.id IN $chunks "
+            "MATCH (c)--(n) WHERE n.workspace = $ws AND any(x IN n.support WHERE x IN $chunks) "
+            "RETURN collect(DISTINCT n.id) AS ids",
+            chunks=chunk_ids,
+        )
+        node_ids = set(rows[0]["ids"]) if rows else set()
+        edge_rows = self._read(
+            f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)-[r]-(m) WHERE any(x IN r.support WHERE x IN $chunks) "
+            "RETURN DISTINCT startNode(r).id AS s, type(r) AS type, endNode(r).id AS t",
+            ids=sorted(node_ids | set(chunk_ids)), chunks=chunk_ids,
+        )
+        return node_ids, {(r["s"], r["type"], r["t"]) for r in edge_rows}
+
+    def edges_of(self, node_id: str, types: Iterable[str] | None = None) -> list[Edge]:
+        wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
+        rows = self._read(
+            f"WITH $id AS id {_find('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
+            "RETURN startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, r.contrib_json AS contrib",
+            id=node_id, types=wanted,
+        )
+        return [Edge(r["s"], EdgeType(r["type"]), r["t"], json.loads(r["props"]), json.loads(r["contrib"])) for r in rows]
+
+    def node_ids(self, type_: NodeType) -> set[str]:
+        rows = self._read(f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id")
+        return {r["id"] for r in rows}
+
+    def iter_nodes(self, type_: NodeType) -> Iterator[Node]:
+        rows = self._read(
+            f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id, n.props_json AS props, n.contrib_json AS contrib ORDER BY n.id"
+        )
+        for r in rows:
+            yield Node(r["id"], NodeType(type_), json.loads(r["props"]), json.loads(r["contrib"]))
+
+    def iter_edges(self, types: Iterable[str] | None = None) -> Iterator[Edge]:
+        wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
+        for type_ in wanted:
+            rows = self._read(
+                f"MATCH (a)-[r:{type_}]->(b) WHERE a.workspace = $ws RETURN a.id AS s, b.id AS t, r.props_json AS props, r.contrib_json AS contrib"
+            )
+            for r in rows:
+                yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), json.loads(r["contrib"]))
+
+    def find_entities(self, text: str, limit: int = 10) -> list[Node]:
+        needle = text.casefold().strip()
+        if not needle:
+            return []
+        rows = self._read(
+            "MATCH (n:Entity {workspace: $ws}) WHERE toLower(n.name) CONTAINS $needle OR any(a IN n.aliases WHERE toLower(a) CONTAINS $needle) "
+            "RETURN n.id AS id, n.props_json AS props, n.contrib_json AS contrib ORDER BY size(n.name), n.name LIMIT $limit",
+            needle=needle, limit=limit,
+        )
+        return [Node(r["id"], NodeType.ENTITY, json.loads(r["props"]), json.loads(r["contrib"])) for r in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        nodes = {t.value: 0 for t in NodeType}
+        for type_ in NodeType:
+            nodes[type_.value] = self._read(f"MATCH (n:{type_.value} {{workspace: $ws}}) RETURN count(n) AS n")[0]["n"]
+        edges = {t.value: 0 for t in EdgeType}
+        for row in self._read("MATCH (a)-[r]->() WHERE a.workspace = $ws RETURN type(r) AS type, count(*) AS n"):
+            if row["type"] in edges:
+                edges[row["type"]] = row["n"]
+        return {"nodes": nodes, "edges": edges}
+
+    @property
+    def version(self) -> int:
+        """Read from the database, so readers see writes made by other processes (the CLI, another server)."""
+        return self._stored_version()
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """A write lease stored in the database, so two graphdex writers on one workspace refuse each other."""
+        import os
+        import socket
+        import uuid
+
+        token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+        def take(tx) -> bool:
+            row = tx.run(
+                "MERGE (m:GraphdexMeta {workspace: $ws}) WITH m WHERE m.writer IS NULL SET m.writer = $token RETURN m.writer AS writer",
+                ws=self._workspace, token=token,
+            ).single()
+            return row is not None
+
+        with self._driver.session(database=self._database) as session:
+            if not session.execute_write(take):
+                raise StoreError(f"another graphdex process is writing to Neo4j workspace {self._workspace!r}; wait for it to finish")
+        try:
+            yield
+        finally:
+            with self._driver.session(database=self._database) as session:
+                session.execute_write(lambda tx: tx.run(
+                    "MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.writer = $token REMOVE m.writer", ws=self._workspace, token=token).consume())
+
+    def close(self) -> None:
+        self._driver.close()
+
+
+_ALL_KINDS = ":".join(sorted(set(ENTITY_LABELS.values()) | {OTHER_ENTITY_LABEL}))

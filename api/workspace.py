@@ -51,7 +51,9 @@ class Workspace:
     @cached_property
     def vectors(self) -> VectorIndexSet:
         s = self.settings
-        return VectorIndexSet(self.data_dir / "vectors", self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
+        # vectors belong to one graph: the embedded store's, or one Neo4j workspace's
+        folder = "vectors" if s.store == "embedded" else f"vectors-neo4j-{s.neo4j_workspace}"
+        return VectorIndexSet(self.data_dir / folder, self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
 
     @cached_property
     def nlp(self):

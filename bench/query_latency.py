@@ -1,0 +1,76 @@
+"""Retrieval-only query latency per mode (p50/p95/p99) over the questions of a QA set.
+
+Each query is timed through ``QueryEngine.retrieve``: question parsing, question embedding, vector searches, graph
+work and citation lookup — everything but an LLM answer. The graph projection is built once before timing (as a
+running service does at start-up); its build time is reported on its own.
+
+Target (issue 2): p50 <= 50 ms and p99 <= 250 ms in every mode.
+
+    python bench/query_latency.py --out bench/results/query_latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+from pathlib import Path
+
+from harness import DEV_QA, REPO, BenchError, console, load_passages, load_questions, machine, open_index, percentile, print_table, write_json
+
+from query.engine import MODES
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEV_QA, help="QA-set directory: passages.jsonl + questions.jsonl (default: %(default)s)")
+    parser.add_argument("--index", type=Path, default=None, help="index directory, reused when it already holds the passages (default: bench/results/index-<set name>)")
+    parser.add_argument("--store", choices=["embedded", "neo4j"], default="embedded", help="graph store (neo4j: the server of GRAPHDEX_NEO4J_URI)")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (default: all)")
+    parser.add_argument("--top-k", type=int, default=10, help="chunks per query (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the questions per mode (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise BenchError(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    if args.repeat < 1:
+        raise BenchError("--repeat must be at least 1")
+
+    questions = load_questions(args.data)
+    index_dir = args.index or REPO / "bench" / "results" / f"index-{args.data.resolve().name}-{args.store}"
+    workspace = open_index(index_dir, load_passages(args.data), args.store)
+    engine = workspace.engine
+    began = time.perf_counter()
+    engine.projection()
+    projection_seconds = time.perf_counter() - began
+    engine.retrieve(questions[0].question, "graph", args.top_k)  # warms spaCy and the embedder
+
+    results = {}
+    for mode in modes:
+        samples = []
+        for _ in range(args.repeat):
+            for question in questions:
+                began = time.perf_counter()
+                engine.retrieve(question.question, mode, args.top_k)
+                samples.append((time.perf_counter() - began) * 1000)
+        results[mode] = {
+            "queries": len(samples), "p50_ms": percentile(samples, 50), "p95_ms": percentile(samples, 95), "p99_ms": percentile(samples, 99),
+            "mean_ms": statistics.fmean(samples), "max_ms": max(samples),
+            "meets_target": percentile(samples, 50) <= 50 and percentile(samples, 99) <= 250,
+        }
+    counts = workspace.stats()
+    workspace.close()
+    print_table(f"Query latency, {len(questions)} questions x {args.repeat}, top-k {args.top_k}, store={args.store} "
+                f"(projection built once in {projection_seconds:.2f}s)",
+                ["mode", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "p50<=50 & p99<=250"],
+                [[m, r["p50_ms"], r["p95_ms"], r["p99_ms"], r["mean_ms"], r["max_ms"], r["meets_target"]] for m, r in results.items()])
+    write_json(args.out, {"benchmark": "query_latency", "data": str(args.data), "store": args.store, "machine": machine(), "top_k": args.top_k,
+                          "repeat": args.repeat, "projection_seconds": projection_seconds, "index": counts, "modes": results})
+
+
+if __name__ == "__main__":
+    main()

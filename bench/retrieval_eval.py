@@ -1,0 +1,132 @@
+"""Passage retrieval quality per mode, next to BM25 (bm25s) and dense-only retrieval with the same embedder.
+
+Reads any QA set in the format of ../shared/data/README.md (a directory with passages.jsonl and questions.jsonl).
+Every passage is indexed as its own document; each mode's ranked chunks are mapped back to passages (first
+occurrence wins). Scores: passage recall@2/5/10 = |supporting ∩ top-k| / |supporting| averaged over questions, and
+MRR of the first supporting passage within the top 20.
+
+    python bench/retrieval_eval.py --data ../shared/data/qa-wiki-directors-dev --out bench/results/retrieval_eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from harness import REPO, BenchError, Question, console, load_passages, load_questions, machine, open_index, passage_id_of_source, print_table, write_json
+
+from query.engine import MODES
+
+KS = (2, 5, 10)
+MRR_DEPTH = 20
+CHUNKS_PER_QUERY = 40  # enough chunks that, after folding chunks into passages, at least MRR_DEPTH passages remain
+
+
+def score(ranked: list[str], supporting: list[str]) -> dict[str, float]:
+    wanted = set(supporting)
+    result = {f"recall@{k}": len(wanted & set(ranked[:k])) / len(wanted) for k in KS}
+    first = next((rank for rank, pid in enumerate(ranked[:MRR_DEPTH], start=1) if pid in wanted), None)
+    result["mrr"] = 1.0 / first if first else 0.0
+    return result
+
+
+def average(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+
+
+def bm25_rankings(passages, questions: list[Question]) -> list[list[str]]:
+    import bm25s
+
+    corpus = [f"{p.title}\n{p.text}" for p in passages]
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False)
+    hits, _ = retriever.retrieve(bm25s.tokenize([q.question for q in questions], stopwords="en", show_progress=False),
+                                 k=min(MRR_DEPTH, len(corpus)), show_progress=False)
+    ids = [p.metadata["id"] for p in passages]
+    return [[ids[i] for i in row] for row in hits]
+
+
+def dense_rankings(passages, questions: list[Question], embedder, cache_dir: Path) -> list[list[str]]:
+    """Exact (brute-force) cosine over whole passages: the dense baseline, with no chunking and no graph."""
+    corpus = [f"{p.title}\n{p.text}" for p in passages]
+    digest = hashlib.sha256("\x00".join([embedder.name, *corpus]).encode()).hexdigest()[:16]
+    cache = cache_dir / f"dense-{digest}.npy"
+    if cache.exists():
+        matrix = np.load(cache)
+    else:
+        with console.status(f"embedding {len(corpus):,} passages for the dense baseline"):
+            matrix = embedder.embed(corpus)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.save(cache, matrix)
+    queries = embedder.embed([q.question for q in questions])
+    top = np.argsort(-(queries @ matrix.T), axis=1)[:, :MRR_DEPTH]
+    ids = [p.metadata["id"] for p in passages]
+    return [[ids[i] for i in row] for row in top]
+
+
+def mode_rankings(engine, questions: list[Question], mode: str) -> list[list[str]]:
+    rankings = []
+    for question in questions:
+        result = engine.retrieve(question.question, mode, CHUNKS_PER_QUERY)
+        ranked: list[str] = []
+        for hit in result.chunks:
+            pid = passage_id_of_source(hit.source)
+            if pid not in ranked:
+                ranked.append(pid)
+        rankings.append(ranked)
+    return rankings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="QA-set directory holding passages.jsonl and questions.jsonl")
+    parser.add_argument("--index", type=Path, default=None, help="index directory, reused when it already holds the passages (default: bench/results/index-<set name>)")
+    parser.add_argument("--store", choices=["embedded", "neo4j"], default="embedded", help="graph store (neo4j: the server of GRAPHDEX_NEO4J_URI)")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated graphdex modes (default: all)")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N questions (0 = all)")
+    parser.add_argument("--out", type=Path, default=None, help="write the results (with per-question rankings) as JSON here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise BenchError(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+
+    questions = load_questions(args.data)
+    if args.limit:
+        questions = questions[: args.limit]
+    passages = load_passages(args.data)
+    known = {p.metadata["id"] for p in passages}
+    missing = sorted({s for q in questions for s in q.supporting} - known)
+    if missing:
+        raise BenchError(f"questions cite passages that passages.jsonl lacks: {', '.join(missing[:5])}")
+    index_dir = args.index or REPO / "bench" / "results" / f"index-{args.data.resolve().name}-{args.store}"
+    workspace = open_index(index_dir, passages, args.store)
+
+    systems: dict[str, list[list[str]]] = {}
+    with console.status("BM25"):
+        systems["bm25 (bm25s)"] = bm25_rankings(passages, questions)
+    systems["dense (same embedder)"] = dense_rankings(passages, questions, workspace.embedder, index_dir / "baselines")
+    for mode in modes:
+        with console.status(f"graphdex {mode}"):
+            systems[f"graphdex {mode}"] = mode_rankings(workspace.engine, questions, mode)
+    workspace.close()
+
+    results = {name: average([score(r, q.supporting) for r, q in zip(rankings, questions)]) for name, rankings in systems.items()}
+    print_table(f"Passage retrieval on {args.data.resolve().name}: {len(questions)} questions, {len(passages):,} passages",
+                ["system", *[f"R@{k}" for k in KS], "MRR"],
+                [[name, *[r[f"recall@{k}"] for k in KS], r["mrr"]] for name, r in results.items()])
+    write_json(args.out, {
+        "benchmark": "retrieval_eval", "data": str(args.data), "store": args.store, "machine": machine(), "questions": len(questions),
+        "results": results,
+        "rankings": {name: {q.id: r[:10] for q, r in zip(questions, rankings)} for name, rankings in systems.items()},
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -29,6 +29,16 @@ class EdgeType(StrEnum):
     IN_COMMUNITY = "IN_COMMUNITY"  # Entity -> Community
 
 
+#: The node types each edge type joins (source, target): the schema both stores hold to.
+EDGE_ENDS: dict[EdgeType, tuple[NodeType, NodeType]] = {
+    EdgeType.HAS_CHUNK: (NodeType.DOCUMENT, NodeType.CHUNK),
+    EdgeType.MENTIONS: (NodeType.CHUNK, NodeType.ENTITY),
+    EdgeType.EVIDENCES: (NodeType.CHUNK, NodeType.RELATION),
+    EdgeType.RELATED_TO: (NodeType.ENTITY, NodeType.ENTITY),
+    EdgeType.CONNECTS: (NodeType.RELATION, NodeType.ENTITY),
+    EdgeType.IN_COMMUNITY: (NodeType.ENTITY, NodeType.COMMUNITY),
+}
+
 #: Node types that get a vector index and can be searched by meaning.
 SEARCHABLE_TYPES: tuple[NodeType, ...] = (NodeType.CHUNK, NodeType.ENTITY, NodeType.RELATION, NodeType.COMMUNITY)
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import socket
+import uuid
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
-from graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
+from graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
 from graph.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ ENTITY_LABELS: dict[str, str] = {
 }
 OTHER_ENTITY_LABEL = "OtherEntity"
 BATCH = 1000
+LEASE_MILLISECONDS = 10 * 60 * 1000
 _READABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -59,6 +63,13 @@ def _find(var: str, id_expr: str) -> str:
     return f"CALL {{ {branches} }}"
 
 
+def _typed_edge(type_: EdgeType, source_expr: str, target_expr: str) -> str:
+    """A MATCH pattern for one edge, found through the unique indexes of the two node types the edge type joins."""
+    source_label, target_label = (t.value for t in EDGE_ENDS[type_])
+    return (f"(a:{source_label} {{workspace: $ws, id: {source_expr}}})-[r:{type_.value}]->"
+            f"(b:{target_label} {{workspace: $ws, id: {target_expr}}})")
+
+
 def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -74,6 +85,7 @@ class Neo4jGraphStore:
         self._neo4j = neo4j
         self._database = database
         self._workspace = workspace
+        self._lease: str | None = None
         try:
             self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password) if password else None)
             self._driver.verify_connectivity()
@@ -125,19 +137,19 @@ class Neo4jGraphStore:
         return out
 
     def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
-        by_type: dict[str, list[dict[str, str]]] = {}
+        by_type: dict[EdgeType, list[dict[str, str]]] = {}
         for source, type_, target in keys:
-            by_type.setdefault(EdgeType(type_).value, []).append({"s": source, "t": target})
+            by_type.setdefault(EdgeType(type_), []).append({"s": source, "t": target})
         out: dict[EdgeKey, Edge] = {}
         for type_, pairs in by_type.items():
             for part in _chunks(pairs):
                 rows = self._read(
-                    f"UNWIND $pairs AS p {_find('a', 'p.s')} MATCH (a)-[r:{type_}]->(b) WHERE b.id = p.t AND b.workspace = $ws "
+                    f"UNWIND $pairs AS p MATCH {_typed_edge(type_, 'p.s', 'p.t')} "
                     "RETURN a.id AS s, b.id AS t, r.props_json AS props, r.contrib_json AS contrib",
                     pairs=list(part),
                 )
                 for row in rows:
-                    edge = Edge(row["s"], EdgeType(type_), row["t"], json.loads(row["props"]), json.loads(row["contrib"]))
+                    edge = Edge(row["s"], type_, row["t"], json.loads(row["props"]), json.loads(row["contrib"]))
                     out[edge.key] = edge
         return out
 
@@ -147,19 +159,19 @@ class Neo4jGraphStore:
         for node in nodes:
             kind = entity_label(str(node.props.get("type", ""))) if node.type == NodeType.ENTITY else ""
             node_rows.setdefault((node.type.value, kind), []).append(self._row(node.props, node.contrib, id=node.id, type=node.type.value))
-        edge_rows: dict[str, list[dict]] = {}
+        edge_rows: dict[EdgeType, list[dict]] = {}
         for edge in edges:
-            edge_rows.setdefault(EdgeType(edge.type).value, []).append(self._row(edge.props, edge.contrib, s=edge.source, t=edge.target))
-        edge_deletes: dict[str, list[dict]] = {}
+            edge_rows.setdefault(EdgeType(edge.type), []).append(self._row(edge.props, edge.contrib, s=edge.source, t=edge.target))
+        edge_deletes: dict[EdgeType, list[dict]] = {}
         for source, type_, target in delete_edges:
-            edge_deletes.setdefault(EdgeType(type_).value, []).append({"s": source, "t": target})
+            edge_deletes.setdefault(EdgeType(type_), []).append({"s": source, "t": target})
         ws = self._workspace
+        lease = self._lease
 
         def work(tx) -> None:
             for type_, pairs in edge_deletes.items():
                 for part in _chunks(pairs):
-                    tx.run(f"UNWIND $pairs AS p {_find('a', 'p.s')} MATCH (a)-[r:{type_}]->(b) WHERE b.id = p.t AND b.workspace = $ws DELETE r",
-                           pairs=list(part), ws=ws).consume()
+                    tx.run(f"UNWIND $pairs AS p MATCH {_typed_edge(type_, 'p.s', 'p.t')} DELETE r", pairs=list(part), ws=ws).consume()
             for part in _chunks(delete_nodes):
                 tx.run(f"UNWIND $ids AS id {_find('n', 'id')} DETACH DELETE n", ids=list(part), ws=ws).consume()
             for (primary, kind), rows in node_rows.items():
@@ -173,16 +185,20 @@ class Neo4jGraphStore:
                         rows=list(part), ws=ws,
                     ).consume()
             for type_, rows in edge_rows.items():
+                source_label, target_label = (t.value for t in EDGE_ENDS[type_])
                 for part in _chunks(rows):
                     written = tx.run(
-                        f"UNWIND $rows AS row {_find('a', 'row.s')} {_find('b', 'row.t')} "
-                        f"MERGE (a)-[r:{type_}]->(b) SET r = row.props, r.props_json = row.props_json, "
+                        f"UNWIND $rows AS row MATCH (a:{source_label} {{workspace: $ws, id: row.s}}) MATCH (b:{target_label} {{workspace: $ws, id: row.t}}) "
+                        f"MERGE (a)-[r:{type_.value}]->(b) SET r = row.props, r.props_json = row.props_json, "
                         "r.contrib_json = row.contrib_json, r.support = row.support RETURN count(r) AS n",
                         rows=list(part), ws=ws,
                     ).single()["n"]
                     if written != len(part):  # raising rolls the whole transaction back
-                        raise StoreError(f"{len(part) - written} {type_} edges refer to nodes that are neither stored nor written")
-            tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1", ws=ws).consume()
+                        raise StoreError(f"{len(part) - written} {type_} edges do not join a stored or written {source_label} to a {target_label}")
+            # every write bumps the version readers watch, and renews this writer's lease
+            tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1 "
+                   "WITH m WHERE $lease IS NOT NULL AND m.writer = $lease SET m.writer_until = timestamp() + $ttl",
+                   ws=ws, lease=lease, ttl=LEASE_MILLISECONDS).consume()
 
         self._execute_write(work)
 
@@ -204,33 +220,46 @@ class Neo4jGraphStore:
             raise StoreError(f"Neo4j rejected a write (nothing was written): {error.message}") from error
 
     def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
-        """Relies on the model's invariant that a supported node is adjacent to each chunk supporting it; edges
-        supported by a chunk touch such a node or the chunk itself."""
+        """Relies on the model's invariant that a node is adjacent to every chunk that supports it, and that an edge
+        a chunk supports starts at that chunk or at a node it supports: so only their own edges are examined."""
         chunk_ids = sorted(set(chunk_ids))
         if not chunk_ids:
             return set(), set()
         rows = self._read(
-            "MATCH (c:Chunk {workspace: $ws}) WHERE c.id IN $chunks "
-            "MATCH (c)--(n) WHERE n.workspace = $ws AND any(x IN n.support WHERE x IN $chunks) "
-            "RETURN collect(DISTINCT n.id) AS ids",
+            "UNWIND $chunks AS cid MATCH (c:Chunk {workspace: $ws, id: cid})--(n) WHERE any(x IN n.support WHERE x IN $chunks) "
+            "RETURN DISTINCT n.id AS id, n.graphdex_type AS type",
             chunks=chunk_ids,
         )
-        node_ids = set(rows[0]["ids"]) if rows else set()
-        edge_rows = self._read(
-            f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)-[r]-(m) WHERE any(x IN r.support WHERE x IN $chunks) "
-            "RETURN DISTINCT startNode(r).id AS s, type(r) AS type, endNode(r).id AS t",
-            ids=sorted(node_ids | set(chunk_ids)), chunks=chunk_ids,
-        )
-        return node_ids, {(r["s"], r["type"], r["t"]) for r in edge_rows}
+        by_type: dict[str, list[str]] = {NodeType.CHUNK.value: chunk_ids}
+        for row in rows:
+            by_type.setdefault(row["type"], []).append(row["id"])
+        edges: set[EdgeKey] = set()
+        for type_, (source_type, target_type) in EDGE_ENDS.items():
+            sources = by_type.get(source_type.value)
+            for part in _chunks(sources or []):
+                found = self._read(
+                    f"UNWIND $ids AS id MATCH (a:{source_type.value} {{workspace: $ws, id: id}})-[r:{type_.value}]->(b:{target_type.value}) "
+                    "WHERE any(x IN r.support WHERE x IN $chunks) RETURN a.id AS s, b.id AS t",
+                    ids=list(part), chunks=chunk_ids,
+                )
+                edges |= {(r["s"], type_.value, r["t"]) for r in found}
+        return {r["id"] for r in rows}, edges
 
     def edges_of(self, node_id: str, types: Iterable[str] | None = None) -> list[Edge]:
+        return self.edges_of_many([node_id], types).get(node_id, [])
+
+    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None) -> dict[str, list[Edge]]:
         wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
-        rows = self._read(
-            f"WITH $id AS id {_find('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
-            "RETURN startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, r.contrib_json AS contrib",
-            id=node_id, types=wanted,
-        )
-        return [Edge(r["s"], EdgeType(r["type"]), r["t"], json.loads(r["props"]), json.loads(r["contrib"])) for r in rows]
+        out: dict[str, list[Edge]] = {}
+        for part in _chunks(list(dict.fromkeys(node_ids))):
+            rows = self._read(
+                f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
+                "RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, r.contrib_json AS contrib",
+                ids=list(part), types=wanted,
+            )
+            for r in rows:
+                out.setdefault(r["of"], []).append(Edge(r["s"], EdgeType(r["type"]), r["t"], json.loads(r["props"]), json.loads(r["contrib"])))
+        return out
 
     def node_ids(self, type_: NodeType) -> set[str]:
         rows = self._read(f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id")
@@ -246,8 +275,10 @@ class Neo4jGraphStore:
     def iter_edges(self, types: Iterable[str] | None = None) -> Iterator[Edge]:
         wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
         for type_ in wanted:
+            source_label, target_label = (t.value for t in EDGE_ENDS[EdgeType(type_)])
             rows = self._read(
-                f"MATCH (a)-[r:{type_}]->(b) WHERE a.workspace = $ws RETURN a.id AS s, b.id AS t, r.props_json AS props, r.contrib_json AS contrib"
+                f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_}]->(b:{target_label}) "
+                "RETURN a.id AS s, b.id AS t, r.props_json AS props, r.contrib_json AS contrib"
             )
             for r in rows:
                 yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), json.loads(r["contrib"]))
@@ -267,10 +298,9 @@ class Neo4jGraphStore:
         nodes = {t.value: 0 for t in NodeType}
         for type_ in NodeType:
             nodes[type_.value] = self._read(f"MATCH (n:{type_.value} {{workspace: $ws}}) RETURN count(n) AS n")[0]["n"]
-        edges = {t.value: 0 for t in EdgeType}
-        for row in self._read("MATCH (a)-[r]->() WHERE a.workspace = $ws RETURN type(r) AS type, count(*) AS n"):
-            if row["type"] in edges:
-                edges[row["type"]] = row["n"]
+        edges = {}
+        for type_, (source_type, target_type) in EDGE_ENDS.items():
+            edges[type_.value] = self._read(f"MATCH (:{source_type.value} {{workspace: $ws}})-[r:{type_.value}]->(:{target_type.value}) RETURN count(r) AS n")[0]["n"]
         return {"nodes": nodes, "edges": edges}
 
     @property
@@ -280,29 +310,33 @@ class Neo4jGraphStore:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """A write lease stored in the database, so two graphdex writers on one workspace refuse each other."""
-        import os
-        import socket
-        import uuid
+        """A writer lease stored in the database, so two graphdex writers on one workspace refuse each other.
 
+        The lease expires LEASE_MILLISECONDS after the holder's last write, so a writer that crashed does not block
+        the workspace for ever, while one that is still working keeps renewing it with every write.
+        """
         token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
         def take(tx) -> bool:
             row = tx.run(
-                "MERGE (m:GraphdexMeta {workspace: $ws}) WITH m WHERE m.writer IS NULL SET m.writer = $token RETURN m.writer AS writer",
-                ws=self._workspace, token=token,
+                "MERGE (m:GraphdexMeta {workspace: $ws}) WITH m WHERE m.writer IS NULL OR coalesce(m.writer_until, 0) < timestamp() "
+                "SET m.writer = $token, m.writer_until = timestamp() + $ttl RETURN m.writer AS writer",
+                ws=self._workspace, token=token, ttl=LEASE_MILLISECONDS,
             ).single()
             return row is not None
 
         with self._driver.session(database=self._database) as session:
             if not session.execute_write(take):
                 raise StoreError(f"another graphdex process is writing to Neo4j workspace {self._workspace!r}; wait for it to finish")
+        self._lease = token
         try:
             yield
         finally:
+            self._lease = None
             with self._driver.session(database=self._database) as session:
                 session.execute_write(lambda tx: tx.run(
-                    "MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.writer = $token REMOVE m.writer", ws=self._workspace, token=token).consume())
+                    "MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.writer = $token REMOVE m.writer, m.writer_until",
+                    ws=self._workspace, token=token).consume())
 
     def close(self) -> None:
         self._driver.close()

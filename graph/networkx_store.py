@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Sequence
 
 import networkx as nx
 
-from graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
+from graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
 from graph.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -144,10 +144,16 @@ class NetworkxGraphStore:
     def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = ()) -> None:
         delete_nodes = list(delete_nodes)
         delete_edges = list(delete_edges)
-        known = {n.id for n in nodes}
+        known = {n.id: n.type for n in nodes}
+        graph = self._graph
         for edge in edges:
-            if (edge.source not in self._graph and edge.source not in known) or (edge.target not in self._graph and edge.target not in known):
+            ends = (known.get(edge.source) or (graph.nodes[edge.source]["node"].type if edge.source in graph else None),
+                    known.get(edge.target) or (graph.nodes[edge.target]["node"].type if edge.target in graph else None))
+            if None in ends:
                 raise StoreError(f"edge {edge.key} refers to a node that is neither stored nor written")
+            if ends != EDGE_ENDS[EdgeType(edge.type)]:
+                expected = EDGE_ENDS[EdgeType(edge.type)]
+                raise StoreError(f"edge {edge.key} joins {ends[0]} to {ends[1]}, but {edge.type} joins {expected[0]} to {expected[1]}")
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -198,6 +204,10 @@ class NetworkxGraphStore:
             if wanted is None or key in wanted:
                 out.append(data["edge"])
         return out
+
+    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None) -> dict[str, list[Edge]]:
+        types = list(types) if types is not None else None
+        return {node_id: edges for node_id in dict.fromkeys(node_ids) if (edges := self.edges_of(node_id, types))}
 
     def node_ids(self, type_: NodeType) -> set[str]:
         return set(self._by_type.get(type_, set()))

@@ -32,11 +32,20 @@ class GraphStore(Protocol):
         ...
 
     def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
-        """Ids of the nodes and keys of the edges that any of ``chunk_ids`` supports."""
+        """Ids of the nodes and keys of the edges that any of ``chunk_ids`` supports.
+
+        Callers keep the model's invariant (graph.model): a node is adjacent to each chunk that supports it, and an
+        edge a chunk supports starts at that chunk or at a node the chunk supports. A server store relies on it to
+        answer from the chunks' neighbourhoods instead of scanning the graph.
+        """
         ...
 
     def edges_of(self, node_id: str, types: Iterable[str] | None = None) -> list[Edge]:
         """Edges touching the node, in either direction, optionally limited to some edge types."""
+        ...
+
+    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None) -> dict[str, list[Edge]]:
+        """``edges_of`` for many nodes in one call (one round trip to a server); nodes without edges are left out."""
         ...
 
     def node_ids(self, type_: NodeType) -> set[str]:

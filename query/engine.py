@@ -128,9 +128,10 @@ class QueryEngine:
         seeds = self._entity_seeds(keywords, qv)
         nodes = dict(seeds)
         chunks: dict[str, float] = defaultdict(float)
+        seed_edges = self.store.edges_of_many(seeds, [EdgeType.MENTIONS, EdgeType.RELATED_TO])
         for entity, score in seeds.items():
             neighbours: list[tuple[float, str]] = []
-            for edge in self.store.edges_of(entity, [EdgeType.MENTIONS, EdgeType.RELATED_TO]):
+            for edge in seed_edges.get(entity, ()):
                 if edge.type == EdgeType.MENTIONS:
                     chunks[edge.source] += score
                 else:
@@ -139,11 +140,10 @@ class QueryEngine:
             # the strongest links only: a hub's hundreds of neighbours would drown the ones that matter (and be slow)
             for _, other in sorted(neighbours, reverse=True)[:NEIGHBOURS_PER_SEED]:
                 nodes[other] = max(nodes.get(other, 0.0), score * NEIGHBOUR_DECAY)
-        for entity, score in list(nodes.items()):
-            if entity in seeds:
-                continue
-            for edge in self.store.edges_of(entity, [EdgeType.MENTIONS]):
-                chunks[edge.source] += score
+        neighbour_edges = self.store.edges_of_many([n for n in nodes if n not in seeds], [EdgeType.MENTIONS])
+        for entity, edges in neighbour_edges.items():
+            for edge in edges:
+                chunks[edge.source] += nodes[entity]
         return dict(chunks), nodes
 
     def _global(self, qv: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:

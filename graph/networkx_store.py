@@ -74,6 +74,8 @@ class NetworkxGraphStore:
         for source, type_, target, data in self._db.execute("SELECT source, type, target, data FROM edges"):
             payload = json.loads(data)
             self._put_edge(Edge(source, EdgeType(type_), target, payload["p"], payload["c"]))
+        row = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
+        self._version = int(row[0]) if row else 0
         log.debug("loaded %d nodes and %d edges from %s", self._graph.number_of_nodes(), self._graph.number_of_edges(), self._path)
 
     # in-memory bookkeeping -------------------------------------------------------------------------------------
@@ -170,6 +172,7 @@ class NetworkxGraphStore:
                 "INSERT OR REPLACE INTO edges (source, type, target, data) VALUES (?, ?, ?, ?)",
                 [(e.source, str(e.type), e.target, _dump(e.props, e.contrib)) for e in edges],
             )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(self._version + 1),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,40 @@ from common.settings import Settings
 from ingest.documents import SourceDocument
 from ingest.spacy_extractor import load_spacy
 
-SAMPLE = Path(__file__).resolve().parent.parent / "api" / "sample_corpus" / "wiki_sample.jsonl"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "api" / "sample_corpus" / "wiki_sample.jsonl"
+NEO4J_SCRIPT = REPO / "scripts" / "neo4j.sh"
+
+
+@pytest.fixture(scope="session")
+def neo4j_server() -> dict[str, str]:
+    """A real Neo4j server: the one at GRAPHDEX_TEST_NEO4J_URI if set, else the project's local server
+    (scripts/neo4j.sh), started for the session when it is not running and stopped afterwards. If it cannot
+    start, the tests that need it fail: they are never skipped."""
+    settings = Settings()
+    uri = os.environ.get("GRAPHDEX_TEST_NEO4J_URI")
+    started = False
+    if not uri:
+        uri = settings.neo4j_uri
+        if subprocess.run([str(NEO4J_SCRIPT), "status"], capture_output=True).returncode != 0:
+            subprocess.run([str(NEO4J_SCRIPT), "start"], check=True)
+            started = True
+    yield {"uri": uri, "user": settings.neo4j_user, "password": settings.neo4j_password}
+    if started:
+        subprocess.run([str(NEO4J_SCRIPT), "stop"], check=False)
+
+
+def drop_neo4j_workspace(server: dict[str, str], workspace: str) -> None:
+    import neo4j
+
+    with neo4j.GraphDatabase.driver(server["uri"], auth=(server["user"], server["password"])) as driver:
+        driver.execute_query("MATCH (n {workspace: $ws}) DETACH DELETE n", ws=workspace)
+
+
+@pytest.fixture(params=["embedded", "neo4j"])
+def store_kind(request) -> str:
+    """Runs a test once per graph store."""
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -27,12 +63,20 @@ def nlp():
 
 
 @pytest.fixture
-def make_workspace(tmp_path, embedder, nlp):
-    """Workspaces on fresh data dirs that share the session's embedder and spaCy model (extraction in-process)."""
+def make_workspace(request, tmp_path, embedder, nlp):
+    """Workspaces on fresh data dirs (and, for Neo4j, fresh workspaces of the test server) that share the session's
+    embedder and spaCy model (extraction in-process)."""
     opened: list[Workspace] = []
+    neo4j_workspaces: list[str] = []
+    run_id = uuid.uuid4().hex[:8]
 
-    def make(name: str = "data", **overrides) -> Workspace:
-        settings = Settings(data_dir=tmp_path / name, extract_workers=overrides.pop("extract_workers", 1), **overrides)
+    def make(name: str = "data", store: str = "embedded", **overrides) -> Workspace:
+        if store == "neo4j":
+            server = request.getfixturevalue("neo4j_server")
+            workspace_name = f"test-{run_id}-{name}"
+            overrides.update(neo4j_uri=server["uri"], neo4j_user=server["user"], neo4j_password=server["password"], neo4j_workspace=workspace_name)
+            neo4j_workspaces.append(workspace_name)
+        settings = Settings(data_dir=tmp_path / name, store=store, extract_workers=overrides.pop("extract_workers", 1), **overrides)
         workspace = Workspace(settings)
         workspace.__dict__["embedder"] = embedder
         workspace.__dict__["nlp"] = nlp
@@ -42,6 +86,8 @@ def make_workspace(tmp_path, embedder, nlp):
     yield make
     for workspace in opened:
         workspace.close()
+    for name in neo4j_workspaces:
+        drop_neo4j_workspace(request.getfixturevalue("neo4j_server"), name)
 
 
 @pytest.fixture(scope="session")

@@ -48,8 +48,8 @@ def corpus(sample_records):
     return a, b
 
 
-def test_ingest_builds_every_node_type(make_workspace, corpus):
-    workspace = make_workspace()
+def test_ingest_builds_every_node_type(make_workspace, corpus, store_kind):
+    workspace = make_workspace(store=store_kind)
     report = workspace.indexer.ingest(corpus[0] + corpus[1])
     assert report.documents_added == len(corpus[0]) + len(corpus[1])
     counts = workspace.store.counts()
@@ -71,8 +71,8 @@ def _entity(workspace, name: str) -> str:
     return entity_id(normalize_key(name))
 
 
-def test_reingesting_identical_content_is_a_no_op(make_workspace, corpus):
-    workspace = make_workspace()
+def test_reingesting_identical_content_is_a_no_op(make_workspace, corpus, store_kind):
+    workspace = make_workspace(store=store_kind)
     workspace.indexer.ingest(corpus[0])
     before = snapshot(workspace)
     version = workspace.store.version
@@ -83,23 +83,23 @@ def test_reingesting_identical_content_is_a_no_op(make_workspace, corpus):
     assert_same(before, snapshot(workspace))
 
 
-def test_changed_document_replaces_its_old_version(make_workspace, corpus):
-    workspace = make_workspace()
+def test_changed_document_replaces_its_old_version(make_workspace, corpus, store_kind):
+    workspace = make_workspace(store=store_kind)
     workspace.indexer.ingest(corpus[0])
     changed = SourceDocument("films/harbor.md", "The Harbor Lights", "The Harbor Lights is a 1931 drama film directed by Otto Weiss.")
     report = workspace.indexer.ingest([changed])
     assert report.documents_replaced == 1 and report.documents_added == 0
-    reference = make_workspace("reference")
+    reference = make_workspace("reference", store=store_kind)
     reference.indexer.ingest([changed if d.source == "films/harbor.md" else d for d in corpus[0]])
     assert_same(snapshot(reference), snapshot(workspace))
     assert workspace.store.get_nodes([_entity(workspace, "Otto Weiss")])
 
 
-def test_delete_is_exact(make_workspace, corpus):
+def test_delete_is_exact(make_workspace, corpus, store_kind):
     a, b = corpus
-    only_a = make_workspace("only-a")
+    only_a = make_workspace("only-a", store=store_kind)
     only_a.indexer.ingest(a)
-    both = make_workspace("both")
+    both = make_workspace("both", store=store_kind)
     both.indexer.ingest(a)
     both.indexer.ingest(b)
     assert both.store.counts() != only_a.store.counts()
@@ -108,8 +108,8 @@ def test_delete_is_exact(make_workspace, corpus):
     assert_same(snapshot(only_a), snapshot(both))
 
 
-def test_delete_by_id_and_unknown_document(make_workspace):
-    workspace = make_workspace()
+def test_delete_by_id_and_unknown_document(make_workspace, store_kind):
+    workspace = make_workspace(store=store_kind)
     workspace.indexer.ingest(FILM_DOCS)
     report = workspace.indexer.delete_document(document_id("people/brandt.md"))
     assert report.chunks == 1 and report.nodes_updated > 0, "Maria Kessler is shared and must only lose support"
@@ -117,19 +117,19 @@ def test_delete_by_id_and_unknown_document(make_workspace):
         workspace.indexer.delete_document("no-such-document")
 
 
-def test_state_survives_reopen_and_repair_fixes_interrupted_vectors(make_workspace, corpus):
-    workspace = make_workspace("data")
+def test_state_survives_reopen_and_repair_fixes_interrupted_vectors(make_workspace, corpus, store_kind):
+    workspace = make_workspace("data", store=store_kind)
     workspace.indexer.ingest(corpus[0])
     expected = snapshot(workspace)
     workspace.close()
     # simulate a crash after the graph write but before the vector save: drop some vectors, add a stray one
-    reopened = make_workspace("data")
+    reopened = make_workspace("data", store=store_kind)
     entities = sorted(reopened.vectors[NodeType.ENTITY].ids())[:5]
     reopened.vectors[NodeType.ENTITY].delete(entities)
     reopened.vectors[NodeType.CHUNK].add(["stray"], np.ones((1, 384), dtype=np.float32) / np.sqrt(384))
     reopened.vectors.save()
     reopened.close()
-    recovered = make_workspace("data")
+    recovered = make_workspace("data", store=store_kind)
     assert recovered.indexer.repair() == 0, "repair already ran when the indexer opened"
     assert_same(expected, snapshot(recovered))
 
@@ -139,3 +139,12 @@ def test_empty_documents_are_reported_not_indexed(make_workspace):
     report = workspace.indexer.ingest([SourceDocument("empty.txt", "Empty", "   \n")])
     assert report.failed == [("empty.txt", "document has no text")]
     assert workspace.store.counts()["nodes"]["Document"] == 0
+
+
+def test_both_stores_hold_the_same_graph(make_workspace, corpus):
+    embedded = make_workspace("embedded", store="embedded")
+    server = make_workspace("server", store="neo4j")
+    for workspace in (embedded, server):
+        workspace.indexer.ingest(corpus[0])
+        workspace.indexer.delete_document(corpus[0][0].source)
+    assert_same(snapshot(embedded), snapshot(server))

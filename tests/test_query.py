@@ -1,22 +1,32 @@
 """Each retrieval mode, on a corpus where the right answer needs the graph."""
 
+import uuid
+
 import pytest
 
 from query.engine import MODES, QueryError
-from tests.conftest import FILM_DOCS, as_documents
+from tests.conftest import FILM_DOCS, as_documents, drop_neo4j_workspace
 
 
-@pytest.fixture(scope="module")
-def indexed(tmp_path_factory, embedder, nlp, sample_records):
+@pytest.fixture(scope="module", params=["embedded", "neo4j"])
+def indexed(request, tmp_path_factory, embedder, nlp, sample_records):
+    """The same corpus indexed once per graph store; every test below runs on both."""
     from api.workspace import Workspace
     from common.settings import Settings
 
-    workspace = Workspace(Settings(data_dir=tmp_path_factory.mktemp("query"), extract_workers=1))
+    overrides = {}
+    if request.param == "neo4j":
+        server = request.getfixturevalue("neo4j_server")
+        overrides = {"neo4j_uri": server["uri"], "neo4j_user": server["user"], "neo4j_password": server["password"],
+                     "neo4j_workspace": f"test-query-{uuid.uuid4().hex[:8]}"}
+    workspace = Workspace(Settings(data_dir=tmp_path_factory.mktemp("query"), store=request.param, extract_workers=1, **overrides))
     workspace.__dict__["embedder"] = embedder
     workspace.__dict__["nlp"] = nlp
     workspace.indexer.ingest(FILM_DOCS + as_documents(sample_records[:60]))
     yield workspace
     workspace.close()
+    if request.param == "neo4j":
+        drop_neo4j_workspace(request.getfixturevalue("neo4j_server"), overrides["neo4j_workspace"])
 
 
 def titles(result) -> list[str]:
@@ -65,7 +75,7 @@ def test_bad_queries_are_rejected_clearly(indexed):
         indexed.engine.retrieve("x", "naive", 0)
 
 
-def test_query_on_empty_index_returns_nothing(make_workspace):
-    workspace = make_workspace("empty")
+def test_query_on_empty_index_returns_nothing(make_workspace, store_kind):
+    workspace = make_workspace("empty", store=store_kind)
     for mode in MODES:
         assert workspace.engine.retrieve("anything at all?", mode, 5).chunks == []

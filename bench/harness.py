@@ -114,16 +114,22 @@ class PeakMemory:
     def __init__(self, interval: float = 0.25) -> None:
         self.interval = interval
         self.peak_mib = 0.0
+        self.at_peak: dict[str, float] = {}  # this process and its children, at the moment of the peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> float:
+    def _sample(self) -> None:
         root = os.getpid()
-        return sum(_pss_kib(pid) for pid in [root, *_descendants(root)]) / 1024
+        children = _descendants(root)
+        main = _pss_kib(root) / 1024
+        workers = sum(_pss_kib(pid) for pid in children) / 1024
+        if main + workers > self.peak_mib:
+            self.peak_mib = main + workers
+            self.at_peak = {"main_mib": main, "children_mib": workers, "children": len(children)}
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_mib = max(self.peak_mib, self._sample())
+            self._sample()
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakMemory":
@@ -133,7 +139,7 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_mib = max(self.peak_mib, self._sample())
+        self._sample()
 
 
 @dataclass

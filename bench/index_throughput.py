@@ -74,7 +74,7 @@ def phase_build(args: argparse.Namespace) -> dict[str, Any]:
         report = indexer.ingest(base)
         counts = workspace.stats()
         workspace.close()
-    return {**_report_dict(report), "open_seconds": opening.seconds, "wall_seconds": wall.seconds, "peak_mib": memory.peak_mib, "index": counts}
+    return {**_report_dict(report), "open_seconds": opening.seconds, "wall_seconds": wall.seconds, "peak_mib": memory.peak_mib, "memory_at_peak": memory.at_peak, "index": counts}
 
 
 def _ingest_held_out(args: argparse.Namespace) -> dict[str, Any]:

@@ -15,6 +15,9 @@ from common.settings import Settings
 log = logging.getLogger(__name__)
 
 
+TOKENS_PER_CALL = 1024
+
+
 class EmbedderError(RuntimeError):
     """The embedder cannot be loaded or called; the message says what to do."""
 
@@ -47,8 +50,8 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class OnnxMiniLMEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling.
 
-    Texts are sorted by length before batching so that each batch pads to a similar length: on short entity names
-    this is several times faster than padding every batch to the longest text.
+    Texts are sorted by token count before batching so that each batch pads to a similar length: on short entity
+    names this is several times faster than padding every batch to the longest text.
     """
 
     name = "local-minilm-l6-v2-int8"
@@ -85,17 +88,24 @@ class OnnxMiniLMEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        order = np.argsort([len(text) for text in texts], kind="stable")
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(encoding.ids) for encoding in encodings], kind="stable")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), self._batch_size):
-            batch_index = order[start : start + self._batch_size]
-            encodings = self._tokenizer.encode_batch([texts[i] for i in batch_index])
-            width = max(len(encoding.ids) for encoding in encodings)
-            ids = np.zeros((len(encodings), width), dtype=np.int64)
+        start = 0
+        while start < len(order):
+            # rows of similar length, capped by count and by padded tokens: on CPU, a few long texts per call run
+            # faster than many (measured: 4 chunks of 200 tokens per call beat 32 by a quarter)
+            end = start + 1
+            while end < len(order) and end - start < self._batch_size and (end - start + 1) * len(encodings[order[end]].ids) <= TOKENS_PER_CALL:
+                end += 1
+            batch_index = order[start:end]
+            start = end
+            width = len(encodings[batch_index[-1]].ids)
+            ids = np.zeros((len(batch_index), width), dtype=np.int64)
             mask = np.zeros_like(ids)
-            for row, encoding in enumerate(encodings):
-                ids[row, : len(encoding.ids)] = encoding.ids
-                mask[row, : len(encoding.ids)] = 1
+            for row, i in enumerate(batch_index):
+                ids[row, : len(encodings[i].ids)] = encodings[i].ids
+                mask[row, : len(encodings[i].ids)] = 1
             hidden = self._session.run(
                 None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             )[0]

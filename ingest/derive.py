@@ -68,6 +68,7 @@ def derive_relation(node: Node) -> None:
         direction += part.get("d", 0)
     first, second = node.props["ends"]
     names = (_top(first_names), _top(second_names))
+    ranked = [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))]
     forward = direction >= 0
     node.props = {
         "ends": [first, second],
@@ -75,7 +76,8 @@ def derive_relation(node: Node) -> None:
         "target_id": second if forward else first,
         "source_name": names[0] if forward else names[1],
         "target_name": names[1] if forward else names[0],
-        "keywords": [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))],
+        "keywords": ranked,
+        "label": ", ".join(ranked[:2]) or "related to",  # a short caption (the Neo4j Browser shows it on the node)
         "kind": _top(kinds),
         "weight": len(node.contrib),
         "description": _description(node.contrib),

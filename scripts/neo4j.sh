@@ -7,6 +7,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
 POM="$SCRIPT_DIR/neo4j/pom.xml"
+STYLE_FILE="$REPO_ROOT/docs/graphdex.grass"
 ENTRY_POINT="org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL="org.neo4j.cli.AdminTool"
 NEO4J_USER="neo4j"  # Community edition's built-in admin user; the only one set-initial-password can set.
@@ -296,6 +297,11 @@ fetch_jars() {
 
 # --- configuration --------------------------------------------------------------------------------------------------
 
+# docs/graphdex.grass as one line (comments dropped), the form `:style` takes inline
+one_line_style() {
+    tr '\n' ' ' <"$STYLE_FILE" | sed -e 's#/\*[^*]*\*/##g' -e 's/[[:space:]][[:space:]]*/ /g' -e 's/^ //' -e 's/ $//'
+}
+
 write_conf() {
     mkdir -p "$CONF_DIR" "$LOG_DIR" "$RUN_DIR" "$DATA_DIR/data" "$DATA_DIR/plugins" "$DATA_DIR/import"
     local conf="$CONF_DIR/neo4j.conf"
@@ -331,6 +337,10 @@ client.allow_telemetry=false
 # A development box: keep at most about 1 GB of transaction logs.
 db.tx_log.rotation.retention_policy=1G size
 EOF
+    if [[ -f "$STYLE_FILE" ]]; then
+        # The Browser runs this after connecting: graphdex's colours and captions, without a drag and drop.
+        printf '\n# graphdex style for the Neo4j Browser (from docs/graphdex.grass)\nbrowser.post_connect_cmd=style %s\n' "$(one_line_style)" >>"$conf.tmp"
+    fi
     if [[ -f "$CONF_DIR/neo4j.local.conf" ]]; then
         { echo; echo "# ---- from neo4j.local.conf ----"; cat "$CONF_DIR/neo4j.local.conf"; } >>"$conf.tmp"
     fi

@@ -46,9 +46,9 @@ def main(
     _state["verbose"] = verbose
 
 
-def _workspace() -> Workspace:
+def _workspace(**overrides) -> Workspace:
     try:
-        settings = Settings(**({"data_dir": _state["data_dir"]} if _state["data_dir"] else {}))
+        settings = Settings(**({"data_dir": _state["data_dir"]} if _state["data_dir"] else {}), **overrides)
     except ValidationError as error:
         _fail(f"invalid configuration: {error}")
     level = logging.DEBUG if _state["verbose"] else getattr(logging, settings.log_level.upper(), logging.WARNING)
@@ -89,9 +89,10 @@ def _print_report(report: IngestReport) -> None:
 
 @app.command()
 def ingest(paths: list[Path] = typer.Argument(..., help="Files (.txt, .md, .json, .jsonl) or folders of them."),
+           workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, max=64, help="spaCy worker processes (default GRAPHDEX_EXTRACT_WORKERS; 0 = in this process)."),
            json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON.")) -> None:
     """Index documents. Unchanged documents are skipped; changed ones (same source, new text) replace their old version."""
-    workspace = _workspace()
+    workspace = _workspace(**({"extract_workers": workers} if workers is not None else {}))
     try:
         documents = list(load_paths(paths))
         with workspace.store.lock():
@@ -183,6 +184,23 @@ def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON.
         for name, count in data[kind].items():
             table.add_row(kind, name, str(count))
     console.print(table)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all; set GRAPHDEX_API_KEY then)."),
+          port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port.")) -> None:
+    """Run the REST API (OpenAPI docs at /docs): queue documents, follow their status, query, browse the graph."""
+    import uvicorn
+
+    from api.app import create_app
+
+    workspace = _workspace()
+    if host not in ("127.0.0.1", "localhost", "::1") and not workspace.settings.api_key:
+        err.print("[yellow]warning:[/] listening beyond this machine with no GRAPHDEX_API_KEY: anyone who can reach it can add and delete documents")
+    try:
+        uvicorn.run(create_app(workspace=workspace), host=host, port=port, log_level=workspace.settings.log_level.lower())
+    except StoreError as error:
+        _fail(str(error))
 
 
 @app.command()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from functools import cached_property
 from pathlib import Path
 
 from common.embedder import Embedder, make_embedder
 from common.settings import Settings
 from graph.networkx_store import NetworkxGraphStore
+from graph.rwlock import ReadWriteLock
 from graph.store import GraphStore
 from graph.vector_index import VectorIndexSet
 from ingest.chunking import Chunker, approximate_token_counts
@@ -27,7 +27,7 @@ class Workspace:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
+        self.guard = ReadWriteLock()  # queries read under it; the indexer's mutations take it exclusively
 
     @cached_property
     def data_dir(self) -> Path:
@@ -69,13 +69,14 @@ class Workspace:
         workers = s.extract_workers or max(1, (os.cpu_count() or 2) - 1)
         extractor = SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window), workers, s.extract_batch_chunks)
         indexer = Indexer(self.store, self.vectors, self.embedder, extractor, Chunker(self._token_counter(), s.chunk_tokens, s.chunk_overlap),
-                          s.community_resolution, s.community_min_size)
+                          s.community_resolution, s.community_min_size, self.guard.write)
         indexer.repair()
         return indexer
 
     @cached_property
     def engine(self) -> QueryEngine:
-        return QueryEngine(self.store, self.vectors, self.embedder, SpacyQueryAnalyzer(self.nlp), self.settings.ppr_alpha, self.settings.ppr_iterations)
+        return QueryEngine(self.store, self.vectors, self.embedder, SpacyQueryAnalyzer(self.nlp), self.settings.ppr_alpha, self.settings.ppr_iterations,
+                           self.guard.read)
 
     def stats(self) -> dict:
         return {"data_dir": str(self.data_dir), "store": self.settings.store, **self.store.counts(), "vectors": self.vectors.counts()}

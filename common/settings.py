@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     neo4j_database: str = Field("neo4j", description="Neo4j database (Community edition has one: `neo4j`).")
     neo4j_workspace: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Name that keeps this corpus apart from others in the same Neo4j database.")
 
+    api_key: str | None = Field(None, description="When set, write endpoints of the REST API require this key in the `X-API-Key` header.")
+    api_key_for_reads: bool = Field(False, description="Require the API key for read endpoints (queries, status, graph) as well.")
+    max_request_bytes: int = Field(20_000_000, ge=1024, description="Largest request body the REST API accepts (bytes); larger ones get 413.")
+    ingest_batch_documents: int = Field(32, ge=1, le=10_000, description="Queued documents the service indexes per batch (smaller batches let deletes and status updates through sooner).")
+
     log_level: str = Field("WARNING", description="Logging level of the command line and service (DEBUG, INFO, WARNING, ERROR); `--verbose` means DEBUG.")
 
     @field_validator("excluded_entity_types", mode="before")

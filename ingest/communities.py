@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from contextlib import AbstractContextManager, nullcontext
+from typing import Callable
 
 from common.embedder import Embedder
 from common.ids import community_id
@@ -45,7 +47,8 @@ def _describe(members: list[str], entities: dict[str, Node], internal: list[Edge
     }
 
 
-def refresh_communities(store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, resolution: float, min_size: int) -> int:
+def refresh_communities(store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, resolution: float, min_size: int,
+                        exclusive: Callable[[], AbstractContextManager[None]] = nullcontext) -> int:
     """Recompute communities and write the difference; returns how many Community nodes were written or removed."""
     related = list(store.iter_edges([EdgeType.RELATED_TO]))
     groups = detect_communities(((e.source, e.target, float(len(e.contrib))) for e in related), resolution, min_size)
@@ -70,10 +73,12 @@ def refresh_communities(store: GraphStore, vectors: VectorIndexSet, embedder: Em
     changed = [node for cid, node in wanted.items() if cid not in existing or existing[cid].props != node.props]
     new_edges = [Edge(member, EdgeType.IN_COMMUNITY, node.id) for node in changed if node.id not in existing for member in members_of[node.id]]
     re_embed = [n for n in changed if n.id not in existing or embedding_text(existing[n.id]) != embedding_text(n)]
-    if re_embed:
-        vectors[NodeType.COMMUNITY].add([n.id for n in re_embed], embedder.embed([embedding_text(n) for n in re_embed]))
-    if changed or removed:
-        store.write(changed, new_edges, delete_nodes=removed)
-    vectors[NodeType.COMMUNITY].delete(removed)
+    embedded = embedder.embed([embedding_text(n) for n in re_embed]) if re_embed else None
+    with exclusive():
+        if embedded is not None:
+            vectors[NodeType.COMMUNITY].add([n.id for n in re_embed], embedded)
+        if changed or removed:
+            store.write(changed, new_edges, delete_nodes=removed)
+        vectors[NodeType.COMMUNITY].delete(removed)
     log.info("communities: %d in all, %d written, %d removed", len(wanted), len(changed), len(removed))
     return len(changed) + len(removed)

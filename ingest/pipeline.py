@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+import numpy as np
 
 from common.embedder import Embedder
 from common.ids import chunk_id, content_hash, document_id, entity_id, relation_id
@@ -71,7 +74,10 @@ class Indexer:
     """The single writer of a graph store and its vector indexes."""
 
     def __init__(self, store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, extractor: Extractor, chunker: Chunker,
-                 community_resolution: float = 1.0, community_min_size: int = 3) -> None:
+                 community_resolution: float = 1.0, community_min_size: int = 3,
+                 exclusive: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
+        """``exclusive`` guards each mutation of the store and vectors (the write side of the service's
+        readers-writer lock); extraction and embedding run outside it."""
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
@@ -79,6 +85,7 @@ class Indexer:
         self.chunker = chunker
         self.community_resolution = community_resolution
         self.community_min_size = community_min_size
+        self.exclusive = exclusive
 
     # ingest -----------------------------------------------------------------------------------------------------
 
@@ -105,7 +112,7 @@ class Indexer:
             if progress:
                 progress(done, total_chunks)
         if prepared:
-            self._timed(report, "communities", lambda: refresh_communities(self.store, self.vectors, self.embedder, self.community_resolution, self.community_min_size))
+            self._timed(report, "communities", self._refresh_communities)
             self._timed(report, "vector_save", self.vectors.save)
         report.entities = len(touched_entities)
         report.relations = len(touched_relations)
@@ -229,8 +236,14 @@ class Indexer:
             if key in stored_edges:
                 edge.contrib = {**stored_edges[key].contrib, **edge.contrib}
             derive_edge(edge)
-        self._timed(report, "embedding", lambda: self._embed(to_embed))
-        self._timed(report, "store_write", lambda: self.store.write(list(nodes.values()), list(edges.values())))
+        vectors = self._timed(report, "embedding", lambda: self._vectors(to_embed))
+
+        def apply() -> None:
+            with self.exclusive():
+                self._add_vectors(vectors)
+                self.store.write(list(nodes.values()), list(edges.values()))
+
+        self._timed(report, "store_write", apply)
         return set(entity_contrib), set(relation_contrib)
 
     @staticmethod
@@ -269,17 +282,24 @@ class Indexer:
             add_edge(rid, EdgeType.CONNECTS, first, cid)
             add_edge(rid, EdgeType.CONNECTS, second, cid)
 
-    def _embed(self, nodes: list[Node]) -> None:
+    def _vectors(self, nodes: list[Node]) -> dict[NodeType, tuple[list[str], np.ndarray]]:
+        """Embeddings of the nodes, by node type (the slow part, done outside the exclusive section)."""
         if not nodes:
-            return
+            return {}
         vectors = self.embedder.embed([embedding_text(n) for n in nodes])
         by_type: dict[NodeType, list[int]] = defaultdict(list)
         for row, node in enumerate(nodes):
             by_type[node.type].append(row)
-        for type_, rows in by_type.items():
-            self.vectors[type_].add([nodes[r].id for r in rows], vectors[rows])
+        return {type_: ([nodes[r].id for r in rows], vectors[rows]) for type_, rows in by_type.items()}
+
+    def _add_vectors(self, vectors: dict[NodeType, tuple[list[str], np.ndarray]]) -> None:
+        for type_, (ids, matrix) in vectors.items():
+            self.vectors[type_].add(ids, matrix)
 
     # delete -----------------------------------------------------------------------------------------------------
+
+    def _refresh_communities(self) -> int:
+        return refresh_communities(self.store, self.vectors, self.embedder, self.community_resolution, self.community_min_size, self.exclusive)
 
     def resolve_document(self, ref: str) -> str | None:
         """A document id from an id or the source it was ingested from (a path is also tried absolute)."""
@@ -299,7 +319,7 @@ class Indexer:
         if doc_id is None:
             raise KeyError(f"no document with id or source {ref!r}")
         report = self._remove_document(doc_id)
-        refresh_communities(self.store, self.vectors, self.embedder, self.community_resolution, self.community_min_size)
+        self._refresh_communities()
         self.vectors.save()
         return report
 
@@ -333,12 +353,14 @@ class Indexer:
                 kept_edges.append(fresh_edge)
             else:
                 dropped_edges.append(key)
-        self._embed(to_embed)
-        self.store.write(updated, kept_edges, delete_nodes=sorted(deleted_ids), delete_edges=dropped_edges)
-        self.vectors[NodeType.CHUNK].delete(chunk_ids)
-        for node in deleted:
-            if node.type in SEARCHABLE_TYPES:
-                self.vectors[node.type].delete([node.id])
+        vectors = self._vectors(to_embed)
+        with self.exclusive():
+            self._add_vectors(vectors)
+            self.store.write(updated, kept_edges, delete_nodes=sorted(deleted_ids), delete_edges=dropped_edges)
+            self.vectors[NodeType.CHUNK].delete(chunk_ids)
+            for node in deleted:
+                if node.type in SEARCHABLE_TYPES:
+                    self.vectors[node.type].delete([node.id])
         return DeleteReport(doc_id, len(chunk_ids), len(deleted_ids), len(updated))
 
     # recovery ---------------------------------------------------------------------------------------------------
@@ -351,10 +373,11 @@ class Indexer:
             indexed = self.vectors[type_].ids()
             extra = indexed - stored
             missing = sorted(stored - indexed)
-            if extra:
-                self.vectors[type_].delete(extra)
-            if missing:
-                self._embed(list(self.store.get_nodes(missing).values()))
+            vectors = self._vectors(list(self.store.get_nodes(missing).values())) if missing else {}
+            with self.exclusive():
+                if extra:
+                    self.vectors[type_].delete(extra)
+                self._add_vectors(vectors)
             fixes += len(extra) + len(missing)
         if fixes:
             log.warning("repaired %d vector entries that did not match the graph (an earlier run was interrupted)", fixes)

@@ -17,7 +17,8 @@ import math
 import threading
 import time
 from collections import defaultdict
-from typing import Iterable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -73,13 +74,17 @@ def _sharpen(hits: list[tuple[str, float]], temperature: float = 0.05) -> list[t
 
 class QueryEngine:
     def __init__(self, store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
-                 ppr_alpha: float = 0.5, ppr_iterations: int = 10) -> None:
+                 ppr_alpha: float = 0.5, ppr_iterations: int = 10,
+                 shared: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
+        """``shared`` is held while a query reads the store and vectors (the read side of the service's
+        readers-writer lock), so a query never sees half of a write."""
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
         self.analyzer = analyzer
         self.ppr_alpha = ppr_alpha
         self.ppr_iterations = ppr_iterations
+        self.shared = shared
         self._projection: GraphProjection | None = None
         self._projection_lock = threading.Lock()
 
@@ -217,6 +222,10 @@ class QueryEngine:
             raise QueryError("top_k must be at least 1")
         keywords = self.analyzer.analyze(question)
         qv = self.embedder.embed([question])[0]
+        with self.shared():
+            return self._retrieve(question, mode, top_k, keywords, qv, began)
+
+    def _retrieve(self, question: str, mode: str, top_k: int, keywords: QueryKeywords, qv: np.ndarray, began: float) -> QueryResult:
         if mode == "naive":
             chunks, nodes = self._naive(qv, top_k)
         elif mode == "local":

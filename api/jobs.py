@@ -1,0 +1,169 @@
+"""The durable queue of documents submitted to the service, with each one's status.
+
+Why SQLite: a submitted document must survive a crash or restart of the service until it is indexed, and its status
+(pending, processing, done, failed with the error) must be visible at any time. The queue keeps the document's text
+until it is indexed (and after a failure, for retry), then drops it: the graph holds the document from then on.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ingest.documents import SourceDocument
+
+STATUSES = ("pending", "processing", "done", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    payload TEXT,
+    result TEXT,
+    submitted_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Job:
+    id: str
+    source: str
+    title: str
+    status: str
+    error: str | None
+    attempts: int
+    submitted_at: str
+    updated_at: str
+    result: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "source": self.source, "title": self.title, "status": self.status, "error": self.error,
+                "attempts": self.attempts, "submitted_at": self.submitted_at, "updated_at": self.updated_at, **(self.result or {})}
+
+
+class JobQueue:
+    """Thread-safe: the API threads submit and read, the ingestion thread claims and finishes."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self.wakeup = threading.Event()
+
+    def _row(self, row: tuple) -> Job:
+        id_, source, title, status, error, attempts, submitted, updated, result = row
+        return Job(id_, source, title, status, error, attempts, submitted, updated, json.loads(result) if result else None)
+
+    _COLUMNS = "id, source, title, status, error, attempts, submitted_at, updated_at, result"
+
+    def resume_interrupted(self) -> int:
+        """Documents a previous run was processing when it stopped go back to the queue."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE jobs SET status='pending', updated_at=? WHERE status='processing'", (_now(),))
+        if cursor.rowcount:
+            self.wakeup.set()
+        return cursor.rowcount
+
+    def submit(self, items: list[tuple[str, SourceDocument]]) -> list[Job]:
+        """Queue documents (id, document). Re-submitting a queued or finished document queues its new text again;
+        one being processed right now goes back to pending and is indexed again, with the new text, after it."""
+        now = _now()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM jobs").fetchone()[0]
+                for offset, (job_id, doc) in enumerate(items, start=1):
+                    payload = json.dumps({"source": doc.source, "title": doc.title, "text": doc.text, "metadata": doc.metadata}, ensure_ascii=False)
+                    self._db.execute(
+                        "INSERT INTO jobs (id, source, title, status, error, attempts, payload, result, submitted_at, updated_at, seq) "
+                        "VALUES (?, ?, ?, 'pending', NULL, 0, ?, NULL, ?, ?, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET source=excluded.source, title=excluded.title, status='pending', error=NULL, "
+                        "attempts=0, payload=excluded.payload, result=NULL, updated_at=excluded.updated_at, seq=excluded.seq",
+                        (job_id, doc.source, doc.title, payload, now, now, seq + offset),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        self.wakeup.set()
+        return [self.get(job_id) for job_id, _ in items]
+
+    def claim(self, limit: int) -> list[tuple[Job, SourceDocument]]:
+        """The oldest pending documents, now marked processing."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {self._COLUMNS}, payload FROM jobs WHERE status='pending' ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
+            now = _now()
+            self._db.executemany("UPDATE jobs SET status='processing', attempts=attempts+1, updated_at=? WHERE id=?", [(now, r[0]) for r in rows])
+        claimed = []
+        for row in rows:
+            data = json.loads(row[-1])
+            claimed.append((self._row(row[:-1]), SourceDocument(data["source"], data["title"], data["text"], data["metadata"])))
+        return claimed
+
+    def finish(self, job_id: str, error: str | None = None, result: dict[str, Any] | None = None) -> None:
+        """Done (the text is dropped) or failed (the text is kept for a retry). A document re-submitted while it was
+        being processed stays pending: its newer text is indexed next."""
+        with self._lock:
+            if error is None:
+                self._db.execute("UPDATE jobs SET status='done', error=NULL, payload=NULL, result=?, updated_at=? WHERE id=? AND status='processing'",
+                                 (json.dumps(result or {}), _now(), job_id))
+            else:
+                self._db.execute("UPDATE jobs SET status='failed', error=?, updated_at=? WHERE id=? AND status='processing'", (error, _now(), job_id))
+
+    def retry(self, job_id: str) -> Job | None:
+        with self._lock:
+            seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM jobs").fetchone()[0]
+            cursor = self._db.execute("UPDATE jobs SET status='pending', error=NULL, updated_at=?, seq=? WHERE id=? AND status='failed'",
+                                      (_now(), seq + 1, job_id))
+        if cursor.rowcount:
+            self.wakeup.set()
+        return self.get(job_id)
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+    def cancel_pending(self, job_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM jobs WHERE id=? AND status='pending'", (job_id,)).rowcount > 0
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {self._COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return self._row(row) if row else None
+
+    def list(self, status: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
+        where, params = ("WHERE status=?", [status]) if status else ("", [])
+        with self._lock:
+            total = self._db.execute(f"SELECT count(*) FROM jobs {where}", params).fetchone()[0]
+            rows = self._db.execute(f"SELECT {self._COLUMNS} FROM jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
+        return [self._row(r) for r in rows], total
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+        return {status: 0 for status in STATUSES} | dict(rows)
+
+    def close(self) -> None:
+        self._db.close()

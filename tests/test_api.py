@@ -1,0 +1,150 @@
+"""The REST API through FastAPI's TestClient: the document lifecycle, queries, graph endpoints, and clear 4xx errors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from common.ids import document_id
+from tests.conftest import FILM_DOCS
+
+
+def wait_until_settled(client: TestClient, ids: list[str], timeout: float = 120.0) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {i: client.get(f"/documents/{i}").json() for i in ids}
+        if all(s["status"] in ("done", "failed") for s in states.values()):
+            return states
+        assert time.monotonic() < deadline, f"documents still not indexed: {states}"
+        time.sleep(0.2)
+
+
+def film_payload() -> dict:
+    return {"documents": [{"title": d.title, "text": d.text, "source": d.source} for d in FILM_DOCS]}
+
+
+@pytest.fixture
+def client(make_workspace):
+    workspace = make_workspace("api", extract_workers=0, api_key="secret-key", max_request_bytes=200_000)
+    with TestClient(create_app(workspace=workspace)) as client:
+        client.headers["X-API-Key"] = "secret-key"
+        client.workspace = workspace
+        yield client
+
+
+def test_document_lifecycle_and_query(client):
+    response = client.post("/documents", json=film_payload())
+    assert response.status_code == 202
+    submitted = response.json()["documents"]
+    assert [d["id"] for d in submitted] == [document_id(d.source) for d in FILM_DOCS]
+    assert {d["status"] for d in submitted} <= {"pending", "processing", "done"}
+    states = wait_until_settled(client, [d["id"] for d in submitted])
+    assert all(s["status"] == "done" and s["chunks"] >= 1 for s in states.values()), states
+
+    answer = client.post("/query", json={"query": "Where was the director of The Harbor Lights born?", "mode": "graph", "top_k": 3})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["answer"] is None
+    assert "Maria Kessler" in [hit["title"] for hit in body["results"]]
+    assert all(set(hit) >= {"text", "doc_id", "title", "chunk_id", "score"} for hit in body["results"])
+
+    listed = client.get("/documents", params={"status": "done"}).json()
+    assert listed["total"] == len(FILM_DOCS) and listed["counts"]["done"] == len(FILM_DOCS)
+
+    kessler = document_id("people/kessler.md")
+    deleted = client.delete(f"/documents/{kessler}")
+    assert deleted.status_code == 200 and deleted.json()["chunks"] == 1
+    assert client.get(f"/documents/{kessler}").status_code == 404
+    again = client.post("/query", json={"query": "Where was the director of The Harbor Lights born?", "mode": "graph", "top_k": 3}).json()
+    assert "Maria Kessler" not in [hit["title"] for hit in again["results"]]
+
+
+def test_resubmitting_unchanged_documents_changes_nothing(client):
+    ids = [d["id"] for d in client.post("/documents", json=film_payload()).json()["documents"]]
+    wait_until_settled(client, ids)
+    version = client.get("/health").json()["store_version"]
+    ids = [d["id"] for d in client.post("/documents", json=film_payload()).json()["documents"]]
+    states = wait_until_settled(client, ids)
+    assert all(s["status"] == "done" for s in states.values())
+    assert client.get("/health").json()["store_version"] == version
+
+
+def test_multipart_upload_of_files(client):
+    files = [("files", ("notes.md", b"# Lake Bled\nLake Bled is a lake in Slovenia near Ljubljana.", "text/markdown")),
+             ("files", ("more.jsonl", json.dumps({"id": "a1", "title": "Ljubljana", "text": "Ljubljana is the capital of Slovenia."}).encode(), "application/json"))]
+    response = client.post("/documents", files=files)
+    assert response.status_code == 202, response.text
+    ids = [d["id"] for d in response.json()["documents"]]
+    assert len(ids) == 2
+    states = wait_until_settled(client, ids)
+    assert {s["title"] for s in states.values()} == {"Lake Bled", "Ljubljana"}
+    assert client.get("/graph/entities", params={"q": "slovenia"}).json()["entities"]
+
+
+def test_graph_endpoints(client):
+    wait_until_settled(client, [d["id"] for d in client.post("/documents", json=film_payload()).json()["documents"]])
+    found = client.get("/graph/entities", params={"q": "kessler"}).json()["entities"]
+    kessler = next(e for e in found if e["name"] == "Maria Kessler")
+    entity = client.get(f"/graph/entities/{kessler['id']}").json()
+    assert entity["entity"]["type"] == "PERSON" and entity["neighbours"]
+    sub = client.get("/graph/subgraph", params={"entity": kessler["id"], "depth": 2, "limit": 10}).json()
+    assert 1 < len(sub["nodes"]) <= 10 and sub["edges"]
+    assert {n["depth"] for n in sub["nodes"]} <= {0, 1, 2}
+    stats = client.get("/graph/stats").json()
+    assert stats["nodes"]["Document"] == len(FILM_DOCS) and stats["queue"]["done"] == len(FILM_DOCS)
+    from graph.model import NodeType
+
+    community_id = sorted(client.workspace.store.node_ids(NodeType.COMMUNITY))[0]
+    community = client.get(f"/graph/communities/{community_id}").json()
+    assert community["size"] >= 3 and community["label"]
+
+
+@pytest.mark.parametrize("request_args, status, message", [
+    ({"json": {"documents": []}}, 422, "documents"),
+    ({"json": {"documents": [{"title": "x", "text": "   "}]}}, 422, "blank"),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "json"),
+    ({"files": [("files", ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00", "image/png"))]}, 422, "unsupported file type"),
+    ({"files": [("files", ("binary.txt", b"abc\x00def", "text/plain"))]}, 422, "binary"),
+    ({"files": [("files", ("latin1.txt", "café".encode("latin-1"), "text/plain"))]}, 422, "UTF-8"),
+    ({"files": [("files", ("empty.md", b"  \n", "text/markdown"))]}, 422, "empty"),
+    ({"content": b"x" * 300_000, "headers": {"content-type": "application/json"}}, 413, "larger than the limit"),
+    ({"content": b"text", "headers": {"content-type": "text/plain"}}, 415, "content type"),
+])
+def test_bad_submissions_get_clear_4xx(client, request_args, status, message):
+    response = client.post("/documents", **request_args)
+    assert response.status_code == status, response.text
+    assert message.lower() in response.text.lower()
+
+
+def test_other_user_mistakes_are_4xx(client):
+    assert client.get("/documents/doc-unknown").status_code == 404
+    assert client.delete("/documents/doc-unknown").status_code == 404
+    assert client.post("/documents/doc-unknown/retry").status_code == 404
+    assert client.get("/graph/entities/ent-unknown").status_code == 404
+    assert client.get("/graph/communities/com-unknown").status_code == 404
+    assert client.get("/graph/subgraph", params={"entity": "ent-unknown"}).status_code == 404
+    assert client.post("/query", json={"query": "x", "mode": "fast"}).status_code == 422
+    assert client.post("/query", json={"query": "", "mode": "naive"}).status_code == 422
+    assert client.post("/query", json={"query": "x", "top_k": 0}).status_code == 422
+    assert client.get("/documents", params={"status": "lost"}).status_code == 422
+
+
+def test_api_key_guards_writes(client):
+    anonymous = {"X-API-Key": ""}
+    assert client.post("/documents", json=film_payload(), headers=anonymous).status_code == 401
+    assert client.delete("/documents/doc-x", headers=anonymous).status_code == 401
+    assert client.post("/query", json={"query": "anything"}, headers=anonymous).status_code == 200  # reads stay open by default
+    assert client.get("/health", headers=anonymous).json()["status"] == "ok"
+
+
+def test_token_budget_limits_the_context(client):
+    wait_until_settled(client, [d["id"] for d in client.post("/documents", json=film_payload()).json()["documents"]])
+    full = client.post("/query", json={"query": "Maria Kessler", "mode": "local", "top_k": 4}).json()["results"]
+    assert len(full) >= 2
+    first, second = client.workspace.embedder.count_tokens([full[0]["text"], full[1]["text"]])
+    cut = client.post("/query", json={"query": "Maria Kessler", "mode": "local", "top_k": 4, "max_context_tokens": first + second - 1}).json()["results"]
+    assert [h["chunk_id"] for h in cut] == [full[0]["chunk_id"]]

@@ -1,0 +1,147 @@
+"""A real `graphdex serve` process on 127.0.0.1: the end-to-end HTTP path, restart-resume after a crash, and a
+schemathesis run over the OpenAPI schema that must produce no server error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings as hypothesis_settings
+
+from tests.conftest import FILM_DOCS, REPO, SAMPLE
+
+EXAMPLES_PER_OPERATION = 40
+GRAPHDEX = str(Path(sys.executable).parent / "graphdex")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+
+
+@contextmanager
+def running_server(data_dir: Path, **env: str) -> Iterator[Server]:
+    port = _free_port()
+    log = open(data_dir.parent / f"serve-{port}.log", "w")
+    process = subprocess.Popen([GRAPHDEX, "--data-dir", str(data_dir), "serve", "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "GRAPHDEX_EXTRACT_WORKERS": "0", **env})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, f"graphdex serve exited: {(data_dir.parent / f'serve-{port}.log').read_text()[-2000:]}"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "graphdex serve did not become healthy in 90 s"
+            time.sleep(0.3)
+        yield Server(url, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+
+def wait_settled(url: str, ids: list[str], timeout: float = 180) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {i: httpx.get(f"{url}/documents/{i}").json() for i in ids}
+        if all(s.get("status") in ("done", "failed") for s in states.values()):
+            return states
+        assert time.monotonic() < deadline, states
+        time.sleep(0.3)
+
+
+def test_upload_poll_query_delete_over_http(tmp_path):
+    with running_server(tmp_path / "data") as server:
+        url = server.url
+        files = [("files", (f"{d.title}.md", f"# {d.title}\n\n{d.text}".encode(), "text/markdown")) for d in FILM_DOCS]
+        response = httpx.post(f"{url}/documents", files=files)
+        assert response.status_code == 202, response.text
+        ids = [d["id"] for d in response.json()["documents"]]
+        assert all(s["status"] == "done" for s in wait_settled(url, ids).values())
+        question = {"query": "Where was the director of The Harbor Lights born?", "mode": "graph", "top_k": 3}
+        titles = [hit["title"] for hit in httpx.post(f"{url}/query", json=question).json()["results"]]
+        assert "Maria Kessler" in titles
+        kessler = next(i for i, d in zip(ids, FILM_DOCS) if d.title == "Maria Kessler")
+        assert httpx.delete(f"{url}/documents/{kessler}").status_code == 200
+        titles = [hit["title"] for hit in httpx.post(f"{url}/query", json=question).json()["results"]]
+        assert "Maria Kessler" not in titles
+
+
+def test_restart_resumes_interrupted_ingestion(tmp_path):
+    records = [json.loads(line) for line in SAMPLE.read_text().splitlines()[:40]]
+    payload = {"documents": [{"title": r["title"], "text": r["text"], "source": f"sample#{r['id']}"} for r in records]}
+    data_dir = tmp_path / "data"
+    with running_server(data_dir, GRAPHDEX_INGEST_BATCH_DOCUMENTS="4") as server:
+        url = server.url
+        ids = [d["id"] for d in httpx.post(f"{url}/documents", json=payload).json()["documents"]]
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/documents", params={"status": "done", "limit": 1}).json()["total"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        # crash: no shutdown, no cleanup
+        server.process.kill()
+        server.process.wait()
+    with sqlite3.connect(data_dir / "queue" / "jobs.sqlite") as db:
+        unfinished = db.execute("SELECT count(*) FROM jobs WHERE status IN ('pending', 'processing')").fetchone()[0]
+    assert unfinished > 0, "the crash came too late to leave work behind"
+    with running_server(data_dir, GRAPHDEX_INGEST_BATCH_DOCUMENTS="16") as server:
+        url = server.url
+        states = wait_settled(url, ids)
+        assert all(s["status"] == "done" for s in states.values()), [s for s in states.values() if s["status"] != "done"]
+        stats = httpx.get(f"{url}/graph/stats").json()
+        assert stats["nodes"]["Document"] == len(records)
+        assert stats["vectors"]["Chunk"] == stats["nodes"]["Chunk"]
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("schemathesis") / "data") as server:
+        yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+
+
+def test_no_server_errors_anywhere_in_the_api(api_schema):
+    """Every operation, with schemathesis-generated valid and invalid inputs: never a 5xx."""
+    tested: list[str] = []
+    statuses: list[int] = []
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @hypothesis_settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def no_server_error(case):
+            response = case.call_and_validate(checks=[schemathesis.checks.not_a_server_error], timeout=30)
+            statuses.append(response.status_code)
+
+        no_server_error()
+        tested.append(operation.label)
+    assert len(tested) >= 12, tested
+    assert len(statuses) >= 10 * len(tested), "schemathesis sent too few requests to mean anything"
+    assert {200, 202, 404, 422} <= set(statuses), sorted(set(statuses))

@@ -26,7 +26,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 WIKI_PASSAGES = SHARED_DATA / "wiki-passages"
 DEV_QA = SHARED_DATA / "qa-wiki-directors-dev"
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 class BenchError(SystemExit):

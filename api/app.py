@@ -7,15 +7,16 @@ Start it with `graphdex serve`. OpenAPI documentation is served at /docs. User m
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections import deque
 from contextlib import ExitStack, asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
@@ -23,10 +24,12 @@ from api.jobs import JobQueue
 from api.service import IngestionService, ServiceBusy
 from api.workspace import Workspace
 from common.ids import content_hash, document_id
+from common.llm import LLMError, counting_usage
 from common.settings import Settings
 from graph.model import EdgeType, NodeType
 from graph.store import StoreError
 from ingest.documents import DocumentError, SourceDocument, document_from_record, load_upload
+from query.answer import citations_in
 from query.engine import QueryError
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class QueryIn(BaseModel):
     mode: Literal["naive", "local", "global", "hybrid", "graph"] = "hybrid"
     top_k: int = Field(10, ge=1, le=200)
     max_context_tokens: int | None = Field(None, ge=1, le=1_000_000, description="Stop adding chunks to the results once their tokens would pass this budget.")
+    answer: bool | None = Field(None, description="Write an answer from the results (needs GRAPHDEX_LLM_MODEL); default: yes when a model is configured.")
 
 
 class QueryHit(BaseModel):
@@ -73,6 +77,14 @@ class QueryHit(BaseModel):
     source: str
 
 
+class CitationOut(BaseModel):
+    number: int
+    chunk_id: str
+    doc_id: str
+    title: str
+    source: str
+
+
 class QueryOut(BaseModel):
     query: str
     mode: str
@@ -80,6 +92,8 @@ class QueryOut(BaseModel):
     nodes: list[dict[str, Any]]
     keywords: dict[str, list[str]]
     answer: str | None
+    citations: list[CitationOut] = Field(default_factory=list, description="The results the answer cites, by their [n] in the answer (n = rank in results).")
+    llm_usage: dict[str, int] = Field(default_factory=dict, description="Model calls and tokens this query cost.")
     seconds: float
 
 
@@ -192,6 +206,10 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
     async def _busy(request: Request, error: ServiceBusy):
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
 
+    @app.exception_handler(LLMError)
+    async def _model_down(request: Request, error: LLMError):
+        return JSONResponse({"detail": f"the language model failed: {error}"}, status_code=502)
+
     @app.exception_handler(StoreError)
     async def _store_down(request: Request, error: StoreError):
         return JSONResponse({"detail": f"the graph store is unavailable: {error}"}, status_code=503)
@@ -211,7 +229,7 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
     async def submit_documents(request: Request) -> dict[str, Any]:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
-            form = await request.form()
+            form = await request.form(max_files=1000, max_fields=100)
             uploads = [value for value in form.getlist("files") if isinstance(value, StarletteUploadFile)]
             if not uploads:
                 raise DocumentError("multipart request without files: send them in form field `files`")
@@ -282,16 +300,52 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
 
     # query ----------------------------------------------------------------------------------------------------
 
-    @app.post("/query", dependencies=[read_access], tags=["query"], response_model=QueryOut,
-              summary="Ranked context with citations (and an answer when an LLM is configured)")
-    def query(body: QueryIn) -> QueryOut:
+    def _retrieve(body: QueryIn) -> tuple[Any, list]:
         result = ws().engine.retrieve(body.query, body.mode, body.top_k)
         hits = result.chunks
         if body.max_context_tokens is not None:
             hits = _within_budget(ws(), hits, body.max_context_tokens)
-        return QueryOut(query=result.query, mode=result.mode, answer=result.answer, seconds=result.seconds, keywords=result.keywords,
-                        results=[QueryHit(text=h.text, doc_id=h.doc_id, title=h.title, chunk_id=h.chunk_id, score=h.score, source=h.source) for h in hits],
-                        nodes=[n.__dict__ for n in result.nodes])
+        return result, hits
+
+    def _hits(hits: list) -> list[QueryHit]:
+        return [QueryHit(text=h.text, doc_id=h.doc_id, title=h.title, chunk_id=h.chunk_id, score=h.score, source=h.source) for h in hits]
+
+    @app.post("/query", dependencies=[read_access], tags=["query"], response_model=QueryOut,
+              summary="Ranked context with citations (and an answer when an LLM is configured)")
+    def query(body: QueryIn) -> QueryOut:
+        answerer = ws().answerer
+        if body.answer and answerer is None:
+            raise QueryError("answers need a model: set GRAPHDEX_LLM_MODEL (see the README), or send answer=false")
+        with counting_usage() as usage:
+            result, hits = _retrieve(body)
+            answer = answerer.answer(body.query, hits) if answerer is not None and body.answer is not False and hits else None
+        return QueryOut(query=result.query, mode=result.mode, answer=answer.text if answer else None, seconds=result.seconds, keywords=result.keywords,
+                        results=_hits(hits), nodes=[n.__dict__ for n in result.nodes],
+                        citations=[CitationOut(**c.__dict__) for c in answer.citations] if answer else [], llm_usage=usage.snapshot())
+
+    @app.post("/query/stream", dependencies=[read_access], tags=["query"],
+              summary="Server-sent events: the context first, then the answer as the model writes it, then its citations",
+              responses={200: {"content": {"text/event-stream": {}}}})
+    def query_stream(body: QueryIn) -> StreamingResponse:
+        answerer = ws().answerer
+        if answerer is None:
+            raise QueryError("streaming answers need a model: set GRAPHDEX_LLM_MODEL (see the README)")
+        result, hits = _retrieve(body)
+
+        def events() -> Iterator[str]:
+            yield _sse("context", {"query": result.query, "mode": result.mode, "results": [h.model_dump() for h in _hits(hits)]})
+            parts: list[str] = []
+            try:
+                for delta in answerer.stream(body.query, hits):
+                    parts.append(delta)
+                    yield _sse("token", {"text": delta})
+            except LLMError as error:
+                yield _sse("error", {"detail": str(error)})
+                return
+            text = "".join(parts)
+            yield _sse("done", {"answer": text, "citations": [c.__dict__ for c in citations_in(text, hits)]})
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     # graph ----------------------------------------------------------------------------------------------------
 
@@ -372,6 +426,10 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
 
     app.openapi = openapi
     return app
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def _queue_name(settings: Settings) -> str:

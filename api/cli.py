@@ -17,10 +17,12 @@ from rich.table import Table
 
 from api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
 from api.workspace import Workspace
+from common.llm import LLMError, counting_usage
 from common.settings import Settings
 from graph.store import StoreError
 from ingest.documents import DocumentError, load_paths
 from ingest.pipeline import IngestReport
+from query.answer import citations_in
 from query.engine import MODES, QueryError
 from query.results import QueryResult
 
@@ -78,11 +80,16 @@ def _print_report(report: IngestReport) -> None:
         ("documents added", report.documents_added), ("documents replaced", report.documents_replaced),
         ("documents unchanged (skipped)", report.documents_unchanged), ("documents failed", len(report.failed)),
         ("chunks", report.chunks), ("words", report.words), ("entities touched", report.entities),
-        ("relations touched", report.relations), ("time", f"{report.seconds:.1f} s"),
+        ("relations touched", report.relations), ("chunks with extraction problems", report.problem_chunks), ("time", f"{report.seconds:.1f} s"),
         ("words/s", f"{report.words / report.seconds:,.0f}" if report.seconds and report.words else "-"),
     ):
         table.add_row(label, str(value))
     console.print(table)
+    if report.llm_usage:
+        u = report.llm_usage
+        per_chunk = f", {(u['prompt_tokens'] + u['completion_tokens']) / report.chunks:,.0f} tokens per chunk" if report.chunks else ""
+        console.print(f"model: {u['calls']} calls, {u['cached']} cached, {u['retries']} retries, "
+                      f"{u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} completion tokens{per_chunk}")
     for source, reason in report.failed:
         err.print(f"[yellow]skipped[/] {source}: {reason}")
 
@@ -130,21 +137,39 @@ def _print_result(result: QueryResult) -> None:
 def query(text: str = typer.Argument(..., help="The question."),
           mode: str = typer.Option("hybrid", "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}."),
           top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, max=200, help="Chunks to return (default GRAPHDEX_TOP_K)."),
+          answer: bool = typer.Option(False, "--answer", "-a", help="Also write an answer with [n] citations (needs GRAPHDEX_LLM_MODEL); streamed as the model writes it."),
           json_output: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
-    """Retrieve ranked, cited context for a question."""
+    """Retrieve ranked, cited context for a question, and optionally an answer written from it."""
     workspace = _workspace()
     try:
-        result = workspace.engine.retrieve(text, mode, top_k or workspace.settings.top_k)
-    except (QueryError, StoreError) as error:
+        if answer and workspace.answerer is None:
+            _fail("--answer needs a model: set GRAPHDEX_LLM_MODEL (for example openai/gpt-4o-mini or ollama/qwen2.5:14b; see the README)")
+        with counting_usage() as usage:
+            result = workspace.engine.retrieve(text, mode, top_k or workspace.settings.top_k)
+            if json_output:
+                written = workspace.answerer.answer(text, result.chunks) if answer and result.chunks else None
+                payload = {**result.to_dict(), "answer": written.text if written else None,
+                           "citations": [c.__dict__ for c in written.citations] if written else []}
+                console.print_json(json.dumps({**payload, "llm_usage": usage.snapshot()}))
+                return
+            _print_result(result)
+            if not result.chunks:
+                err.print("[yellow]nothing found[/]: is the index empty? `graphdex stats` shows what is indexed, `graphdex ingest PATH` adds documents")
+            elif answer:
+                console.print("[bold]answer[/] ", end="")
+                parts = []
+                for delta in workspace.answerer.stream(text, result.chunks):
+                    parts.append(delta)
+                    console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
+                console.print()
+                for citation in citations_in("".join(parts), result.chunks):
+                    console.print(f"  [{citation.number}] {citation.title} ({citation.chunk_id})", markup=False, highlight=False)
+        if usage.calls or usage.cached:
+            err.print(f"[dim]model: {usage.calls} call(s), {usage.cached} cached, {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens[/]")
+    except (QueryError, StoreError, LLMError) as error:
         _fail(str(error))
     finally:
         workspace.close()
-    if json_output:
-        console.print_json(json.dumps(result.to_dict()))
-        return
-    _print_result(result)
-    if not result.chunks:
-        err.print("[yellow]nothing found[/]: is the index empty? `graphdex stats` shows what is indexed, `graphdex ingest PATH` adds documents")
 
 
 @app.command()

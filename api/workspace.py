@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 from common.embedder import Embedder, make_embedder
+from common.llm import LiteLLMChat, make_llm
 from common.settings import Settings
 from graph.networkx_store import NetworkxGraphStore
 from graph.rwlock import ReadWriteLock
@@ -15,9 +16,13 @@ from graph.store import GraphStore
 from graph.vector_index import VectorIndexSet
 from ingest.chunking import Chunker, approximate_token_counts
 from ingest.pipeline import Indexer
+from ingest.extraction import Extractor
+from ingest.llm_extractor import LLMExtractor, make_summarizer
 from ingest.spacy_extractor import SpacyConfig, SpacyExtractor, load_spacy
+from query.answer import Answerer
 from query.analysis import SpacyQueryAnalyzer
 from query.engine import QueryEngine
+from query.llm_keywords import LLMQueryAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +69,38 @@ class Workspace:
         return count if count is not None else approximate_token_counts
 
     @cached_property
+    def llm(self) -> LiteLLMChat | None:
+        """The chat model of GRAPHDEX_LLM_MODEL, or None: then everything runs on spaCy and no answers are written."""
+        return make_llm(self.settings, self.data_dir)
+
+    def _extractor(self) -> Extractor:
+        s = self.settings
+        if s.extractor == "llm":
+            return LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency)
+        workers = s.extract_workers if s.extract_workers is not None else max(1, (os.cpu_count() or 2) - 1)
+        return SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window), workers, s.extract_batch_chunks)
+
+    @cached_property
     def indexer(self) -> Indexer:
         s = self.settings
-        workers = s.extract_workers or max(1, (os.cpu_count() or 2) - 1)
-        extractor = SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window), workers, s.extract_batch_chunks)
-        indexer = Indexer(self.store, self.vectors, self.embedder, extractor, Chunker(self._token_counter(), s.chunk_tokens, s.chunk_overlap),
-                          s.community_resolution, s.community_min_size, self.guard.write)
+        llm = self.llm
+        indexer = Indexer(self.store, self.vectors, self.embedder, self._extractor(), Chunker(self._token_counter(), s.chunk_tokens, s.chunk_overlap),
+                          s.community_resolution, s.community_min_size, self.guard.write,
+                          make_summarizer(llm) if llm else None, s.llm_summary_threshold, llm.usage if llm else None)
         indexer.repair()
         return indexer
 
     @cached_property
     def engine(self) -> QueryEngine:
-        return QueryEngine(self.store, self.vectors, self.embedder, SpacyQueryAnalyzer(self.nlp), self.settings.ppr_alpha, self.settings.ppr_iterations,
+        analyzer = SpacyQueryAnalyzer(self.nlp)
+        if self.llm is not None and self.settings.llm_keywords:
+            analyzer = LLMQueryAnalyzer(self.llm, analyzer)
+        return QueryEngine(self.store, self.vectors, self.embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
                            self.guard.read)
+
+    @cached_property
+    def answerer(self) -> Answerer | None:
+        return Answerer(self.llm) if self.llm is not None else None
 
     def stats(self) -> dict:
         return {"data_dir": str(self.data_dir), "store": self.settings.store, **self.store.counts(), "vectors": self.vectors.counts()}

@@ -74,7 +74,19 @@ def phase_build(args: argparse.Namespace) -> dict[str, Any]:
         report = indexer.ingest(base)
         counts = workspace.stats()
         workspace.close()
-    return {**_report_dict(report), "open_seconds": opening.seconds, "wall_seconds": wall.seconds, "peak_mib": memory.peak_mib, "memory_at_peak": memory.at_peak, "index": counts}
+    return {**_report_dict(report), "open_seconds": opening.seconds, "wall_seconds": wall.seconds, "peak_mib": memory.peak_mib, "memory_at_peak": memory.at_peak,
+            "neo4j_server_rss_mib": _neo4j_server_rss_mib() if args.store == "neo4j" else None, "index": counts}
+
+
+def _neo4j_server_rss_mib() -> float | None:
+    """The local Neo4j server's memory (a separate JVM, not part of graphdex's own peak), from its pid file."""
+    pid_file = Path(os.environ.get("GRAPHDEX_NEO4J_DATA", REPO / ".neo4j-data")) / "run" / "neo4j.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, ValueError, IndexError):
+        return None
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
 
 def _ingest_held_out(args: argparse.Namespace) -> dict[str, Any]:
@@ -203,12 +215,36 @@ def summarise(phases: dict[str, dict[str, Any]], holdout: float) -> dict[str, An
     }
 
 
+STORE_PHASES = ("build", "incremental", "reingest", "store")
+SHARED_PHASES = ("spacy", "embedding")  # do not depend on the graph store: measured once per run
+
+
+def _report_store(store: str, phases: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
+    build = phases["build"]
+    print_table(f"Indexing {summary['words']:,} words ({build['documents_added']:,} documents, {build['chunks']:,} chunks), store={store}",
+                ["measure", "seconds", "words/s", "note"], [
+                    ["end to end (build)", build["seconds"], summary["end_to_end_words_per_second"], f"open {build['open_seconds']:.1f}s, peak {build['peak_mib']:,.0f} MiB"],
+                    ["spaCy extraction alone", phases["spacy"]["seconds"], summary["stage_words_per_second"]["spacy"], f"{phases['spacy']['workers']} workers"],
+                    ["embedding alone", phases["embedding"]["seconds"], summary["stage_words_per_second"]["embedding"], f"{phases['embedding']['texts']:,} texts"],
+                    ["store writes alone", phases["store"]["seconds"], summary["stage_words_per_second"]["store"], f"{phases['store']['nodes']:,} nodes, {phases['store']['edges']:,} edges"],
+                    ["incremental +held-out", phases["incremental"]["seconds"], phases["incremental"]["words"] / max(phases["incremental"]["seconds"], 1e-9),
+                     f"{phases['incremental']['documents_added']} docs; open {phases['incremental']['open_seconds']:.1f}s"],
+                    ["re-ingest held-out", phases["reingest"]["seconds"], "", f"{phases['reingest']['documents_unchanged']} unchanged"],
+                ])
+    print_table(f"Targets, store={store}", ["target", "measured", "met"], [
+        ["e2e / slowest stage >= 0.70", f"{summary['ratio_to_slowest_stage']:.2f} (slowest: {summary['slowest_stage']})", summary["targets"]["ratio_to_slowest_stage >= 0.70"]],
+        ["incremental <= 5% of build", f"{summary['incremental_fraction_of_build']:.2%} (with index open: {summary['incremental_fraction_of_build_with_open']:.2%})", summary["targets"]["incremental <= 5% of build"]],
+        ["peak memory <= 2048 MiB", f"{build['peak_mib']:,.0f} MiB", summary["targets"]["peak memory <= 2048 MiB"]],
+        ["re-ingest is a no-op", str(summary["reingest_is_noop"]), summary["reingest_is_noop"]],
+    ])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=WIKI_PASSAGES, help="passages.json(l) file or a directory holding one (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N passages (0 = all)")
     parser.add_argument("--holdout", type=float, default=0.01, help="fraction held out of the build and added incrementally (default: %(default)s)")
-    parser.add_argument("--store", choices=["embedded", "neo4j"], default="embedded", help="graph store to measure (neo4j: the server of GRAPHDEX_NEO4J_URI)")
+    parser.add_argument("--store", default="embedded", help="graph store(s) to measure, comma-separated: embedded, neo4j (the server of GRAPHDEX_NEO4J_URI), or embedded,neo4j side by side")
     parser.add_argument("--workdir", type=Path, default=None, help="where the scratch indexes go (default: a temporary directory, removed afterwards)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
@@ -222,39 +258,51 @@ def main() -> None:
         args.phase_out.write_text(json.dumps(run_phase(args)))
         return
 
+    stores = [s.strip() for s in args.store.split(",") if s.strip()]
+    if not stores or any(s not in ("embedded", "neo4j") for s in stores):
+        raise BenchError("--store takes embedded, neo4j or embedded,neo4j")
     temporary = args.workdir is None
-    args.workdir = Path(tempfile.mkdtemp(prefix="graphdex-bench-")) if temporary else args.workdir.resolve()
-    if (args.workdir / "index").exists():
-        shutil.rmtree(args.workdir / "index")
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    if args.store == "neo4j":
-        _clear_neo4j(args)
+    root = Path(tempfile.mkdtemp(prefix="graphdex-bench-")) if temporary else args.workdir.resolve()
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    shared: dict[str, dict[str, Any]] = {}
     try:
-        phases = {phase: _spawn(args, phase) for phase in PHASES}
+        for store in stores:
+            args.store = store
+            args.workdir = root / store
+            shutil.rmtree(args.workdir / "index", ignore_errors=True)
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            if store == "neo4j":
+                _clear_neo4j(args)
+            try:
+                phases = {phase: _spawn(args, phase) for phase in STORE_PHASES[:3]}
+                for phase in SHARED_PHASES:
+                    if phase not in shared:
+                        shared[phase] = _spawn(args, phase)
+                phases.update(shared)
+                phases["store"] = _spawn(args, "store")
+            finally:
+                if store == "neo4j":
+                    _clear_neo4j(args)
+            results[store] = phases
     finally:
-        if args.store == "neo4j":
-            _clear_neo4j(args)
         if temporary:
-            shutil.rmtree(args.workdir, ignore_errors=True)
-    summary = summarise(phases, args.holdout)
-    build = phases["build"]
-    print_table(f"Indexing {summary['words']:,} words ({build['documents_added']:,} documents, {build['chunks']:,} chunks), store={args.store}",
-                ["measure", "seconds", "words/s", "note"], [
-                    ["end to end (build)", build["seconds"], summary["end_to_end_words_per_second"], f"open {build['open_seconds']:.1f}s, peak {build['peak_mib']:,.0f} MiB"],
-                    ["spaCy extraction alone", phases["spacy"]["seconds"], summary["stage_words_per_second"]["spacy"], f"{phases['spacy']['workers']} workers"],
-                    ["embedding alone", phases["embedding"]["seconds"], summary["stage_words_per_second"]["embedding"], f"{phases['embedding']['texts']:,} texts"],
-                    ["store writes alone", phases["store"]["seconds"], summary["stage_words_per_second"]["store"], f"{phases['store']['nodes']:,} nodes, {phases['store']['edges']:,} edges"],
-                    ["incremental +held-out", phases["incremental"]["seconds"], phases["incremental"]["words"] / max(phases["incremental"]["seconds"], 1e-9),
-                     f"{phases['incremental']['documents_added']} docs; open {phases['incremental']['open_seconds']:.1f}s"],
-                    ["re-ingest held-out", phases["reingest"]["seconds"], "", f"{phases['reingest']['documents_unchanged']} unchanged"],
-                ])
-    print_table("Targets", ["target", "measured", "met"], [
-        ["e2e / slowest stage >= 0.70", f"{summary['ratio_to_slowest_stage']:.2f} (slowest: {summary['slowest_stage']})", summary["targets"]["ratio_to_slowest_stage >= 0.70"]],
-        ["incremental <= 5% of build", f"{summary['incremental_fraction_of_build']:.2%} (with index open: {summary['incremental_fraction_of_build_with_open']:.2%})", summary["targets"]["incremental <= 5% of build"]],
-        ["peak memory <= 2048 MiB", f"{build['peak_mib']:,.0f} MiB", summary["targets"]["peak memory <= 2048 MiB"]],
-        ["re-ingest is a no-op", str(summary["reingest_is_noop"]), summary["reingest_is_noop"]],
-    ])
-    write_json(args.out, {"benchmark": "index_throughput", "data": str(args.data), "store": args.store, "machine": machine(), "summary": summary, "phases": phases})
+            shutil.rmtree(root, ignore_errors=True)
+    summaries = {store: summarise(phases, args.holdout) for store, phases in results.items()}
+    for store in stores:
+        _report_store(store, results[store], summaries[store])
+    if len(stores) > 1:
+        print_table("Stores side by side", ["measure", *stores], [
+            ["build seconds", *[results[s]["build"]["seconds"] for s in stores]],
+            ["build words/s", *[summaries[s]["end_to_end_words_per_second"] for s in stores]],
+            ["store writes alone, seconds", *[results[s]["store"]["seconds"] for s in stores]],
+            ["incremental +1%, seconds", *[results[s]["incremental"]["seconds"] for s in stores]],
+            ["incremental / build", *[f"{summaries[s]['incremental_fraction_of_build']:.2%}" for s in stores]],
+            ["re-ingest no-op, seconds", *[results[s]["reingest"]["seconds"] for s in stores]],
+            ["peak MiB (graphdex processes)", *[results[s]["build"]["peak_mib"] for s in stores]],
+            ["Neo4j server RSS after build, MiB", *[results[s]["build"].get("neo4j_server_rss_mib") or "-" for s in stores]],
+        ])
+    write_json(args.out, {"benchmark": "index_throughput", "data": str(args.data), "stores": stores, "machine": machine(),
+                          "summary": summaries, "phases": results})
 
 
 def _clear_neo4j(args: argparse.Namespace) -> None:

@@ -25,8 +25,8 @@ from query.engine import MODES
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEV_QA, help="QA-set directory: passages.jsonl + questions.jsonl (default: %(default)s)")
-    parser.add_argument("--index", type=Path, default=None, help="index directory, reused when it already holds the passages (default: bench/results/index-<set name>)")
-    parser.add_argument("--store", choices=["embedded", "neo4j"], default="embedded", help="graph store (neo4j: the server of GRAPHDEX_NEO4J_URI)")
+    parser.add_argument("--index", type=Path, default=None, help="index directory, reused when it already holds the passages (default: bench/results/index-<set name>-<store>)")
+    parser.add_argument("--store", default="embedded", help="graph store(s), comma-separated: embedded, neo4j (the server of GRAPHDEX_NEO4J_URI), or embedded,neo4j side by side")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (default: all)")
     parser.add_argument("--top-k", type=int, default=10, help="chunks per query (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the questions per mode (default: %(default)s)")
@@ -40,22 +40,39 @@ def main() -> None:
     if args.repeat < 1:
         raise BenchError("--repeat must be at least 1")
 
+    stores = [x.strip() for x in args.store.split(",") if x.strip()]
+    if not stores or any(x not in ("embedded", "neo4j") for x in stores):
+        raise BenchError("--store takes embedded, neo4j or embedded,neo4j")
     questions = load_questions(args.data)
-    index_dir = args.index or REPO / "bench" / "results" / f"index-{args.data.resolve().name}-{args.store}"
-    workspace = open_index(index_dir, load_passages(args.data), args.store)
+    passages = load_passages(args.data)
+    report: dict[str, dict] = {}
+    for store in stores:
+        index_dir = args.index or REPO / "bench" / "results" / f"index-{args.data.resolve().name}-{store}"
+        report[store] = measure(open_index(index_dir, passages, store), questions, modes, args.top_k, args.repeat)
+        rows = [[m, r["p50_ms"], r["p95_ms"], r["p99_ms"], r["mean_ms"], r["max_ms"], r["meets_target"]] for m, r in report[store]["modes"].items()]
+        print_table(f"Query latency, {len(questions)} questions x {args.repeat}, top-k {args.top_k}, store={store} "
+                    f"(projection built once in {report[store]['projection_seconds']:.2f}s)",
+                    ["mode", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "p50<=50 & p99<=250"], rows)
+    if len(stores) > 1:
+        print_table("Stores side by side (p50 / p99 ms)", ["mode", *stores],
+                    [[m, *[f"{report[x]['modes'][m]['p50_ms']:.1f} / {report[x]['modes'][m]['p99_ms']:.1f}" for x in stores]] for m in modes])
+    write_json(args.out, {"benchmark": "query_latency", "data": str(args.data), "stores": stores, "machine": machine(), "top_k": args.top_k,
+                          "repeat": args.repeat, "results": report})
+
+
+def measure(workspace, questions, modes: list[str], top_k: int, repeat: int) -> dict:
     engine = workspace.engine
     began = time.perf_counter()
     engine.projection()
     projection_seconds = time.perf_counter() - began
-    engine.retrieve(questions[0].question, "graph", args.top_k)  # warms spaCy and the embedder
-
+    engine.retrieve(questions[0].question, "graph", top_k)  # warms spaCy and the embedder
     results = {}
     for mode in modes:
         samples = []
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             for question in questions:
                 began = time.perf_counter()
-                engine.retrieve(question.question, mode, args.top_k)
+                engine.retrieve(question.question, mode, top_k)
                 samples.append((time.perf_counter() - began) * 1000)
         results[mode] = {
             "queries": len(samples), "p50_ms": percentile(samples, 50), "p95_ms": percentile(samples, 95), "p99_ms": percentile(samples, 99),
@@ -64,12 +81,7 @@ def main() -> None:
         }
     counts = workspace.stats()
     workspace.close()
-    print_table(f"Query latency, {len(questions)} questions x {args.repeat}, top-k {args.top_k}, store={args.store} "
-                f"(projection built once in {projection_seconds:.2f}s)",
-                ["mode", "p50 ms", "p95 ms", "p99 ms", "mean ms", "max ms", "p50<=50 & p99<=250"],
-                [[m, r["p50_ms"], r["p95_ms"], r["p99_ms"], r["mean_ms"], r["max_ms"], r["meets_target"]] for m, r in results.items()])
-    write_json(args.out, {"benchmark": "query_latency", "data": str(args.data), "store": args.store, "machine": machine(), "top_k": args.top_k,
-                          "repeat": args.repeat, "projection_seconds": projection_seconds, "index": counts, "modes": results})
+    return {"projection_seconds": projection_seconds, "index": counts, "modes": results}
 
 
 if __name__ == "__main__":

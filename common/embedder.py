@@ -117,7 +117,7 @@ class OnnxMiniLMEmbedder:
 class LiteLLMEmbedder:
     """Any embedding model litellm can call (OpenAI, Azure, Ollama, ...); the dimension is learnt from a probe call."""
 
-    def __init__(self, model: str, batch_size: int = 64) -> None:
+    def __init__(self, model: str, batch_size: int = 64, api_base: str | None = None, api_key: str | None = None) -> None:
         try:
             import litellm
         except ImportError as error:
@@ -125,11 +125,12 @@ class LiteLLMEmbedder:
         self._litellm = litellm
         self.name = model
         self._batch_size = batch_size
+        self._options = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
         self.dim = int(self._call(["dimension probe"]).shape[1])
 
     def _call(self, texts: list[str]) -> np.ndarray:
         try:
-            response = self._litellm.embedding(model=self.name, input=texts)
+            response = self._litellm.embedding(model=self.name, input=texts, **self._options)
         except Exception as error:  # litellm raises provider-specific types; all mean the same to us
             raise EmbedderError(f"embedding model {self.name} failed: {error}") from error
         rows = sorted(response.data, key=lambda item: item["index"])
@@ -145,4 +146,4 @@ class LiteLLMEmbedder:
 def make_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "local":
         return OnnxMiniLMEmbedder(settings.onnx_model_path, settings.tokenizer_path, settings.embed_threads, settings.embed_batch_size)
-    return LiteLLMEmbedder(settings.embedder, settings.embed_batch_size)
+    return LiteLLMEmbedder(settings.embedder, settings.embed_batch_size, settings.embedder_api_base, settings.embedder_api_key)

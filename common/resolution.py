@@ -56,3 +56,17 @@ def find_acronyms(text: str) -> dict[str, str]:
 def resolve_key(surface: str, acronyms: dict[str, str]) -> str:
     key = normalize_key(surface)
     return acronyms.get(key, key)
+
+
+def surname_aliases(mentions: list[tuple[str, str]]) -> dict[str, str]:
+    """Within one document, a lone surname ("Farrow") that ends exactly one full person name the document mentions
+    ("John Farrow") is that person: biographies and film articles name someone in full once, then by surname.
+
+    ``mentions`` are (key, entity type) pairs of the document; returns surname key -> full-name key.
+    """
+    full_names: dict[str, set[str]] = {}
+    for key, type_ in mentions:
+        words = key.split()
+        if type_ == "PERSON" and len(words) >= 2:
+            full_names.setdefault(words[-1], set()).add(key)
+    return {surname: next(iter(keys)) for surname, keys in full_names.items() if len(keys) == 1}

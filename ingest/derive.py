@@ -7,7 +7,7 @@ identical to one that never had it (exact delete), and re-deriving after every m
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from common.ids import document_of_chunk
 from graph.model import Contributions, Edge, Node, NodeType
@@ -25,18 +25,23 @@ def _provenance(contrib: Contributions) -> dict[str, Any]:
     return {"chunks": chunks, "documents": sorted({document_of_chunk(c) for c in chunks}), "support": len(chunks)}
 
 
-def _description(contrib: Contributions) -> str:
+#: Summarises many descriptions of one element into one (name, descriptions) -> text; given by the writer when a
+#: model is configured. It must answer the same for the same input (the LLM cache makes it so), or delete is not exact.
+Summarizer = Callable[[str, list[str]], str]
+
+
+def _description(contrib: Contributions, name: str = "", summarize: Summarizer | None = None, threshold: int = 0) -> str:
     sentences: list[str] = []
     for chunk in sorted(contrib):
         sentence = contrib[chunk].get("s", "")
         if sentence and sentence not in sentences:
             sentences.append(sentence)
-        if len(sentences) == DESCRIPTION_SENTENCES:
-            break
-    return " ".join(sentences)
+    if summarize is not None and len(sentences) > threshold:
+        return summarize(name, sentences)
+    return " ".join(sentences[:DESCRIPTION_SENTENCES])
 
 
-def derive_entity(node: Node) -> None:
+def derive_entity(node: Node, summarize: Summarizer | None = None, threshold: int = 0) -> None:
     names: Counter = Counter()
     types: Counter = Counter()
     for part in node.contrib.values():
@@ -48,18 +53,19 @@ def derive_entity(node: Node) -> None:
         "type": _top(named_types or types),
         "aliases": sorted(names),
         "mentions": sum(names.values()),
-        "description": _description(node.contrib),
+        "description": _description(node.contrib, _top(names), summarize, threshold),
         **_provenance(node.contrib),
     }
 
 
-def derive_relation(node: Node) -> None:
+def derive_relation(node: Node, summarize: Summarizer | None = None, threshold: int = 0) -> None:
     """A relation links two entities (``ends``, in id order); its reading direction is the majority of its evidence."""
     keywords: Counter = Counter()
     first_names: Counter = Counter()
     second_names: Counter = Counter()
     kinds: Counter = Counter()
     direction = 0
+    strengths = [part["w"] for part in node.contrib.values() if "w" in part]  # stated by an LLM extractor
     for part in node.contrib.values():
         keywords.update(part["k"])
         first_names[part["a"]] += 1
@@ -80,7 +86,8 @@ def derive_relation(node: Node) -> None:
         "label": ", ".join(ranked[:2]) or "related to",  # a short caption (the Neo4j Browser shows it on the node)
         "kind": _top(kinds),
         "weight": len(node.contrib),
-        "description": _description(node.contrib),
+        "description": _description(node.contrib, f"{names[0]} / {names[1]}", summarize, threshold),
+        **({"strength": round(sum(strengths) / len(strengths), 2)} if strengths else {}),
         **_provenance(node.contrib),
     }
 
@@ -97,11 +104,11 @@ def derive_edge(edge: Edge) -> None:
     edge.props = props
 
 
-def derive(node: Node) -> None:
+def derive(node: Node, summarize: Summarizer | None = None, threshold: int = 0) -> None:
     if node.type == NodeType.ENTITY:
-        derive_entity(node)
+        derive_entity(node, summarize, threshold)
     elif node.type == NodeType.RELATION:
-        derive_relation(node)
+        derive_relation(node, summarize, threshold)
 
 
 def embedding_text(node: Node) -> str:

@@ -32,6 +32,7 @@ class RelationMention:
     keywords: list[str]  # the predicate ("directed by"); empty for bare co-occurrence
     sentence: str
     kind: str  # "dependency" | "cooccurrence" | "llm"
+    strength: int | None = None  # 1-10, when the extractor rates it (the LLM does)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ChunkExtraction:
     chunk_id: str
     entities: list[EntityMention] = field(default_factory=list)
     relations: list[RelationMention] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what went wrong extracting this chunk (kept, not fatal)
 
 
 class Extractor(Protocol):

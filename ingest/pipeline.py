@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -19,16 +20,17 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from common.embedder import Embedder
+from common.llm import Usage
 from common.ids import chunk_id, content_hash, document_id, entity_id, relation_id
 from graph.model import SEARCHABLE_TYPES, Edge, EdgeKey, EdgeType, Node, NodeType
 from graph.store import GraphStore
 from graph.vector_index import VectorIndexSet
 from ingest.chunking import Chunk, Chunker
 from ingest.communities import refresh_communities
-from ingest.derive import derive, derive_edge, embedding_text
+from ingest.derive import Summarizer, derive, derive_edge, embedding_text
 from ingest.documents import SourceDocument
 from ingest.extraction import ChunkExtraction, ChunkInput, Extractor
-from common.resolution import TITLE_DISAMBIGUATION, find_acronyms, normalize_key
+from common.resolution import TITLE_DISAMBIGUATION, find_acronyms, normalize_key, surname_aliases
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class IngestReport:
     entities: int = 0  # distinct entities the new documents mention
     relations: int = 0  # distinct relations they support
     seconds: float = 0.0
+    problem_chunks: int = 0  # chunks whose extraction went partly wrong (marked on the chunk, see its extraction_problems)
+    llm_usage: dict[str, int] = field(default_factory=dict)  # model calls and tokens spent by this ingest
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     document_ids: list[str] = field(default_factory=list)
 
@@ -75,9 +79,11 @@ class Indexer:
 
     def __init__(self, store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, extractor: Extractor, chunker: Chunker,
                  community_resolution: float = 1.0, community_min_size: int = 3,
-                 exclusive: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
+                 exclusive: Callable[[], AbstractContextManager[None]] = nullcontext,
+                 summarize: Summarizer | None = None, summary_threshold: int = 6, llm_usage: Usage | None = None) -> None:
         """``exclusive`` guards each mutation of the store and vectors (the write side of the service's
-        readers-writer lock); extraction and embedding run outside it."""
+        readers-writer lock); extraction and embedding run outside it. ``summarize`` (a model) condenses the
+        descriptions of elements that gathered more than ``summary_threshold`` of them."""
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
@@ -86,12 +92,17 @@ class Indexer:
         self.community_resolution = community_resolution
         self.community_min_size = community_min_size
         self.exclusive = exclusive
+        self.summarize = summarize
+        self.summary_threshold = summary_threshold
+        self.llm_usage = llm_usage
+        self._overlay: tuple[dict[str, Node], dict[EdgeKey, Edge]] = ({}, {})  # the batch being written, see ingest
 
     # ingest -----------------------------------------------------------------------------------------------------
 
     def ingest(self, documents: Iterable[SourceDocument], progress: Progress | None = None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
+        usage_before = self.llm_usage.snapshot() if self.llm_usage else {}
         prepared = self._prepare(documents, report)
         total_chunks = sum(len(p.chunks) for p in prepared)
         if progress:
@@ -99,24 +110,38 @@ class Indexer:
         touched_entities: set[str] = set()
         touched_relations: set[str] = set()
         done = since_save = 0
-        for batch in self._extracted_batches(prepared, report):
-            entities, relations = self._write_batch(batch, report)
-            touched_entities |= entities
-            touched_relations |= relations
-            written = sum(len(p.chunks) for p, _ in batch)
-            done += written
-            since_save += written
-            if since_save >= SAVE_EVERY_CHUNKS:
-                self._timed(report, "vector_save", self.vectors.save)
-                since_save = 0
-            if progress:
-                progress(done, total_chunks)
+        # batch i is written (store + vectors) on a second thread while batch i+1 is merged and embedded here;
+        # the merge reads batch i's nodes and edges from the in-flight overlay, so it never sees a stale store
+        in_flight: Future | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphdex-write") as writer:
+            for batch in self._extracted_batches(prepared, report):
+                entities, relations, nodes, edges, vectors = self._merge_batch(batch, report)
+                if in_flight is not None:
+                    self._timed(report, "write_wait", in_flight.result)
+                self._overlay = (nodes, edges)
+                in_flight = writer.submit(self._timed, report, "store_write", lambda n=nodes, e=edges, v=vectors: self._apply(n, e, v))
+                touched_entities |= entities
+                touched_relations |= relations
+                written = sum(len(p.chunks) for p, _ in batch)
+                done += written
+                since_save += written
+                if since_save >= SAVE_EVERY_CHUNKS:
+                    in_flight.result()
+                    self._timed(report, "vector_save", self.vectors.save)
+                    since_save = 0
+                if progress:
+                    progress(done, total_chunks)
+            if in_flight is not None:
+                self._timed(report, "write_wait", in_flight.result)
+            self._overlay = ({}, {})
         if prepared:
             self._timed(report, "communities", self._refresh_communities)
             self._timed(report, "vector_save", self.vectors.save)
         report.entities = len(touched_entities)
         report.relations = len(touched_relations)
         report.seconds = time.perf_counter() - started
+        if self.llm_usage:
+            report.llm_usage = {k: v - usage_before[k] for k, v in self.llm_usage.snapshot().items()}
         return report
 
     @staticmethod
@@ -182,7 +207,23 @@ class Indexer:
         if batch:
             yield batch
 
-    def _write_batch(self, batch: list[tuple[_Prepared, list[ChunkExtraction]]], report: IngestReport) -> tuple[set[str], set[str]]:
+    def _apply(self, nodes: dict[str, Node], edges: dict[EdgeKey, Edge], vectors: dict) -> None:
+        with self.exclusive():
+            self._add_vectors(vectors)
+            self.store.write(list(nodes.values()), list(edges.values()))
+
+    def _stored_nodes(self, ids: list[str]) -> dict[str, Node]:
+        overlay = self._overlay[0]
+        found = self.store.get_nodes(i for i in ids if i not in overlay)
+        return {**found, **{i: overlay[i] for i in ids if i in overlay}}
+
+    def _stored_edges(self, keys: list[EdgeKey]) -> dict[EdgeKey, Edge]:
+        overlay = self._overlay[1]
+        found = self.store.get_edges(k for k in keys if k not in overlay)
+        return {**found, **{k: overlay[k] for k in keys if k in overlay}}
+
+    def _merge_batch(self, batch: list[tuple[_Prepared, list[ChunkExtraction]]], report: IngestReport):
+        """The batch's nodes and edges merged with what is stored, and the vectors of those whose text changed."""
         nodes: dict[str, Node] = {}
         edges: dict[EdgeKey, Edge] = {}
         entity_contrib: dict[str, dict[str, dict]] = defaultdict(dict)
@@ -207,17 +248,20 @@ class Indexer:
                 "chunk_count": len(item.chunks), "words": words, "ingested_at": now,
             })
             title_key = entity_id(normalize_key(TITLE_DISAMBIGUATION.sub("", doc.title))) if doc.title else ""
+            extractions = _with_surnames_resolved(extractions)
             for chunk, extraction in zip(item.chunks, extractions):
                 cid = chunk_id(doc_id, chunk.index)
                 nodes[cid] = Node(cid, NodeType.CHUNK, {
                     "text": chunk.text, "title": doc.title, "document_id": doc_id, "index": chunk.index,
                     "start": chunk.start, "end": chunk.end, "tokens": chunk.tokens,
+                    **({"extraction_problems": extraction.problems} if extraction.problems else {}),
                 })
+                report.problem_chunks += bool(extraction.problems)
                 add_edge(doc_id, EdgeType.HAS_CHUNK, cid, None)
                 edges[(doc_id, str(EdgeType.HAS_CHUNK), cid)].props = {"index": chunk.index}
                 self._collect(cid, extraction, entity_contrib, relation_contrib, relation_ends, add_edge, title_key)
 
-        stored = self.store.get_nodes(list(entity_contrib) + list(relation_contrib))
+        stored = self._stored_nodes(list(entity_contrib) + list(relation_contrib))
         to_embed: list[Node] = [n for n in nodes.values() if n.type == NodeType.CHUNK]
         for type_, contributions in ((NodeType.ENTITY, entity_contrib), (NodeType.RELATION, relation_contrib)):
             for node_id, contrib in contributions.items():
@@ -227,24 +271,17 @@ class Indexer:
                 else:
                     source, target = relation_ends.get(node_id, ("", ""))
                     node = Node(node_id, type_, {"ends": [source, target]} if type_ == NodeType.RELATION else {}, contrib)
-                derive(node)
+                derive(node, self.summarize, self.summary_threshold)
                 if previous is None or embedding_text(previous) != embedding_text(node):
                     to_embed.append(node)
                 nodes[node_id] = node
-        stored_edges = self.store.get_edges(k for k, e in edges.items() if e.type in (EdgeType.RELATED_TO, EdgeType.CONNECTS))
+        stored_edges = self._stored_edges([k for k, e in edges.items() if e.type in (EdgeType.RELATED_TO, EdgeType.CONNECTS)])
         for key, edge in edges.items():
             if key in stored_edges:
                 edge.contrib = {**stored_edges[key].contrib, **edge.contrib}
             derive_edge(edge)
         vectors = self._timed(report, "embedding", lambda: self._vectors(to_embed))
-
-        def apply() -> None:
-            with self.exclusive():
-                self._add_vectors(vectors)
-                self.store.write(list(nodes.values()), list(edges.values()))
-
-        self._timed(report, "store_write", apply)
-        return set(entity_contrib), set(relation_contrib)
+        return set(entity_contrib), set(relation_contrib), nodes, edges, vectors
 
     @staticmethod
     def _collect(cid: str, extraction: ChunkExtraction, entity_contrib: dict, relation_contrib: dict, relation_ends: dict, add_edge: Callable, title_entity: str) -> None:
@@ -275,7 +312,8 @@ class Indexer:
             stated = relation_contrib[rid].get(cid)
             if stated is None:
                 relation_contrib[rid][cid] = {"k": list(relation.keywords), "a": surfaces[0], "b": surfaces[1], "kind": relation.kind,
-                                              "s": relation.sentence, "d": 1 if first == source else -1}
+                                              "s": relation.sentence, "d": 1 if first == source else -1,
+                                              **({"w": relation.strength} if relation.strength is not None else {})}
             else:
                 stated["k"] += [k for k in relation.keywords if k not in stated["k"]]
             add_edge(cid, EdgeType.EVIDENCES, rid, cid)
@@ -336,7 +374,7 @@ class Indexer:
                 deleted.append(node)
                 continue
             fresh = Node(node.id, node.type, dict(node.props), contrib)
-            derive(fresh)
+            derive(fresh, self.summarize, self.summary_threshold)
             updated.append(fresh)
             if embedding_text(fresh) != embedding_text(node):
                 to_embed.append(fresh)
@@ -386,3 +424,16 @@ class Indexer:
 
     def close(self) -> None:
         self.extractor.close()
+
+
+def _with_surnames_resolved(extractions: list[ChunkExtraction]) -> list[ChunkExtraction]:
+    """The document's extractions with lone surnames resolved to the one full name they stand for (per document,
+    so the result does not depend on what else is indexed, and delete stays exact)."""
+    aliases = surname_aliases([(m.key, m.type) for e in extractions for m in e.entities])
+    if not aliases:
+        return extractions
+    return [ChunkExtraction(
+        e.chunk_id,
+        [replace(m, key=aliases.get(m.key, m.key)) for m in e.entities],
+        [replace(r, source_key=aliases.get(r.source_key, r.source_key), target_key=aliases.get(r.target_key, r.target_key)) for r in e.relations],
+    ) for e in extractions]

@@ -61,6 +61,8 @@ def test_ingest_builds_every_node_type(make_workspace, corpus, store_kind):
     assert kessler.props["type"] == "PERSON"
     assert set(kessler.props["documents"]) == {document_id("people/kessler.md"), document_id("films/harbor.md"), document_id("people/brandt.md")}
     assert all(c.split(":")[0] in kessler.props["documents"] for c in kessler.props["chunks"])
+    # "Kessler studied painting..." is the same person, in the document that names her in full
+    assert "Kessler" in kessler.props["aliases"] and not workspace.store.get_nodes([_entity(workspace, "Kessler")])
     assert workspace.vectors.counts() == {t: counts["nodes"][t] for t in ("Chunk", "Entity", "Relation", "Community")}
 
 
@@ -148,3 +150,15 @@ def test_both_stores_hold_the_same_graph(make_workspace, corpus):
         workspace.indexer.ingest(corpus[0])
         workspace.indexer.delete_document(corpus[0][0].source)
     assert_same(snapshot(embedded), snapshot(server))
+
+
+def test_many_small_write_batches_build_the_same_graph(make_workspace, corpus, monkeypatch):
+    """Batch i+1 is merged while batch i is still being written: the result must not depend on batch boundaries."""
+    import ingest.pipeline
+
+    one = make_workspace("one-batch")
+    one.indexer.ingest(corpus[0])
+    monkeypatch.setattr(ingest.pipeline, "WRITE_BATCH_CHUNKS", 3)
+    many = make_workspace("many-batches")
+    many.indexer.ingest(corpus[0])
+    assert_same(snapshot(one), snapshot(many))

@@ -25,3 +25,12 @@ def test_acronyms_defined_in_text():
 
 def test_parenthesis_that_is_not_an_acronym_is_ignored():
     assert find_acronyms("He met Big John (Smith) there.") == {}
+
+
+def test_surname_aliases_only_when_one_full_name_fits():
+    from common.resolution import surname_aliases
+
+    mentions = [("john farrow", "PERSON"), ("farrow", "PERSON"), ("mia farrow", "PERSON"), ("maria kessler", "PERSON"),
+                ("kessler", "CONCEPT"), ("leipzig", "GPE"), ("new york", "GPE")]
+    aliases = surname_aliases(mentions)
+    assert aliases == {"kessler": "maria kessler"}, "two Farrows are ambiguous; places are not people"

@@ -146,3 +146,12 @@ def test_single_writer_lock(open_store):
                 pass
     with other.lock():  # released on exit
         pass
+
+
+def test_unreachable_or_refusing_neo4j_gives_an_actionable_error(neo4j_server):
+    from graph.neo4j_store import Neo4jGraphStore
+
+    with pytest.raises(StoreError, match="cannot reach Neo4j .*scripts/neo4j.sh start"):
+        Neo4jGraphStore("bolt://127.0.0.1:1", "neo4j", "whatever")
+    with pytest.raises(StoreError, match="refused the credentials"):
+        Neo4jGraphStore(neo4j_server["uri"], neo4j_server["user"], "wrong-password")

@@ -1,0 +1,225 @@
+"""Chat models through litellm: any provider (OpenAI, Anthropic, Azure, Ollama, vLLM...), with what a paying user
+needs around it: a persistent response cache, bounded concurrency, retry with backoff, and call/token accounting.
+
+Why a cache keyed by model + messages: re-ingesting, re-running a benchmark or re-deriving a description must not pay
+twice for the same prompt, and a replayed answer makes extraction reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+def parse_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in a model's answer: code fences, prose around it and trailing commas are tolerated."""
+    text = _FENCE.sub("", text.strip())
+    start = text.find("{")
+    while start != -1:
+        depth = 0
+        for end in range(start, len(text)):
+            if text[end] == "{":
+                depth += 1
+            elif text[end] == "}":
+                depth -= 1
+                if depth == 0:
+                    candidate = _TRAILING_COMMA.sub(r"\1", text[start : end + 1])
+                    try:
+                        value = json.loads(candidate)
+                    except json.JSONDecodeError:
+                        break
+                    return value if isinstance(value, dict) else None
+        start = text.find("{", start + 1)
+    return None
+
+
+class LLMError(RuntimeError):
+    """The model could not be called (after retries) or is misconfigured; the message says what to do."""
+
+
+@dataclass
+class Usage:
+    """Calls and tokens, counted per ingest or per query so users see what they pay for."""
+
+    calls: int = 0
+    cached: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, calls: int = 0, cached: int = 0, retries: int = 0, prompt: int = 0, completion: int = 0) -> None:
+        with self._lock:
+            self.calls += calls
+            self.cached += cached
+            self.retries += retries
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"calls": self.calls, "cached": self.cached, "retries": self.retries,
+                    "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+
+_SCOPE: ContextVar[Usage | None] = ContextVar("graphdex_llm_usage_scope", default=None)
+
+
+@contextmanager
+def counting_usage() -> Iterator[Usage]:
+    """Counts the model calls made in this thread (context) while open: the cost of one query."""
+    usage = Usage()
+    token = _SCOPE.set(usage)
+    try:
+        yield usage
+    finally:
+        _SCOPE.reset(token)
+
+
+class LLM(Protocol):
+    model: str
+    usage: Usage
+
+    def complete(self, messages: Messages, *, json_mode: bool = False) -> str: ...
+
+    def stream(self, messages: Messages) -> Iterator[str]: ...
+
+
+class ResponseCache:
+    """model + messages -> response text, in SQLite (safe across threads and processes)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, response TEXT, created REAL)")
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(model: str, messages: Messages, json_mode: bool) -> str:
+        return hashlib.sha256(json.dumps([model, messages, json_mode], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT response FROM responses WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, key: str, model: str, response: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, model, response, time.time()))
+
+
+class LiteLLMChat:
+    """A chat model called through litellm."""
+
+    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, timeout: float = 60.0,
+                 max_retries: int = 4, concurrency: int = 4, cache: ResponseCache | None = None, temperature: float = 0.0) -> None:
+        try:
+            import litellm
+        except ImportError as error:
+            raise LLMError("GRAPHDEX_LLM_MODEL is set but litellm is not installed: pip install 'graphdex[llm]'") from error
+        litellm.suppress_debug_info = True
+        self._litellm = litellm
+        self.model = model
+        self.usage = Usage()
+        self._options = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._cache = cache
+        self._temperature = temperature
+
+    def _count(self, **amounts: int) -> None:
+        self.usage.add(**amounts)
+        scope = _SCOPE.get()
+        if scope is not None:
+            scope.add(**amounts)
+
+    def _transient(self, error: Exception) -> bool:
+        exceptions = self._litellm.exceptions
+        transient = (exceptions.RateLimitError, exceptions.Timeout, exceptions.APIConnectionError, exceptions.ServiceUnavailableError,
+                     exceptions.InternalServerError)
+        return isinstance(error, transient)
+
+    def _call(self, messages: Messages, json_mode: bool, stream: bool):
+        options = dict(self._options)
+        if json_mode:
+            options["response_format"] = {"type": "json_object"}
+        for attempt in range(self._max_retries + 1):
+            try:
+                with self._slots:
+                    return self._litellm.completion(model=self.model, messages=messages, temperature=self._temperature, timeout=self._timeout,
+                                                    stream=stream, num_retries=0, **options)
+            except Exception as error:  # litellm maps every provider's errors onto its own exception types
+                if not self._transient(error) or attempt == self._max_retries:
+                    raise LLMError(f"{self.model}: {type(error).__name__}: {error}") from error
+                delay = min(30.0, 0.5 * 2 ** attempt) * (0.5 + random.random())
+                log.warning("%s: %s, retrying in %.1fs (attempt %d of %d)", self.model, type(error).__name__, delay, attempt + 1, self._max_retries)
+                self._count(retries=1)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def complete(self, messages: Messages, *, json_mode: bool = False) -> str:
+        key = ResponseCache.key(self.model, messages, json_mode) if self._cache else ""
+        if self._cache and (hit := self._cache.get(key)) is not None:
+            self._count(cached=1)
+            return hit
+        response = self._call(messages, json_mode, stream=False)
+        text = response.choices[0].message.content or ""
+        usage = getattr(response, "usage", None)
+        self._count(calls=1, prompt=getattr(usage, "prompt_tokens", 0) or 0, completion=getattr(usage, "completion_tokens", 0) or 0)
+        if self._cache and text:
+            self._cache.put(key, self.model, text)
+        return text
+
+    def stream(self, messages: Messages) -> Iterator[str]:
+        """Text deltas as the model writes them (a cached answer comes back as one piece)."""
+        key = ResponseCache.key(self.model, messages, False) if self._cache else ""
+        if self._cache and (hit := self._cache.get(key)) is not None:
+            self._count(cached=1)
+            yield hit
+            return
+        parts: list[str] = []
+        prompt_tokens = completion_tokens = 0
+        for chunk in self._call(messages, False, stream=True):
+            delta = chunk.choices[0].delta.content if chunk.choices else None
+            if delta:
+                parts.append(delta)
+                yield delta
+            usage = getattr(chunk, "usage", None)
+            if usage:
+                prompt_tokens = getattr(usage, "prompt_tokens", 0) or prompt_tokens
+                completion_tokens = getattr(usage, "completion_tokens", 0) or completion_tokens
+        self._count(calls=1, prompt=prompt_tokens, completion=completion_tokens)
+        if self._cache and parts:
+            self._cache.put(key, self.model, "".join(parts))
+
+
+def make_llm(settings: Settings, data_dir: Path) -> LiteLLMChat | None:
+    """The configured chat model, or None when GRAPHDEX_LLM_MODEL is unset (the spaCy-only path)."""
+    if not settings.llm_model:
+        return None
+    cache = ResponseCache(data_dir / "llm-cache.sqlite") if settings.llm_cache else None
+    return LiteLLMChat(settings.llm_model, api_base=settings.llm_api_base, api_key=settings.llm_api_key, timeout=settings.llm_timeout,
+                       max_retries=settings.llm_max_retries, concurrency=settings.llm_concurrency, cache=cache)

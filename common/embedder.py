@@ -118,6 +118,8 @@ class LiteLLMEmbedder:
     """Any embedding model litellm can call (OpenAI, Azure, Ollama, ...); the dimension is learnt from a probe call."""
 
     def __init__(self, model: str, batch_size: int = 64, api_base: str | None = None, api_key: str | None = None) -> None:
+        # the bundled price table instead of a download at import time: graphdex must start offline
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         try:
             import litellm
         except ImportError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import sqlite3
@@ -135,6 +136,8 @@ class LiteLLMChat:
 
     def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, timeout: float = 60.0,
                  max_retries: int = 4, concurrency: int = 4, cache: ResponseCache | None = None, temperature: float = 0.0) -> None:
+        # the bundled price table instead of a download at import time: graphdex must start offline
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         try:
             import litellm
         except ImportError as error:

@@ -78,7 +78,8 @@ def parse_extraction(text: str) -> dict[str, Any] | None:
     """``{"entities": [...], "relations": [...]}`` from a model's answer (with ``"partial": True`` when only some
     records could be recovered), or None when nothing usable is in it."""
     data = parse_json_object(text)
-    if data is not None and isinstance(data.get("entities", []), list) and isinstance(data.get("relations", []), list):
+    if (data is not None and ("entities" in data or "relations" in data)
+            and isinstance(data.get("entities", []), list) and isinstance(data.get("relations", []), list)):
         return {"entities": data.get("entities", []), "relations": data.get("relations", [])}
     return _delimited(text) or _salvage(text)
 

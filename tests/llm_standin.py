@@ -1,7 +1,8 @@
 """A stand-in for an OpenAI-compatible model server, on 127.0.0.1, replaying recorded responses.
 
 graphdex talks to it through litellm over real HTTP, exactly as to a provider. Each recording names the prompt it
-answers (substrings that must all appear in the conversation) and a sequence of responses for successive calls: a
+answers (substrings that must all appear in the conversation; the first recording that matches answers, so the
+specific ones come first) and a sequence of responses for successive calls: a
 429, a response slower than the client's timeout, or a message (sent whole, or streamed as server-sent events). After
 the last response of a sequence, the last one is repeated. Calls are counted per recording, so tests can check
 retries and cache hits.
@@ -68,6 +69,12 @@ class StandInModel:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout): exactly what the slow recordings are for
 
             def _send_json(self, status: int, payload: dict) -> None:
                 body = json.dumps(payload).encode()

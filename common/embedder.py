@@ -118,13 +118,12 @@ class LiteLLMEmbedder:
     """Any embedding model litellm can call (OpenAI, Azure, Ollama, ...); the dimension is learnt from a probe call."""
 
     def __init__(self, model: str, batch_size: int = 64, api_base: str | None = None, api_key: str | None = None) -> None:
-        # the bundled price table instead of a download at import time: graphdex must start offline
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        from common.llm import LLMError, import_litellm
+
         try:
-            import litellm
-        except ImportError as error:
-            raise EmbedderError("GRAPHDEX_EMBEDDER names a litellm model but litellm is not installed: pip install 'graphdex[llm]'") from error
-        self._litellm = litellm
+            self._litellm = import_litellm("GRAPHDEX_EMBEDDER names a litellm model")
+        except LLMError as error:
+            raise EmbedderError(str(error)) from error
         self.name = model
         self._batch_size = batch_size
         self._options = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}

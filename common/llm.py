@@ -131,19 +131,23 @@ class ResponseCache:
             self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, model, response, time.time()))
 
 
+def import_litellm(why: str):
+    """litellm, set up to work offline (its bundled price table, not a download at import) and quietly."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError as error:
+        raise LLMError(f"{why} but litellm is not installed: pip install 'graphdex[llm]'") from error
+    litellm.suppress_debug_info = True
+    return litellm
+
+
 class LiteLLMChat:
     """A chat model called through litellm."""
 
     def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, timeout: float = 60.0,
                  max_retries: int = 4, concurrency: int = 4, cache: ResponseCache | None = None, temperature: float = 0.0) -> None:
-        # the bundled price table instead of a download at import time: graphdex must start offline
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        try:
-            import litellm
-        except ImportError as error:
-            raise LLMError("GRAPHDEX_LLM_MODEL is set but litellm is not installed: pip install 'graphdex[llm]'") from error
-        litellm.suppress_debug_info = True
-        self._litellm = litellm
+        self._litellm = import_litellm("GRAPHDEX_LLM_MODEL is set")
         self.model = model
         self.usage = Usage()
         self._options = {k: v for k, v in {"api_base": api_base, "api_key": api_key}.items() if v}

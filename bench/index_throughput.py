@@ -161,7 +161,7 @@ def phase_store(args: argparse.Namespace) -> dict[str, Any]:
             target.write(nodes[i * node_step : (i + 1) * node_step], edge_batches[i])
     counts = target.counts()
     if args.store == "neo4j":
-        target.write(delete_nodes=[n.id for n in nodes])
+        _delete_in_batches(target, [n.id for n in nodes])
     target.close()
     return {"seconds": writing.seconds, "batches": batches, "nodes": len(nodes), "edges": len(edges), "copied": counts,
             "words": sum(len(d.text.split()) for d in base)}
@@ -308,10 +308,14 @@ def _clear_neo4j(args: argparse.Namespace) -> None:
         workspace = _workspace(args, args.workdir / "scratch-clear", workspace=name)
         store = workspace.store
         for type_ in NodeType:
-            ids = list(store.node_ids(type_))
-            if ids:
-                store.write(delete_nodes=ids)
+            _delete_in_batches(store, sorted(store.node_ids(type_)))
         store.close()
+
+
+def _delete_in_batches(store, ids: list[str], size: int = 5000) -> None:
+    """Deletes of tens of thousands of nodes, a few thousand per transaction (one huge one would strain the server's heap)."""
+    for start in range(0, len(ids), size):
+        store.write(delete_nodes=ids[start : start + size])
 
 
 if __name__ == "__main__":

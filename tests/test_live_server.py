@@ -145,3 +145,25 @@ def test_no_server_errors_anywhere_in_the_api(api_schema):
     assert len(tested) >= 12, tested
     assert len(statuses) >= 10 * len(tested), "schemathesis sent too few requests to mean anything"
     assert {200, 202, 404, 422} <= set(statuses), sorted(set(statuses))
+
+
+def test_queries_are_answered_while_documents_ingest(tmp_path):
+    records = [json.loads(line) for line in SAMPLE.read_text().splitlines()[:60]]
+    payload = {"documents": [{"title": r["title"], "text": r["text"], "source": f"sample#{r['id']}"} for r in records]}
+    with running_server(tmp_path / "data", GRAPHDEX_INGEST_BATCH_DOCUMENTS="4") as server:
+        url = server.url
+        httpx.post(f"{url}/documents", json={"documents": [{"title": d.title, "text": d.text, "source": d.source} for d in FILM_DOCS]})
+        wait_settled(url, [d["id"] for d in httpx.get(f"{url}/documents").json()["documents"]])
+        ids = [d["id"] for d in httpx.post(f"{url}/documents", json=payload).json()["documents"]]
+        answered_during_ingestion = 0
+        while True:
+            counts = httpx.get(f"{url}/documents", params={"limit": 1}).json()["counts"]
+            busy = counts["pending"] + counts["processing"] > 0
+            response = httpx.post(f"{url}/query", json={"query": "Who directed The Harbor Lights?", "mode": "hybrid", "top_k": 3}, timeout=30)
+            assert response.status_code == 200
+            assert response.json()["results"][0]["title"] in {"The Harbor Lights", "Maria Kessler"}
+            if not busy:
+                break
+            answered_during_ingestion += 1
+        assert answered_during_ingestion >= 3, "queries must not wait for the whole ingestion"
+        assert all(s["status"] == "done" for s in wait_settled(url, ids).values())

@@ -66,6 +66,7 @@ def _report_dict(report) -> dict[str, Any]:
 
 def _ingest_into_index(args: argparse.Namespace, documents: list) -> dict[str, Any]:
     """Open the benchmark's index in this (fresh) process and ingest; the opening is timed on its own."""
+    cpu_before = os.times()
     with PeakMemory() as memory, Timer() as wall:
         workspace = _workspace(args, args.workdir / "index")
         with Timer() as opening:
@@ -74,7 +75,11 @@ def _ingest_into_index(args: argparse.Namespace, documents: list) -> dict[str, A
         report = indexer.ingest(documents)
         counts = workspace.stats()
         workspace.close()
-    return {**_report_dict(report), "open_seconds": opening.seconds, "wall_seconds": wall.seconds, "peak_mib": memory.peak_mib,
+    cpu = os.times()
+    # CPU time of this process and its (joined) spaCy workers: how busy the two cores were, on average
+    cpu_seconds = sum(getattr(cpu, f) - getattr(cpu_before, f) for f in ("user", "system", "children_user", "children_system"))
+    return {**_report_dict(report), "open_seconds": opening.seconds, "wall_seconds": wall.seconds, "cpu_seconds": cpu_seconds,
+            "cores_busy": cpu_seconds / wall.seconds, "peak_mib": memory.peak_mib,
             "memory_at_peak": memory.at_peak, "neo4j_server_rss_mib": _neo4j_server_rss_mib() if args.store == "neo4j" else None, "index": counts}
 
 
@@ -219,7 +224,7 @@ def _report_store(store: str, phases: dict[str, dict[str, Any]], summary: dict[s
     build = phases["build"]
     print_table(f"Indexing {summary['words']:,} words ({build['documents_added']:,} documents, {build['chunks']:,} chunks), store={store}",
                 ["measure", "seconds", "words/s", "note"], [
-                    ["end to end (build)", build["seconds"], summary["end_to_end_words_per_second"], f"open {build['open_seconds']:.1f}s, peak {build['peak_mib']:,.0f} MiB"],
+                    ["end to end (build)", build["seconds"], summary["end_to_end_words_per_second"], f"open {build['open_seconds']:.1f}s, peak {build['peak_mib']:,.0f} MiB, {build.get('cores_busy', 0):.2f} cores busy"],
                     ["spaCy extraction alone", phases["spacy"]["seconds"], summary["stage_words_per_second"]["spacy"], f"{phases['spacy']['workers']} workers"],
                     ["embedding alone", phases["embedding"]["seconds"], summary["stage_words_per_second"]["embedding"], f"{phases['embedding']['texts']:,} texts"],
                     ["store writes alone", phases["store"]["seconds"], summary["stage_words_per_second"]["store"], f"{phases['store']['nodes']:,} nodes, {phases['store']['edges']:,} edges"],

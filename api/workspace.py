@@ -64,7 +64,7 @@ class Workspace:
     def nlp(self):
         return load_spacy(self.settings.spacy_model)
 
-    def _token_counter(self):
+    def token_counter(self):
         count = getattr(self.embedder, "count_tokens", None)
         return count if count is not None else approximate_token_counts
 
@@ -84,7 +84,7 @@ class Workspace:
     def indexer(self) -> Indexer:
         s = self.settings
         llm = self.llm
-        indexer = Indexer(self.store, self.vectors, self.embedder, self._extractor(), Chunker(self._token_counter(), s.chunk_tokens, s.chunk_overlap),
+        indexer = Indexer(self.store, self.vectors, self.embedder, self._extractor(), Chunker(self.token_counter(), s.chunk_tokens, s.chunk_overlap),
                           s.community_resolution, s.community_min_size, self.guard.write,
                           make_summarizer(llm) if llm else None, s.llm_summary_threshold, llm.usage if llm else None)
         indexer.repair()

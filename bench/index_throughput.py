@@ -105,13 +105,15 @@ def _ingest_held_out(args: argparse.Namespace) -> dict[str, Any]:
 def phase_spacy(args: argparse.Namespace) -> dict[str, Any]:
     from common.ids import chunk_id, document_id
     from common.resolution import find_acronyms
+    from ingest.chunking import Chunker
     from ingest.extraction import ChunkInput
     from ingest.spacy_extractor import SpacyConfig, SpacyExtractor
 
     base, _ = _corpus(args)
     workspace = _workspace(args, args.workdir / "scratch-spacy")
     s = workspace.settings
-    chunker = workspace.indexer.chunker
+    # the chunker alone: opening the indexer would open (and repair) a graph this phase does not use
+    chunker = Chunker(workspace.token_counter(), s.chunk_tokens, s.chunk_overlap)
     with Timer() as chunking:
         inputs = []
         for doc in base:

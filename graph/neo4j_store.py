@@ -92,7 +92,8 @@ class Neo4jGraphStore:
                                                       notifications_disabled_classifications=["UNRECOGNIZED"])
             self._driver.verify_connectivity()
         except ServiceUnavailable as error:
-            raise StoreError(f"cannot reach Neo4j at {uri}: {error}. Start it (scripts/neo4j.sh start) or check GRAPHDEX_NEO4J_URI") from error
+            reason = " ".join(str(error).split())
+            raise StoreError(f"cannot reach Neo4j at {uri}: {reason} Start it (scripts/neo4j.sh start) or check GRAPHDEX_NEO4J_URI") from error
         except AuthError as error:
             raise StoreError(f"Neo4j at {uri} refused the credentials of user {user!r}: check GRAPHDEX_NEO4J_USER / GRAPHDEX_NEO4J_PASSWORD") from error
         self._ensure_schema()
@@ -281,13 +282,14 @@ class Neo4jGraphStore:
         for r in rows:
             yield Node(r["id"], NodeType(type_), json.loads(r["props"]), json.loads(r["contrib"]))
 
-    def iter_edges(self, types: Iterable[str] | None = None) -> Iterator[Edge]:
+    def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
         wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
+        contrib = "r.contrib_json" if contributions else "'{}'"
         for type_ in wanted:
             source_label, target_label = (t.value for t in EDGE_ENDS[EdgeType(type_)])
             rows = self._read(
                 f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_}]->(b:{target_label}) "
-                "RETURN a.id AS s, b.id AS t, r.props_json AS props, r.contrib_json AS contrib"
+                f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {contrib} AS contrib"
             )
             for r in rows:
                 yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), json.loads(r["contrib"]))

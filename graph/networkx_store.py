@@ -220,7 +220,8 @@ class NetworkxGraphStore:
         for node_id in sorted(self._by_type.get(type_, set())):
             yield graph.nodes[node_id]["node"]
 
-    def iter_edges(self, types: Iterable[str] | None = None) -> Iterator[Edge]:
+    def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
+        # in memory already: the edges are returned whole either way
         wanted = set(types) if types is not None else None
         for _, _, key, data in self._graph.edges(keys=True, data=True):
             if wanted is None or key in wanted:

@@ -48,7 +48,7 @@ class GraphProjection:
         rows: list[int] = []
         cols: list[int] = []
         weights: list[float] = []
-        for edge in store.iter_edges():
+        for edge in store.iter_edges(contributions=False):
             # an edge's own weight (mention count, supporting chunks) counts with diminishing returns
             weight = edge_weights.get(str(edge.type), 0.0) * math.sqrt(max(1.0, float(edge.props.get("weight", 1) or 1)))
             if weight <= 0 or edge.source not in index or edge.target not in index:

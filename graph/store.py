@@ -54,7 +54,9 @@ class GraphStore(Protocol):
     def iter_nodes(self, type_: NodeType) -> Iterator[Node]:
         ...
 
-    def iter_edges(self, types: Iterable[str] | None = None) -> Iterator[Edge]:
+    def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
+        """Every edge (of ``types``). With ``contributions=False`` a store may leave ``contrib`` empty: whole-graph
+        readers that need only the derived props (projection, communities) then move far less data from a server."""
         ...
 
     def find_entities(self, text: str, limit: int = 10) -> list[Node]:

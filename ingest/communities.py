@@ -47,11 +47,16 @@ def _describe(members: list[str], entities: dict[str, Node], internal: list[Edge
     }
 
 
+def _support(edge: Edge) -> int:
+    """How many chunks support the edge (derived into its props, so the contributions need not be read)."""
+    return int(edge.props.get("support") or len(edge.contrib))
+
+
 def refresh_communities(store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, resolution: float, min_size: int,
                         exclusive: Callable[[], AbstractContextManager[None]] = nullcontext) -> int:
     """Recompute communities and write the difference; returns how many Community nodes were written or removed."""
-    related = list(store.iter_edges([EdgeType.RELATED_TO]))
-    groups = detect_communities(((e.source, e.target, float(len(e.contrib))) for e in related), resolution, min_size)
+    related = list(store.iter_edges([EdgeType.RELATED_TO], contributions=False))
+    groups = detect_communities(((e.source, e.target, float(_support(e))) for e in related), resolution, min_size)
     membership = {m: i for i, group in enumerate(groups) for m in group}
     entities = store.get_nodes(membership)
     degree: Counter = Counter()
@@ -60,8 +65,8 @@ def refresh_communities(store: GraphStore, vectors: VectorIndexSet, embedder: Em
         a, b = membership.get(edge.source), membership.get(edge.target)
         if a is not None and a == b:
             internal[a].append(edge)
-            degree[edge.source] += len(edge.contrib)
-            degree[edge.target] += len(edge.contrib)
+            degree[edge.source] += _support(edge)
+            degree[edge.target] += _support(edge)
     wanted: dict[str, Node] = {}
     members_of: dict[str, list[str]] = {}
     for i, group in enumerate(groups):

@@ -80,6 +80,9 @@ def test_write_then_read_back_exactly_after_reopen(open_store):
     assert again.node_ids(NodeType.ENTITY) == {"e1", "e2"}
     assert [n.id for n in again.iter_nodes(NodeType.CHUNK)] == ["d1:0", "d2:0"]
     assert {e.key for e in again.iter_edges([EdgeType.MENTIONS])} == {("d1:0", "MENTIONS", "e1"), ("d1:0", "MENTIONS", "e2"), ("d2:0", "MENTIONS", "e2")}
+    whole = {e.key: e.props for e in again.iter_edges()}
+    light = {e.key: e.props for e in again.iter_edges(contributions=False)}
+    assert light == whole and all(e.contrib for e in again.iter_edges([EdgeType.MENTIONS]))
 
 
 def test_edges_of_and_supported_by(open_store):

@@ -62,7 +62,7 @@ class DocumentsIn(BaseModel):
 
 class QueryIn(BaseModel):
     query: str = Field(..., min_length=1, max_length=4000)
-    mode: Literal["naive", "local", "global", "hybrid", "graph"] = "hybrid"
+    mode: Literal["naive", "local", "global", "hybrid", "graph"] = "graph"
     top_k: int = Field(10, ge=1, le=200)
     max_context_tokens: int | None = Field(None, ge=1, le=1_000_000, description="Stop adding chunks to the results once their tokens would pass this budget.")
     answer: bool | None = Field(None, description="Write an answer from the results (needs GRAPHDEX_LLM_MODEL); default: yes when a model is configured.")

@@ -135,7 +135,7 @@ def _print_result(result: QueryResult) -> None:
 
 @app.command()
 def query(text: str = typer.Argument(..., help="The question."),
-          mode: str = typer.Option("hybrid", "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}."),
+          mode: str = typer.Option("graph", "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)} (graph is the default: the best measured, see the README)."),
           top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, max=200, help="Chunks to return (default GRAPHDEX_TOP_K)."),
           answer: bool = typer.Option(False, "--answer", "-a", help="Also write an answer with [n] citations (needs GRAPHDEX_LLM_MODEL); streamed as the model writes it."),
           json_output: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:

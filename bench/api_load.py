@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--ingest-documents", type=int, default=300, help="documents submitted at the start of each ingestion run (default: %(default)s)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per run (default: %(default)s)")
     parser.add_argument("--max-requests", type=int, default=5000, help="requests per run at most (default: %(default)s)")
-    parser.add_argument("--mode", default="hybrid", help="query mode (default: %(default)s)")
+    parser.add_argument("--mode", default="graph", help="query mode (default: %(default)s)")
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()

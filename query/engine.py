@@ -211,7 +211,7 @@ class QueryEngine:
         graph = _normalise(chunks)
         return {c: graph[c] + CHUNK_SIMILARITY_WEIGHT * similarity.get(c, 0.0) for c in chunks}
 
-    def retrieve(self, question: str, mode: str = "hybrid", top_k: int = 10) -> QueryResult:
+    def retrieve(self, question: str, mode: str = "graph", top_k: int = 10) -> QueryResult:
         began = time.perf_counter()
         question = question.strip()
         if not question:

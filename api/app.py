@@ -386,7 +386,7 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
             edges: dict[tuple, dict[str, Any]] = {}
             frontier = deque([entity])
             for level in range(1, depth + 1):
-                by_node = store.edges_of_many(list(frontier), [EdgeType.RELATED_TO])
+                by_node = store.edges_of_many(list(frontier), [EdgeType.RELATED_TO], contributions=False)
                 frontier = deque()
                 for node_id, node_edges in by_node.items():
                     for edge in sorted(node_edges, key=lambda e: -float(e.props.get("weight", 1))):

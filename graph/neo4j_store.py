@@ -258,13 +258,14 @@ class Neo4jGraphStore:
     def edges_of(self, node_id: str, types: Iterable[str] | None = None) -> list[Edge]:
         return self.edges_of_many([node_id], types).get(node_id, [])
 
-    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None) -> dict[str, list[Edge]]:
+    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None, contributions: bool = True) -> dict[str, list[Edge]]:
         wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
+        contrib = "r.contrib_json" if contributions else "'{}'"
         out: dict[str, list[Edge]] = {}
         for part in _chunks(list(dict.fromkeys(node_ids))):
             rows = self._read(
                 f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
-                "RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, r.contrib_json AS contrib",
+                f"RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, {contrib} AS contrib",
                 ids=list(part), types=wanted,
             )
             for r in rows:

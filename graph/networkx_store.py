@@ -208,7 +208,7 @@ class NetworkxGraphStore:
                 out.append(data["edge"])
         return out
 
-    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None) -> dict[str, list[Edge]]:
+    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None, contributions: bool = True) -> dict[str, list[Edge]]:
         types = list(types) if types is not None else None
         return {node_id: edges for node_id in dict.fromkeys(node_ids) if (edges := self.edges_of(node_id, types))}
 

@@ -44,8 +44,9 @@ class GraphStore(Protocol):
         """Edges touching the node, in either direction, optionally limited to some edge types."""
         ...
 
-    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None) -> dict[str, list[Edge]]:
-        """``edges_of`` for many nodes in one call (one round trip to a server); nodes without edges are left out."""
+    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None, contributions: bool = True) -> dict[str, list[Edge]]:
+        """``edges_of`` for many nodes in one call (one round trip to a server); nodes without edges are left out.
+        With ``contributions=False`` the edges may come without ``contrib`` (queries need only the derived props)."""
         ...
 
     def node_ids(self, type_: NodeType) -> set[str]:

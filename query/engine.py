@@ -133,7 +133,7 @@ class QueryEngine:
         seeds = self._entity_seeds(keywords, qv)
         nodes = dict(seeds)
         chunks: dict[str, float] = defaultdict(float)
-        seed_edges = self.store.edges_of_many(seeds, [EdgeType.MENTIONS, EdgeType.RELATED_TO])
+        seed_edges = self.store.edges_of_many(seeds, [EdgeType.MENTIONS, EdgeType.RELATED_TO], contributions=False)
         for entity, score in seeds.items():
             neighbours: list[tuple[float, str]] = []
             for edge in seed_edges.get(entity, ()):
@@ -145,7 +145,7 @@ class QueryEngine:
             # the strongest links only: a hub's hundreds of neighbours would drown the ones that matter (and be slow)
             for _, other in sorted(neighbours, reverse=True)[:NEIGHBOURS_PER_SEED]:
                 nodes[other] = max(nodes.get(other, 0.0), score * NEIGHBOUR_DECAY)
-        neighbour_edges = self.store.edges_of_many([n for n in nodes if n not in seeds], [EdgeType.MENTIONS])
+        neighbour_edges = self.store.edges_of_many([n for n in nodes if n not in seeds], [EdgeType.MENTIONS], contributions=False)
         for entity, edges in neighbour_edges.items():
             for edge in edges:
                 chunks[edge.source] += nodes[entity]

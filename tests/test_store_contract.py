@@ -92,6 +92,8 @@ def test_edges_of_and_supported_by(open_store):
     assert {e.key for e in store.edges_of("e2", [EdgeType.RELATED_TO])} == {("e1", "RELATED_TO", "e2")}
     many = store.edges_of_many(["e1", "d2:0", "nothing"], [EdgeType.MENTIONS])
     assert {k: {e.key for e in v} for k, v in many.items()} == {"e1": {("d1:0", "MENTIONS", "e1")}, "d2:0": {("d2:0", "MENTIONS", "e2")}}
+    light = store.edges_of_many(["e1", "d2:0"], [EdgeType.MENTIONS], contributions=False)
+    assert {k: {(e.key, str(e.props)) for e in v} for k, v in light.items()} == {k: {(e.key, str(e.props)) for e in v} for k, v in many.items()}
     assert store.supported_by(["d2:0"]) == ({"e2"}, {("d2:0", "MENTIONS", "e2")})
     assert store.supported_by(["d1:0"]) == ({"e1", "e2"}, {("d1:0", "MENTIONS", "e1"), ("d1:0", "MENTIONS", "e2"), ("e1", "RELATED_TO", "e2")})
     assert store.supported_by([]) == (set(), set())

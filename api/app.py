@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from collections import deque
 from contextlib import ExitStack, asynccontextmanager
 from typing import Any, Iterator, Literal
@@ -300,8 +301,11 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
 
     # query ----------------------------------------------------------------------------------------------------
 
+    query_slots = threading.BoundedSemaphore(settings.max_concurrent_queries)
+
     def _retrieve(body: QueryIn) -> tuple[Any, list]:
-        result = ws().engine.retrieve(body.query, body.mode, body.top_k)
+        with query_slots:  # an answer (network-bound) is written after the slot is given back
+            result = ws().engine.retrieve(body.query, body.mode, body.top_k)
         hits = result.chunks
         if body.max_context_tokens is not None:
             hits = _within_budget(ws(), hits, body.max_context_tokens)

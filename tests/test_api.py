@@ -148,3 +148,31 @@ def test_token_budget_limits_the_context(client):
     first, second = client.workspace.embedder.count_tokens([full[0]["text"], full[1]["text"]])
     cut = client.post("/query", json={"query": "Maria Kessler", "mode": "local", "top_k": 4, "max_context_tokens": first + second - 1}).json()["results"]
     assert [h["chunk_id"] for h in cut] == [full[0]["chunk_id"]]
+
+
+def test_queries_beyond_the_cap_wait_their_turn(make_workspace):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    workspace = make_workspace("capped", max_concurrent_queries=2)
+    running, peak, lock = 0, 0, threading.Lock()
+    real = workspace.engine.retrieve
+
+    def slow_retrieve(*args, **kwargs):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.2)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    workspace.engine.retrieve = slow_retrieve
+    with TestClient(create_app(workspace=workspace)) as client:
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: client.post("/query", json={"query": "anything"}).status_code, range(8)))
+    assert statuses == [200] * 8
+    assert peak == 2

@@ -254,7 +254,7 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
 
     @app.get("/documents", dependencies=[read_access], tags=["documents"], summary="Submitted documents, newest first")
     def list_documents(status: Literal["pending", "processing", "done", "failed"] | None = None,
-                       limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                       limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000_000)) -> dict[str, Any]:
         jobs, total = state["jobs"].list(status, limit, offset)
         return {"documents": [j.to_dict() for j in jobs], "total": total, "limit": limit, "offset": offset, "counts": state["jobs"].counts()}
 

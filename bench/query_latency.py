@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from harness import DEV_QA, REPO, BenchError, console, load_passages, load_questions, machine, open_index, percentile, print_table, write_json
+from harness import DEV_QA, REPO, BenchError, load_passages, load_questions, machine, open_index, percentile, print_table, write_json
 
 from query.engine import MODES
 

@@ -8,6 +8,7 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY graphdex ./graphdex
 COPY common ./common
 COPY graph ./graph
 COPY ingest ./ingest

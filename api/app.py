@@ -21,17 +21,17 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
-from api.jobs import JobQueue
-from api.service import IngestionService, ServiceBusy
-from api.workspace import Workspace
-from common.ids import content_hash, document_id
-from common.llm import LLMError, counting_usage
-from common.settings import Settings
-from graph.model import EdgeType, NodeType
-from graph.store import StoreError
-from ingest.documents import DocumentError, SourceDocument, document_from_record, load_upload
-from query.answer import citations_in
-from query.engine import QueryError
+from graphdex.api.jobs import JobQueue
+from graphdex.api.service import IngestionService, ServiceBusy
+from graphdex.api.workspace import Workspace
+from graphdex.common.ids import content_hash, document_id
+from graphdex.common.llm import LLMError, counting_usage
+from graphdex.common.settings import Settings
+from graphdex.graph.model import EdgeType, NodeType
+from graphdex.graph.store import StoreError
+from graphdex.ingest.documents import DocumentError, SourceDocument, document_from_record, load_upload
+from graphdex.query.answer import citations_in
+from graphdex.query.engine import QueryError
 
 log = logging.getLogger(__name__)
 

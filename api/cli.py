@@ -14,16 +14,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
-from api.workspace import Workspace
-from common.llm import LLMError, counting_usage
-from common.settings import Settings
-from graph.store import StoreError
-from ingest.documents import DocumentError, load_paths
-from ingest.pipeline import IngestReport
-from query.answer import citations_in
-from query.engine import MODES, QueryError
-from query.results import QueryResult
+from graphdex.api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
+from graphdex.api.workspace import Workspace
+from graphdex.common.llm import LLMError, counting_usage
+from graphdex.common.settings import Settings
+from graphdex.graph.store import StoreError
+from graphdex.ingest.documents import DocumentError, load_paths
+from graphdex.ingest.pipeline import IngestReport
+from graphdex.query.answer import citations_in
+from graphdex.query.engine import MODES, QueryError
+from graphdex.query.results import QueryResult
 
 app = typer.Typer(
     help="graphdex: index documents into a knowledge graph and query it.\n\n"
@@ -216,7 +216,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
     """Run the REST API (OpenAPI docs at /docs): queue documents, follow their status, query, browse the graph."""
     import uvicorn
 
-    from api.app import create_app
+    from graphdex.api.app import create_app
 
     workspace = _workspace()
     if host not in ("127.0.0.1", "localhost", "::1") and not workspace.settings.api_key:

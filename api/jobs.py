@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ingest.documents import SourceDocument
+from graphdex.ingest.documents import SourceDocument
 
 STATUSES = ("pending", "processing", "done", "failed")
 

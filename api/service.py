@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from api.jobs import JobQueue
-from api.workspace import Workspace
-from graph.model import NodeType
-from ingest.pipeline import DeleteReport
+from graphdex.api.jobs import JobQueue
+from graphdex.api.workspace import Workspace
+from graphdex.graph.model import NodeType
+from graphdex.ingest.pipeline import DeleteReport
 
 log = logging.getLogger(__name__)
 

@@ -7,22 +7,22 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from common.embedder import Embedder, make_embedder
-from common.llm import LiteLLMChat, make_llm
-from common.settings import Settings
-from graph.networkx_store import NetworkxGraphStore
-from graph.rwlock import ReadWriteLock
-from graph.store import GraphStore
-from graph.vector_index import VectorIndexSet
-from ingest.chunking import Chunker, approximate_token_counts
-from ingest.pipeline import Indexer
-from ingest.extraction import Extractor
-from ingest.llm_extractor import LLMExtractor, make_summarizer
-from ingest.spacy_extractor import SpacyConfig, SpacyExtractor, load_spacy
-from query.answer import Answerer
-from query.analysis import SpacyQueryAnalyzer
-from query.engine import QueryEngine
-from query.llm_keywords import LLMQueryAnalyzer
+from graphdex.common.embedder import Embedder, make_embedder
+from graphdex.common.llm import LiteLLMChat, make_llm
+from graphdex.common.settings import Settings
+from graphdex.graph.networkx_store import NetworkxGraphStore
+from graphdex.graph.rwlock import ReadWriteLock
+from graphdex.graph.store import GraphStore
+from graphdex.graph.vector_index import VectorIndexSet
+from graphdex.ingest.chunking import Chunker, approximate_token_counts
+from graphdex.ingest.pipeline import Indexer
+from graphdex.ingest.extraction import Extractor
+from graphdex.ingest.llm_extractor import LLMExtractor, make_summarizer
+from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor, load_spacy
+from graphdex.query.answer import Answerer
+from graphdex.query.analysis import SpacyQueryAnalyzer
+from graphdex.query.engine import QueryEngine
+from graphdex.query.llm_keywords import LLMQueryAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Workspace:
     def store(self) -> GraphStore:
         s = self.settings
         if s.store == "neo4j":
-            from graph.neo4j_store import Neo4jGraphStore
+            from graphdex.graph.neo4j_store import Neo4jGraphStore
 
             return Neo4jGraphStore(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database, s.neo4j_workspace)
         return NetworkxGraphStore(self.data_dir / "graph")

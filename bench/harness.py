@@ -19,8 +19,8 @@ if str(REPO) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from common.settings import Settings  # noqa: E402
-from ingest.documents import SourceDocument  # noqa: E402
+from graphdex.common.settings import Settings  # noqa: E402
+from graphdex.ingest.documents import SourceDocument  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 WIKI_PASSAGES = SHARED_DATA / "wiki-passages"
@@ -208,7 +208,7 @@ def open_index(index_dir: Path, documents: list[SourceDocument], store: str = "e
     """A workspace over ``documents``, reusing ``index_dir`` when it already holds them (re-ingest is a no-op)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from api.workspace import Workspace
+    from graphdex.api.workspace import Workspace
 
     overrides: dict[str, Any] = {"store": store}
     if store == "neo4j":

@@ -47,7 +47,7 @@ def _corpus(args: argparse.Namespace) -> tuple[list, list]:
 
 
 def _workspace(args: argparse.Namespace, data_dir: Path, workspace: str = "bench"):
-    from api.workspace import Workspace
+    from graphdex.api.workspace import Workspace
 
     overrides: dict[str, Any] = {"store": args.store}
     if args.store == "neo4j":
@@ -103,11 +103,11 @@ def _ingest_held_out(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def phase_spacy(args: argparse.Namespace) -> dict[str, Any]:
-    from common.ids import chunk_id, document_id
-    from common.resolution import find_acronyms
-    from ingest.chunking import Chunker
-    from ingest.extraction import ChunkInput
-    from ingest.spacy_extractor import SpacyConfig, SpacyExtractor
+    from graphdex.common.ids import chunk_id, document_id
+    from graphdex.common.resolution import find_acronyms
+    from graphdex.ingest.chunking import Chunker
+    from graphdex.ingest.extraction import ChunkInput
+    from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor
 
     base, _ = _corpus(args)
     workspace = _workspace(args, args.workdir / "scratch-spacy")
@@ -131,8 +131,8 @@ def phase_spacy(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def phase_embedding(args: argparse.Namespace) -> dict[str, Any]:
-    from graph.model import SEARCHABLE_TYPES
-    from ingest.derive import embedding_text
+    from graphdex.graph.model import SEARCHABLE_TYPES
+    from graphdex.ingest.derive import embedding_text
 
     base, _ = _corpus(args)
     built = _workspace(args, args.workdir / "index")
@@ -146,7 +146,7 @@ def phase_embedding(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def phase_store(args: argparse.Namespace) -> dict[str, Any]:
-    from graph.model import NodeType
+    from graphdex.graph.model import NodeType
 
     base, _ = _corpus(args)
     built = _workspace(args, args.workdir / "index")
@@ -309,7 +309,7 @@ def main() -> None:
 
 
 def _clear_neo4j(args: argparse.Namespace) -> None:
-    from graph.model import NodeType
+    from graphdex.graph.model import NodeType
 
     for name in ("bench", "bench-store-copy"):
         workspace = _workspace(args, args.workdir / "scratch-clear", workspace=name)

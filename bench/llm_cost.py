@@ -17,9 +17,9 @@ from pathlib import Path
 
 from harness import REPO, console, machine, print_table, scratch_settings, write_json
 
-from api.workspace import Workspace
-from common.llm import counting_usage
-from ingest.documents import load_paths
+from graphdex.api.workspace import Workspace
+from graphdex.common.llm import counting_usage
+from graphdex.ingest.documents import load_paths
 
 
 def main() -> None:

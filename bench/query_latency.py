@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness import DEV_QA, REPO, BenchError, load_passages, load_questions, machine, open_index, percentile, print_table, write_json
 
-from query.engine import MODES
+from graphdex.query.engine import MODES
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness import REPO, BenchError, Question, console, load_passages, load_questions, machine, open_index, passage_id_of_source, print_table, write_json
 
-from query.engine import MODES
+from graphdex.query.engine import MODES
 
 KS = (2, 5, 10)
 MRR_DEPTH = 20

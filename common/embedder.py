@@ -10,7 +10,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from common.settings import Settings
+from graphdex.common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class LiteLLMEmbedder:
     """Any embedding model litellm can call (OpenAI, Azure, Ollama, ...); the dimension is learnt from a probe call."""
 
     def __init__(self, model: str, batch_size: int = 64, api_base: str | None = None, api_key: str | None = None) -> None:
-        from common.llm import LLMError, import_litellm
+        from graphdex.common.llm import LLMError, import_litellm
 
         try:
             self._litellm = import_litellm("GRAPHDEX_EMBEDDER names a litellm model")

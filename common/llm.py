@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from common.settings import Settings
+from graphdex.common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
-from graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
-from graph.store import StoreError
+from graphdex.graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.store import StoreError
 
 log = logging.getLogger(__name__)
 

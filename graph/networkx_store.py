@@ -18,8 +18,8 @@ from typing import Iterable, Iterator, Sequence
 
 import networkx as nx
 
-from graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
-from graph.store import StoreError
+from graphdex.graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.store import StoreError
 
 log = logging.getLogger(__name__)
 

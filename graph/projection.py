@@ -13,8 +13,8 @@ from typing import Mapping
 import numpy as np
 from scipy import sparse
 
-from graph.model import EdgeType, NodeType
-from graph.store import GraphStore
+from graphdex.graph.model import EdgeType, NodeType
+from graphdex.graph.store import GraphStore
 
 #: How strongly each edge type carries PageRank mass (both directions).
 DEFAULT_EDGE_WEIGHTS: dict[str, float] = {

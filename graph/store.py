@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Iterable, Iterator, Protocol, Sequence
 
-from graph.model import Edge, EdgeKey, Node, NodeType
+from graphdex.graph.model import Edge, EdgeKey, Node, NodeType
 
 
 class StoreError(RuntimeError):

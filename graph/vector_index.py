@@ -16,8 +16,8 @@ from typing import Iterable, Protocol, Sequence
 import hnswlib
 import numpy as np
 
-from graph.model import SEARCHABLE_TYPES, NodeType
-from graph.store import StoreError
+from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
+from graphdex.graph.store import StoreError
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from collections import Counter, defaultdict
 from contextlib import AbstractContextManager, nullcontext
 from typing import Callable
 
-from common.embedder import Embedder
-from common.ids import community_id
-from graph.communities import detect_communities
-from graph.model import Edge, EdgeType, Node, NodeType
-from graph.store import GraphStore
-from graph.vector_index import VectorIndexSet
-from ingest.derive import embedding_text
+from graphdex.common.embedder import Embedder
+from graphdex.common.ids import community_id
+from graphdex.graph.communities import detect_communities
+from graphdex.graph.model import Edge, EdgeType, Node, NodeType
+from graphdex.graph.store import GraphStore
+from graphdex.graph.vector_index import VectorIndexSet
+from graphdex.ingest.derive import embedding_text
 
 log = logging.getLogger(__name__)
 

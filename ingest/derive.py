@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable
 
-from common.ids import document_of_chunk
-from graph.model import Contributions, Edge, Node, NodeType
+from graphdex.common.ids import document_of_chunk
+from graphdex.graph.model import Contributions, Edge, Node, NodeType
 
 DESCRIPTION_SENTENCES = 3
 

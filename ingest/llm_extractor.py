@@ -13,9 +13,9 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 
-from common.llm import LLM, LLMError, Messages, parse_json_object
-from common.resolution import clean_surface, resolve_key
-from ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
+from graphdex.common.llm import LLM, LLMError, Messages, parse_json_object
+from graphdex.common.resolution import clean_surface, resolve_key
+from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
 
 log = logging.getLogger(__name__)
 

@@ -19,18 +19,18 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from common.embedder import Embedder
-from common.llm import Usage
-from common.ids import chunk_id, content_hash, document_id, entity_id, relation_id
-from graph.model import SEARCHABLE_TYPES, Edge, EdgeKey, EdgeType, Node, NodeType
-from graph.store import GraphStore
-from graph.vector_index import VectorIndexSet
-from ingest.chunking import Chunk, Chunker
-from ingest.communities import refresh_communities
-from ingest.derive import Summarizer, derive, derive_edge, embedding_text
-from ingest.documents import SourceDocument
-from ingest.extraction import ChunkExtraction, ChunkInput, Extractor
-from common.resolution import TITLE_DISAMBIGUATION, find_acronyms, normalize_key, surname_aliases
+from graphdex.common.embedder import Embedder
+from graphdex.common.llm import Usage
+from graphdex.common.ids import chunk_id, content_hash, document_id, entity_id, relation_id
+from graphdex.graph.model import SEARCHABLE_TYPES, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.store import GraphStore
+from graphdex.graph.vector_index import VectorIndexSet
+from graphdex.ingest.chunking import Chunk, Chunker
+from graphdex.ingest.communities import refresh_communities
+from graphdex.ingest.derive import Summarizer, derive, derive_edge, embedding_text
+from graphdex.ingest.documents import SourceDocument
+from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, Extractor
+from graphdex.common.resolution import TITLE_DISAMBIGUATION, find_acronyms, normalize_key, surname_aliases
 
 log = logging.getLogger(__name__)
 

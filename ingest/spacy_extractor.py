@@ -15,8 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
-from ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
-from common.resolution import TITLE_DISAMBIGUATION, clean_surface, resolve_key
+from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
+from graphdex.common.resolution import TITLE_DISAMBIGUATION, clean_surface, resolve_key
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.resolution import clean_surface, normalize_key
+from graphdex.common.resolution import clean_surface, normalize_key
 
 _QUESTION_WORDS = {"who", "what", "when", "where", "which", "why", "how", "whom", "whose"}
 

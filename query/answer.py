@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from common.llm import LLM, Messages
-from query.results import ChunkHit
+from graphdex.common.llm import LLM, Messages
+from graphdex.query.results import ChunkHit
 
 ANSWER_PROMPT = """Answer the question using only the numbered sources below. After each statement, cite the sources
 that support it in square brackets, like [1] or [2][3]. If the sources do not contain the answer, say so plainly

@@ -22,15 +22,15 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from common.embedder import Embedder
-from common.ids import entity_id
-from graph.model import EdgeType, Node, NodeType
-from graph.projection import GraphProjection
-from graph.store import GraphStore
-from graph.vector_index import VectorIndexSet
-from common.resolution import normalize_key
-from query.analysis import QueryKeywords, SpacyQueryAnalyzer
-from query.results import ChunkHit, NodeHit, QueryResult
+from graphdex.common.embedder import Embedder
+from graphdex.common.ids import entity_id
+from graphdex.graph.model import EdgeType, Node, NodeType
+from graphdex.graph.projection import GraphProjection
+from graphdex.graph.store import GraphStore
+from graphdex.graph.vector_index import VectorIndexSet
+from graphdex.common.resolution import normalize_key
+from graphdex.query.analysis import QueryKeywords, SpacyQueryAnalyzer
+from graphdex.query.results import ChunkHit, NodeHit, QueryResult
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from common.llm import LLM, LLMError, parse_json_object
-from query.analysis import QueryKeywords, SpacyQueryAnalyzer
+from graphdex.common.llm import LLM, LLMError, parse_json_object
+from graphdex.query.analysis import QueryKeywords, SpacyQueryAnalyzer
 
 log = logging.getLogger(__name__)
 

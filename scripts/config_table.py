@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common.settings import Settings  # noqa: E402
+from graphdex.common.settings import Settings  # noqa: E402
 
 
 def config_table() -> str:

@@ -10,15 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from api.workspace import Workspace
-from common.embedder import OnnxMiniLMEmbedder
-from common.settings import Settings
-from ingest.documents import SourceDocument
-from ingest.spacy_extractor import load_spacy
+from graphdex.api.workspace import Workspace
+from graphdex.common.embedder import OnnxMiniLMEmbedder
+from graphdex.common.settings import Settings
+from graphdex.ingest.documents import SourceDocument
+from graphdex.ingest.spacy_extractor import load_spacy
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "api" / "sample_corpus" / "wiki_sample.jsonl"
 NEO4J_SCRIPT = REPO / "scripts" / "neo4j.sh"
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "neo4j: needs the real Neo4j server (deselected by `make test-fast`)")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Marks every test that reaches the Neo4j server, directly or through a store parameter, so the fast local
+    loop (`make test-fast`) can leave them out; `make test` and CI still run them all."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "neo4j_server" in item.fixturenames or "neo4j" in params.values():
+            item.add_marker(pytest.mark.neo4j)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from common.ids import document_id
+from graphdex.api.app import create_app
+from graphdex.common.ids import document_id
 from tests.conftest import FILM_DOCS
 
 
@@ -96,7 +96,7 @@ def test_graph_endpoints(client):
     assert {n["depth"] for n in sub["nodes"]} <= {0, 1, 2}
     stats = client.get("/graph/stats").json()
     assert stats["nodes"]["Document"] == len(FILM_DOCS) and stats["queue"]["done"] == len(FILM_DOCS)
-    from graph.model import NodeType
+    from graphdex.graph.model import NodeType
 
     community_id = sorted(client.workspace.store.node_ids(NodeType.COMMUNITY))[0]
     community = client.get(f"/graph/communities/{community_id}").json()

@@ -1,4 +1,5 @@
-"""The folder layout is the architecture: imports run api -> ingest, query -> graph -> common, never back."""
+"""The folder layout is the architecture: imports run api -> ingest, query -> graph -> common, never back, and
+always through the one installed package, graphdex."""
 
 import ast
 from pathlib import Path
@@ -25,7 +26,9 @@ def test_imports_run_one_way():
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                     names = [node.module]
                 for name in names:
-                    top = name.split(".")[0]
-                    if top in ALLOWED and top not in allowed:
+                    parts = name.split(".")
+                    if parts[0] in ALLOWED:
+                        offences.append(f"{path.relative_to(ROOT)} imports {name} outside the graphdex package")
+                    elif parts[0] == "graphdex" and len(parts) > 1 and parts[1] in ALLOWED and parts[1] not in allowed:
                         offences.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offences == []

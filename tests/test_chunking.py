@@ -1,4 +1,4 @@
-from ingest.chunking import Chunker, approximate_token_counts
+from graphdex.ingest.chunking import Chunker, approximate_token_counts
 
 
 def test_chunks_respect_size_and_overlap(embedder):

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from api.cli import app
-from common.settings import Settings
+from graphdex.api.cli import app
+from graphdex.common.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,11 +46,12 @@ def test_compose_wires_graphdex_to_neo4j_with_real_settings():
 def test_dockerfile_copies_every_package_and_runs_a_real_command():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.1[1-9]", dockerfile, re.M)
-    packages = re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.M)
+    copied = re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.M)
     import tomllib
 
-    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-    assert sorted(packages) == sorted(declared)
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {folder.split("/")[0] for folder in setuptools["package-dir"].values()}
+    assert sorted(copied) == sorted(folders)
     command = re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1)
     argv = [part.strip().strip('"') for part in command.strip("[]").split(",")]
     assert argv[0] == "graphdex"

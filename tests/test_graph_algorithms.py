@@ -1,10 +1,10 @@
 import networkx as nx
 import numpy as np
 
-from graph.communities import detect_communities
-from graph.model import Edge, EdgeType, Node, NodeType
-from graph.networkx_store import NetworkxGraphStore
-from graph.projection import GraphProjection
+from graphdex.graph.communities import detect_communities
+from graphdex.graph.model import Edge, EdgeType, Node, NodeType
+from graphdex.graph.networkx_store import NetworkxGraphStore
+from graphdex.graph.projection import GraphProjection
 
 
 def test_personalized_pagerank_matches_networkx(tmp_path):

@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.cli import app as cli
-from common.embedder import LiteLLMEmbedder
-from common.ids import document_id, entity_id
-from common.resolution import normalize_key
-from graph.model import NodeType
-from ingest.documents import SourceDocument
+from graphdex.api.app import create_app
+from graphdex.api.cli import app as cli
+from graphdex.common.embedder import LiteLLMEmbedder
+from graphdex.common.ids import document_id, entity_id
+from graphdex.common.resolution import normalize_key
+from graphdex.graph.model import NodeType
+from graphdex.ingest.documents import SourceDocument
 from tests.conftest import FILM_DOCS
 from tests.llm_standin import EMBEDDING_DIM, StandInModel
 

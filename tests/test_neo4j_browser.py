@@ -29,8 +29,8 @@ def browsable(request, tmp_path_factory, embedder, nlp, sample_records, neo4j_se
     """A workspace on the real server holding the film corpus plus a slice of the sample corpus."""
     import uuid
 
-    from api.workspace import Workspace
-    from common.settings import Settings
+    from graphdex.api.workspace import Workspace
+    from graphdex.common.settings import Settings
     from tests.conftest import drop_neo4j_workspace
 
     name = f"test-browse-{uuid.uuid4().hex[:8]}"

@@ -2,8 +2,8 @@
 
 import sqlite3
 
-from graph.model import Node, NodeType
-from graph.networkx_store import NetworkxGraphStore
+from graphdex.graph.model import Node, NodeType
+from graphdex.graph.networkx_store import NetworkxGraphStore
 
 
 def entity(node_id: str, name: str, chunks: list[str]) -> Node:

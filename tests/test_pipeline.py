@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from common.ids import document_id
-from graph.model import SEARCHABLE_TYPES, NodeType
-from ingest.documents import SourceDocument
+from graphdex.common.ids import document_id
+from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
+from graphdex.ingest.documents import SourceDocument
 from tests.conftest import FILM_DOCS, as_documents
 
 VOLATILE = {"ingested_at"}
@@ -67,8 +67,8 @@ def test_ingest_builds_every_node_type(make_workspace, corpus, store_kind):
 
 
 def _entity(workspace, name: str) -> str:
-    from common.ids import entity_id
-    from common.resolution import normalize_key
+    from graphdex.common.ids import entity_id
+    from graphdex.common.resolution import normalize_key
 
     return entity_id(normalize_key(name))
 
@@ -154,11 +154,11 @@ def test_both_stores_hold_the_same_graph(make_workspace, corpus):
 
 def test_many_small_write_batches_build_the_same_graph(make_workspace, corpus, monkeypatch):
     """Batch i+1 is merged while batch i is still being written: the result must not depend on batch boundaries."""
-    import ingest.pipeline
+    import graphdex.ingest.pipeline
 
     one = make_workspace("one-batch")
     one.indexer.ingest(corpus[0])
-    monkeypatch.setattr(ingest.pipeline, "WRITE_BATCH_CHUNKS", 3)
+    monkeypatch.setattr(graphdex.ingest.pipeline, "WRITE_BATCH_CHUNKS", 3)
     many = make_workspace("many-batches")
     many.indexer.ingest(corpus[0])
     assert_same(snapshot(one), snapshot(many))

@@ -4,15 +4,15 @@ import uuid
 
 import pytest
 
-from query.engine import MODES, QueryError
+from graphdex.query.engine import MODES, QueryError
 from tests.conftest import FILM_DOCS, as_documents, drop_neo4j_workspace
 
 
 @pytest.fixture(scope="module", params=["embedded", "neo4j"])
 def indexed(request, tmp_path_factory, embedder, nlp, sample_records):
     """The same corpus indexed once per graph store; every test below runs on both."""
-    from api.workspace import Workspace
-    from common.settings import Settings
+    from graphdex.api.workspace import Workspace
+    from graphdex.common.settings import Settings
 
     overrides = {}
     if request.param == "neo4j":

@@ -1,4 +1,4 @@
-from common.resolution import clean_surface, find_acronyms, normalize_key, resolve_key
+from graphdex.common.resolution import clean_surface, find_acronyms, normalize_key, resolve_key
 
 
 def test_obvious_variants_share_a_key():
@@ -28,7 +28,7 @@ def test_parenthesis_that_is_not_an_acronym_is_ignored():
 
 
 def test_surname_aliases_only_when_one_full_name_fits():
-    from common.resolution import surname_aliases
+    from graphdex.common.resolution import surname_aliases
 
     mentions = [("john farrow", "PERSON"), ("farrow", "PERSON"), ("mia farrow", "PERSON"), ("maria kessler", "PERSON"),
                 ("kessler", "CONCEPT"), ("leipzig", "GPE"), ("new york", "GPE")]

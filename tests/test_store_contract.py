@@ -4,9 +4,9 @@ import uuid
 
 import pytest
 
-from graph.model import Edge, EdgeType, Node, NodeType
-from graph.networkx_store import NetworkxGraphStore
-from graph.store import StoreError
+from graphdex.graph.model import Edge, EdgeType, Node, NodeType
+from graphdex.graph.networkx_store import NetworkxGraphStore
+from graphdex.graph.store import StoreError
 from tests.conftest import drop_neo4j_workspace
 
 
@@ -20,7 +20,7 @@ def open_store(request, tmp_path, store_kind):
         if store_kind == "embedded":
             store = NetworkxGraphStore(tmp_path / "graph")
         else:
-            from graph.neo4j_store import Neo4jGraphStore
+            from graphdex.graph.neo4j_store import Neo4jGraphStore
 
             server = request.getfixturevalue("neo4j_server")
             store = Neo4jGraphStore(server["uri"], server["user"], server["password"], workspace=workspace)
@@ -154,7 +154,7 @@ def test_single_writer_lock(open_store):
 
 
 def test_unreachable_or_refusing_neo4j_gives_an_actionable_error(neo4j_server):
-    from graph.neo4j_store import Neo4jGraphStore
+    from graphdex.graph.neo4j_store import Neo4jGraphStore
 
     with pytest.raises(StoreError, match="cannot reach Neo4j .*scripts/neo4j.sh start"):
         Neo4jGraphStore("bolt://127.0.0.1:1", "neo4j", "whatever")

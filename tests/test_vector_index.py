@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
-from graph.model import NodeType
-from graph.vector_index import HnswVectorIndex, VectorIndexSet
+from graphdex.graph.model import NodeType
+from graphdex.graph.vector_index import HnswVectorIndex, VectorIndexSet
 
 
 def unit(rows: int, dim: int = 16, seed: int = 0) -> np.ndarray:

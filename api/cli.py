@@ -22,7 +22,7 @@ from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import DocumentError, load_paths
 from graphdex.ingest.pipeline import IngestReport
 from graphdex.query.answer import citations_in
-from graphdex.query.engine import MODES, QueryError
+from graphdex.query.engine import DEFAULT_MODE, MODES, QueryError
 from graphdex.query.results import QueryResult
 
 app = typer.Typer(
@@ -134,7 +134,7 @@ def _print_result(result: QueryResult) -> None:
 
 @app.command()
 def query(text: str = typer.Argument(..., help="The question."),
-          mode: str = typer.Option("graph", "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)} (graph is the default: the best measured, see the README)."),
+          mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)} ({DEFAULT_MODE} is the default: the best measured, see the README)."),
           top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, max=200, help="Chunks to return (default GRAPHDEX_TOP_K)."),
           answer: bool = typer.Option(False, "--answer", "-a", help="Also write an answer with [n] citations (needs GRAPHDEX_LLM_MODEL); streamed as the model writes it."),
           json_output: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
@@ -177,7 +177,7 @@ def delete(document: str = typer.Argument(..., help="A document id (doc-...) or 
     workspace = _workspace()
     try:
         with workspace.store.lock():
-            report = workspace.indexer.delete_document(document)
+            report = workspace.maintenance.delete_document(document)
     except KeyError:
         _fail(f"no document with id or source {document!r} (see `graphdex stats` for what is indexed)")
     except StoreError as error:
@@ -229,7 +229,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
 
 @app.command()
 def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n", min=1, max=len(SAMPLE_QUESTIONS), help="How many sample questions to answer."),
-         mode: str = typer.Option("graph", "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}.")) -> None:
+         mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}.")) -> None:
     """Index the bundled sample corpus (if the index is empty) and answer sample questions."""
     workspace = _workspace()
     try:

@@ -13,7 +13,7 @@ import threading
 from graphdex.api.jobs import JobQueue
 from graphdex.api.workspace import Workspace
 from graphdex.graph.model import NodeType
-from graphdex.ingest.pipeline import DeleteReport
+from graphdex.ingest.maintenance import DeleteReport
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class IngestionService:
         try:
             with self._indexer_lock:
                 report = self.workspace.indexer.ingest(documents)
+            self.workspace.graph_changed()
         except Exception as error:  # the batch failed as a whole (store unreachable, disk full...): say so on each document
             log.exception("indexing a batch of %d documents failed", len(batch))
             for job, _ in batch:
@@ -80,7 +81,9 @@ class IngestionService:
         if not self._indexer_lock.acquire(timeout=wait):
             raise ServiceBusy(f"the indexer is busy with a batch; retry the delete of {doc_id} in a moment")
         try:
-            return self.workspace.indexer.delete_document(doc_id)
+            report = self.workspace.maintenance.delete_document(doc_id)
+            self.workspace.graph_changed()
+            return report
         finally:
             self._indexer_lock.release()
 

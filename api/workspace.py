@@ -11,13 +11,18 @@ from graphdex.common.embedder import Embedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
 from graphdex.common.settings import Settings
 from graphdex.graph.networkx_store import NetworkxGraphStore
-from graphdex.graph.rwlock import ReadWriteLock
+from graphdex.common.rwlock import ReadWriteLock
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vector_index import VectorIndexSet
-from graphdex.ingest.chunking import Chunker, approximate_token_counts
-from graphdex.ingest.pipeline import Indexer
+from graphdex.common.tokens import TokenCounter, token_counter
+from graphdex.ingest.chunking import Chunker
+from graphdex.ingest.community_layer import CommunityPolicy
+from graphdex.ingest.derive import Derivation
 from graphdex.ingest.extraction import Extractor
 from graphdex.ingest.llm_extractor import LLMExtractor, make_summarizer
+from graphdex.ingest.maintenance import Maintenance
+from graphdex.ingest.pipeline import Indexer
+from graphdex.ingest.target import IndexTarget
 from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor, load_spacy
 from graphdex.query.answer import Answerer
 from graphdex.query.analysis import SpacyQueryAnalyzer
@@ -64,9 +69,8 @@ class Workspace:
     def nlp(self):
         return load_spacy(self.settings.spacy_model)
 
-    def token_counter(self):
-        count = getattr(self.embedder, "count_tokens", None)
-        return count if count is not None else approximate_token_counts
+    def token_counter(self) -> TokenCounter:
+        return token_counter(self.embedder)
 
     @cached_property
     def llm(self) -> LiteLLMChat | None:
@@ -81,14 +85,22 @@ class Workspace:
         return SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window), workers, s.extract_batch_chunks)
 
     @cached_property
-    def indexer(self) -> Indexer:
+    def maintenance(self) -> Maintenance:
+        """Delete, repair and communities; opening it repairs any vector an interrupted run left out of step."""
         s = self.settings
         llm = self.llm
-        indexer = Indexer(self.store, self.vectors, self.embedder, self._extractor(), Chunker(self.token_counter(), s.chunk_tokens, s.chunk_overlap),
-                          s.community_resolution, s.community_min_size, self.guard.write,
-                          make_summarizer(llm) if llm else None, s.llm_summary_threshold, llm.usage if llm else None)
-        indexer.repair()
-        return indexer
+        target = IndexTarget(store=self.store, vectors=self.vectors, embedder=self.embedder, exclusive=self.guard.write)
+        maintenance = Maintenance(target=target, derivation=Derivation(make_summarizer(llm) if llm else None, s.llm_summary_threshold),
+                                  communities=CommunityPolicy(s.community_resolution, s.community_min_size))
+        maintenance.repair()
+        return maintenance
+
+    @cached_property
+    def indexer(self) -> Indexer:
+        s = self.settings
+        maintenance = self.maintenance
+        return Indexer(target=maintenance.target, extractor=self._extractor(), chunker=Chunker(self.token_counter(), s.chunk_tokens, s.chunk_overlap),
+                       maintenance=maintenance, llm_usage=self.llm.usage if self.llm else None)
 
     @cached_property
     def engine(self) -> QueryEngine:
@@ -102,10 +114,21 @@ class Workspace:
     def answerer(self) -> Answerer | None:
         return Answerer(self.llm) if self.llm is not None else None
 
+    def graph_changed(self) -> None:
+        """After a write: rebuild the PageRank projection in the background, so the next queries find it fresh."""
+        if "engine" in self.__dict__:
+            self.engine.projections.refresh()
+
+    def warm(self) -> None:
+        """Load the query side and build its projection before the first query arrives (the service does this)."""
+        self.engine.projections.warm()
+
     def stats(self) -> dict:
         return {"data_dir": str(self.data_dir), "store": self.settings.store, **self.store.counts(), "vectors": self.vectors.counts()}
 
     def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.projections.close()
         if "indexer" in self.__dict__:
             self.indexer.close()
         if "store" in self.__dict__:

@@ -63,7 +63,7 @@ def main() -> None:
 def measure(workspace, questions, modes: list[str], top_k: int, repeat: int) -> dict:
     engine = workspace.engine
     began = time.perf_counter()
-    engine.projection()
+    engine.projections.get()
     projection_seconds = time.perf_counter() - began
     engine.retrieve(questions[0].question, "graph", top_k)  # warms spaCy and the embedder
     results = {}

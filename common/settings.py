@@ -7,7 +7,6 @@ accurate.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -105,9 +104,3 @@ class Settings(BaseSettings):
                 f"GRAPHDEX_CHUNK_OVERLAP ({self.chunk_overlap}) must be smaller than GRAPHDEX_CHUNK_TOKENS ({self.chunk_tokens})"
             )
         return self
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()

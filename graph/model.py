@@ -42,7 +42,11 @@ EDGE_ENDS: dict[EdgeType, tuple[NodeType, NodeType]] = {
 #: Node types that get a vector index and can be searched by meaning.
 SEARCHABLE_TYPES: tuple[NodeType, ...] = (NodeType.CHUNK, NodeType.ENTITY, NodeType.RELATION, NodeType.COMMUNITY)
 
-Contributions = dict[str, dict[str, Any]]
+Contributions = dict[str, dict[str, Any]]  # chunk id -> what that chunk said (its shape: ingest.contributions)
+
+#: The version of what stores hold. Bumped when the shape of stored elements changes, so an index written by an
+#: older graphdex is refused with a clear message instead of being misread. 2: contributions with named fields.
+GRAPH_SCHEMA_VERSION = 2
 
 
 @dataclass(slots=True)

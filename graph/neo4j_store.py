@@ -22,7 +22,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
-from graphdex.graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class Neo4jGraphStore:
         except AuthError as error:
             raise StoreError(f"Neo4j at {uri} refused the credentials of user {user!r}: check GRAPHDEX_NEO4J_USER / GRAPHDEX_NEO4J_PASSWORD") from error
         self._ensure_schema()
+        self._check_schema_version(uri)
 
     # plumbing -------------------------------------------------------------------------------------------------
 
@@ -124,6 +125,13 @@ class Neo4jGraphStore:
         with self._driver.session(database=self._database) as session:
             for statement in statements:
                 session.run(statement).consume()
+
+    def _check_schema_version(self, uri: str) -> None:
+        """A workspace written by a graphdex that stored elements differently is refused, not misread."""
+        rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.version > 0 RETURN coalesce(m.schema_version, 1) AS schema")
+        if rows and int(rows[0]["schema"]) != GRAPH_SCHEMA_VERSION:
+            raise StoreError(f"workspace {self._workspace!r} on {uri} was written by another graphdex version (graph schema "
+                             f"{rows[0]['schema']}; this one reads {GRAPH_SCHEMA_VERSION}): re-index into a new GRAPHDEX_NEO4J_WORKSPACE")
 
     def _stored_version(self) -> int:
         rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN m.version AS version")
@@ -204,9 +212,9 @@ class Neo4jGraphStore:
                     if written != len(part):  # raising rolls the whole transaction back
                         raise StoreError(f"{len(part) - written} {type_} edges do not join a stored or written {source_label} to a {target_label}")
             # every write bumps the version readers watch, and renews this writer's lease
-            tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1 "
+            tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1, m.schema_version = $schema "
                    "WITH m WHERE $lease IS NOT NULL AND m.writer = $lease SET m.writer_until = timestamp() + $ttl",
-                   ws=ws, lease=lease, ttl=LEASE_MILLISECONDS).consume()
+                   ws=ws, lease=lease, ttl=LEASE_MILLISECONDS, schema=GRAPH_SCHEMA_VERSION).consume()
 
         self._execute_write(work)
 

@@ -18,12 +18,10 @@ from typing import Iterable, Iterator, Sequence
 
 import networkx as nx
 
-from graphdex.graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.store import StoreError
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (id TEXT PRIMARY KEY, type TEXT NOT NULL, data TEXT NOT NULL);
@@ -63,9 +61,10 @@ class NetworkxGraphStore:
     def _check_schema(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StoreError(f"{self._path} has schema version {row[0]}, this graphdex reads {SCHEMA_VERSION}: re-index into a new GRAPHDEX_DATA_DIR")
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(GRAPH_SCHEMA_VERSION),))
+        elif int(row[0]) != GRAPH_SCHEMA_VERSION:
+            raise StoreError(f"{self._path} was written by another graphdex version (graph schema {row[0]}; this one reads "
+                             f"{GRAPH_SCHEMA_VERSION}): re-index your documents into a new GRAPHDEX_DATA_DIR")
 
     def _load(self) -> None:
         for node_id, type_, data in self._db.execute("SELECT id, type, data FROM nodes"):

@@ -2,19 +2,26 @@
 
 Building the projection costs one pass over the edges; after that a PageRank query is a handful of sparse
 matrix-vector products (milliseconds), where networkx's pagerank would rebuild its own structures on every call.
+``ProjectionKeeper`` rebuilds it in the background after the graph changes, so no query pays for a rebuild.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 from scipy import sparse
 
 from graphdex.graph.model import EdgeType, NodeType
 from graphdex.graph.store import GraphStore
+
+log = logging.getLogger(__name__)
 
 #: How strongly each edge type carries PageRank mass (both directions).
 DEFAULT_EDGE_WEIGHTS: dict[str, float] = {
@@ -80,3 +87,82 @@ class GraphProjection:
         for _ in range(iterations):
             scores = alpha * restart + (1 - alpha) * (self.transition @ scores)
         return scores
+
+
+class ProjectionKeeper:
+    """Serves the last complete projection and rebuilds it off the query path when the store has changed.
+
+    A query that finds the store newer than its projection asks for a rebuild and goes on with the one it has (one
+    write behind at most, for a moment); the rebuild runs on a background thread under ``shared`` (the read side of
+    the service's lock, so it sees no half-written batch). Rebuilds are spaced at least ``spacing`` times their own
+    duration apart, so during a long ingestion they cost a bounded share of the CPU. Only the very first projection
+    is built on demand; ``warm`` builds it ahead of the first query.
+    """
+
+    def __init__(self, store: GraphStore, shared: Callable[[], AbstractContextManager[None]] = nullcontext, spacing: float = 4.0) -> None:
+        self._store = store
+        self._shared = shared
+        self._spacing = spacing
+        self._current: GraphProjection | None = None
+        self._lock = threading.Lock()  # guards the fields below, and the first build
+        self._worker: threading.Thread | None = None
+        self._next_allowed = 0.0
+        self._closed = False
+
+    def get(self) -> GraphProjection:
+        """The last complete projection; the caller must hold ``shared``, as queries do."""
+        current = self._current
+        if current is None:
+            with self._lock:
+                if self._current is None:
+                    self._current = self._build()
+                return self._current
+        if current.version != self._store.version:
+            self.refresh()
+        return current
+
+    def warm(self) -> None:
+        """Build the first projection now, in the background, so the first query does not wait for it."""
+        self.refresh()
+
+    def refresh(self) -> None:
+        with self._lock:
+            if self._closed or (self._worker is not None and self._worker.is_alive()):
+                return
+            self._worker = threading.Thread(target=self._refresh_loop, name="graphdex-projection", daemon=True)
+            self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the rebuild under way (if any) is done: for benchmarks and tests that need the newest projection."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def _refresh_loop(self) -> None:
+        while not self._closed:
+            pause = self._next_allowed - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            with self._shared():
+                current = self._current
+                if current is not None and current.version == self._store.version:
+                    return
+                try:
+                    fresh = self._build()
+                except Exception:  # a store outage: the last projection keeps serving, the next query retries
+                    log.exception("rebuilding the graph projection failed; queries keep the previous one")
+                    return
+            with self._lock:
+                self._current = fresh
+
+    def _build(self) -> GraphProjection:
+        began = time.monotonic()
+        projection = GraphProjection.build(self._store)
+        took = time.monotonic() - began
+        self._next_allowed = time.monotonic() + self._spacing * took
+        log.debug("built the graph projection (version %d) in %.2fs", projection.version, took)
+        return projection

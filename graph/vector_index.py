@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Sequence
 
 import hnswlib
 import numpy as np
@@ -22,34 +22,11 @@ from graphdex.graph.store import StoreError
 log = logging.getLogger(__name__)
 
 
-class VectorIndex(Protocol):
-    """Nearest-neighbour search over node ids by cosine similarity."""
-
-    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
-        """Insert or replace the vectors of ``ids``."""
-        ...
-
-    def delete(self, ids: Iterable[str]) -> None: ...
-
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The ``k`` nearest ids with cosine similarity, best first."""
-        ...
-
-    def get(self, ids: Sequence[str]) -> np.ndarray: ...
-
-    def ids(self) -> set[str]: ...
-
-    def __len__(self) -> int: ...
-
-    def __contains__(self, node_id: object) -> bool: ...
-
-
 class HnswVectorIndex:
     """One hnswlib index plus the map between our string ids and hnswlib's integer labels."""
 
     def __init__(self, dim: int, m: int = 16, ef_construction: int = 200, ef_search: int = 64, capacity: int = 1024) -> None:
         self.dim = dim
-        self._params = (m, ef_construction, ef_search)
         self._index = hnswlib.Index(space="ip", dim=dim)
         self._index.init_index(max_elements=capacity, M=m, ef_construction=ef_construction, allow_replace_deleted=True)
         self._index.set_ef(ef_search)

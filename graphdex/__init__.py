@@ -11,4 +11,13 @@ architecture (pyproject.toml maps them with ``package-dir``):
 - ``graphdex.api``: the CLI and the REST service wiring the layers together.
 """
 
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+# In a source checkout this folder holds only this file, and the subpackages are its sibling folders; setuptools maps
+# them when installing. When Python finds this folder first (the current directory is the checkout), say so here too,
+# or `import graphdex.ingest` would fail under a non-editable install.
+_here = Path(__file__).resolve().parent
+if not (_here / "ingest").is_dir() and (_here.parent / "ingest" / "__init__.py").is_file():
+    __path__.append(str(_here.parent))

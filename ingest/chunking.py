@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
-TokenCounter = Callable[[Sequence[str]], list[int]]
+from graphdex.common.tokens import TokenCounter
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n")
-_WORD_PIECE = re.compile(r"\w+|[^\w\s]")
-
-
-def approximate_token_counts(texts: Sequence[str]) -> list[int]:
-    """Word-piece-like count (words and punctuation), for when no tokenizer is at hand."""
-    return [int(len(_WORD_PIECE.findall(text)) * 1.2) for text in texts]
-
 
 @dataclass
 class Chunk:

@@ -7,10 +7,12 @@ identical to one that never had it (exact delete), and re-deriving after every m
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from graphdex.common.ids import document_of_chunk
 from graphdex.graph.model import Contributions, Edge, Node, NodeType
+from graphdex.ingest.contributions import EntityContribution, MentionContribution, RelatedContribution, RelationContribution
 
 DESCRIPTION_SENTENCES = 3
 
@@ -33,7 +35,7 @@ Summarizer = Callable[[str, list[str]], str]
 def _description(contrib: Contributions, name: str = "", summarize: Summarizer | None = None, threshold: int = 0) -> str:
     sentences: list[str] = []
     for chunk in sorted(contrib):
-        sentence = contrib[chunk].get("s", "")
+        sentence = contrib[chunk].get("sentence", "")
         if sentence and sentence not in sentences:
             sentences.append(sentence)
     if summarize is not None and len(sentences) > threshold:
@@ -44,9 +46,10 @@ def _description(contrib: Contributions, name: str = "", summarize: Summarizer |
 def derive_entity(node: Node, summarize: Summarizer | None = None, threshold: int = 0) -> None:
     names: Counter = Counter()
     types: Counter = Counter()
-    for part in node.contrib.values():
-        names.update(part["n"])
-        types.update(part["t"])
+    parts: list[EntityContribution] = list(node.contrib.values())  # type: ignore[arg-type]
+    for part in parts:
+        names.update(part["names"])
+        types.update(part["types"])
     named_types = Counter({t: c for t, c in types.items() if t != "CONCEPT"})
     node.props = {
         "name": _top(names),
@@ -65,13 +68,14 @@ def derive_relation(node: Node, summarize: Summarizer | None = None, threshold: 
     second_names: Counter = Counter()
     kinds: Counter = Counter()
     direction = 0
-    strengths = [part["w"] for part in node.contrib.values() if "w" in part]  # stated by an LLM extractor
-    for part in node.contrib.values():
-        keywords.update(part["k"])
-        first_names[part["a"]] += 1
-        second_names[part["b"]] += 1
+    parts: list[RelationContribution] = list(node.contrib.values())  # type: ignore[arg-type]
+    strengths = [part["strength"] for part in parts if "strength" in part]  # stated by an LLM extractor
+    for part in parts:
+        keywords.update(part["keywords"])
+        first_names[part["first_name"]] += 1
+        second_names[part["second_name"]] += 1
         kinds[part["kind"]] += 1
-        direction += part.get("d", 0)
+        direction += part["direction"]
     first, second = node.props["ends"]
     names = (_top(first_names), _top(second_names))
     ranked = [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))]
@@ -93,12 +97,15 @@ def derive_relation(node: Node, summarize: Summarizer | None = None, threshold: 
 
 
 def derive_edge(edge: Edge) -> None:
+    """MENTIONS edges weigh their mention counts, RELATED_TO edges gather their predicate words; EVIDENCES and
+    CONNECTS edges have empty contributions and count their supporting chunks."""
     if not edge.contrib:  # structural edges (Document -> Chunk) carry fixed props, not contributions
         return
+    parts: list[MentionContribution | RelatedContribution | dict] = list(edge.contrib.values())  # type: ignore[arg-type]
     keywords: Counter = Counter()
-    for part in edge.contrib.values():
-        keywords.update(part.get("k", ()))
-    props: dict[str, Any] = {"weight": sum(part.get("c", 1) for part in edge.contrib.values()), "support": len(edge.contrib)}
+    for part in parts:
+        keywords.update(part.get("keywords", ()))
+    props: dict[str, Any] = {"weight": sum(part.get("count", 1) for part in parts), "support": len(edge.contrib)}
     if keywords:
         props["keywords"] = [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))]
     edge.props = props
@@ -109,6 +116,18 @@ def derive(node: Node, summarize: Summarizer | None = None, threshold: int = 0) 
         derive_entity(node, summarize, threshold)
     elif node.type == NodeType.RELATION:
         derive_relation(node, summarize, threshold)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How the writer derives properties: with a model's summary for elements that gathered more than
+    ``summary_threshold`` descriptions, when a model is configured."""
+
+    summarize: Summarizer | None = None
+    summary_threshold: int = 6
+
+    def derive(self, node: Node) -> None:
+        derive(node, self.summarize, self.summary_threshold)
 
 
 def embedding_text(node: Node) -> str:

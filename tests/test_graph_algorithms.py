@@ -1,7 +1,7 @@
 import networkx as nx
 import numpy as np
 
-from graphdex.graph.communities import detect_communities
+from graphdex.graph.leiden import detect_communities
 from graphdex.graph.model import Edge, EdgeType, Node, NodeType
 from graphdex.graph.networkx_store import NetworkxGraphStore
 from graphdex.graph.projection import GraphProjection
@@ -28,3 +28,19 @@ def test_communities_split_two_cliques_deterministically():
     assert sorted(map(tuple, first)) == [tuple(f"a{i}" for i in range(5)), tuple(f"b{i}" for i in range(5))]
     assert detect_communities(list(reversed(edges)), min_size=3) == first, "input order must not matter"
     assert detect_communities(edges, min_size=6) == []
+
+
+def test_projection_keeper_serves_the_last_projection_and_rebuilds_in_the_background(tmp_path):
+    from graphdex.graph.projection import ProjectionKeeper
+
+    store = NetworkxGraphStore(tmp_path)
+    store.write([Node("e0", NodeType.ENTITY, {}, {}), Node("e1", NodeType.ENTITY, {}, {})], [Edge("e0", EdgeType.RELATED_TO, "e1", {}, {})])
+    keeper = ProjectionKeeper(store, spacing=0.0)
+    first = keeper.get()
+    assert first.version == store.version
+    store.write([Node("e2", NodeType.ENTITY, {}, {})], [Edge("e1", EdgeType.RELATED_TO, "e2", {}, {})])
+    assert keeper.get() is first, "a query after a write is served the last complete projection, not a rebuild"
+    keeper.wait(timeout=10)
+    fresh = keeper.get()
+    assert fresh is not first and fresh.version == store.version and "e2" in fresh.index
+    keeper.close()

@@ -80,7 +80,7 @@ def test_cached_responses_are_not_paid_twice(make_workspace, standin):
     workspace.indexer.ingest(FILM_DOCS)
     calls = sum(standin.calls.values())
     for doc in FILM_DOCS:
-        workspace.indexer.delete_document(doc.source)
+        workspace.maintenance.delete_document(doc.source)
     again = workspace.indexer.ingest(FILM_DOCS)
     assert sum(standin.calls.values()) == calls, "re-extracting the same chunks must come from the cache"
     assert again.llm_usage["calls"] == 0 and again.llm_usage["cached"] >= len(FILM_DOCS)

@@ -106,17 +106,17 @@ def test_delete_is_exact(make_workspace, corpus, store_kind):
     both.indexer.ingest(b)
     assert both.store.counts() != only_a.store.counts()
     for doc in b:
-        both.indexer.delete_document(doc.source)
+        both.maintenance.delete_document(doc.source)
     assert_same(snapshot(only_a), snapshot(both))
 
 
 def test_delete_by_id_and_unknown_document(make_workspace, store_kind):
     workspace = make_workspace(store=store_kind)
     workspace.indexer.ingest(FILM_DOCS)
-    report = workspace.indexer.delete_document(document_id("people/brandt.md"))
+    report = workspace.maintenance.delete_document(document_id("people/brandt.md"))
     assert report.chunks == 1 and report.nodes_updated > 0, "Maria Kessler is shared and must only lose support"
     with pytest.raises(KeyError):
-        workspace.indexer.delete_document("no-such-document")
+        workspace.maintenance.delete_document("no-such-document")
 
 
 def test_state_survives_reopen_and_repair_fixes_interrupted_vectors(make_workspace, corpus, store_kind):
@@ -132,7 +132,7 @@ def test_state_survives_reopen_and_repair_fixes_interrupted_vectors(make_workspa
     reopened.vectors.save()
     reopened.close()
     recovered = make_workspace("data", store=store_kind)
-    assert recovered.indexer.repair() == 0, "repair already ran when the indexer opened"
+    assert recovered.maintenance.repair() == 0, "repair already ran when the indexer opened"
     assert_same(expected, snapshot(recovered))
 
 
@@ -148,7 +148,7 @@ def test_both_stores_hold_the_same_graph(make_workspace, corpus):
     server = make_workspace("server", store="neo4j")
     for workspace in (embedded, server):
         workspace.indexer.ingest(corpus[0])
-        workspace.indexer.delete_document(corpus[0][0].source)
+        workspace.maintenance.delete_document(corpus[0][0].source)
     assert_same(snapshot(embedded), snapshot(server))
 
 

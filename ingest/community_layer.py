@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from contextlib import AbstractContextManager, nullcontext
-from typing import Callable
+from dataclasses import dataclass
 
-from graphdex.common.embedder import Embedder
 from graphdex.common.ids import community_id
-from graphdex.graph.communities import detect_communities
+from graphdex.graph.leiden import detect_communities
 from graphdex.graph.model import Edge, EdgeType, Node, NodeType
-from graphdex.graph.store import GraphStore
-from graphdex.graph.vector_index import VectorIndexSet
 from graphdex.ingest.derive import embedding_text
+from graphdex.ingest.target import IndexTarget
 
 log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class CommunityPolicy:
+    resolution: float = 1.0  # Leiden's modularity resolution: higher gives more, smaller communities
+    min_size: int = 3  # smaller groups get no Community node
+
 
 LABEL_MEMBERS = 3
 KEYWORDS = 8
@@ -52,11 +55,11 @@ def _support(edge: Edge) -> int:
     return int(edge.props.get("support") or len(edge.contrib))
 
 
-def refresh_communities(store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, resolution: float, min_size: int,
-                        exclusive: Callable[[], AbstractContextManager[None]] = nullcontext) -> int:
+def refresh_communities(target: IndexTarget, policy: CommunityPolicy) -> int:
     """Recompute communities and write the difference; returns how many Community nodes were written or removed."""
+    store = target.store
     related = list(store.iter_edges([EdgeType.RELATED_TO], contributions=False))
-    groups = detect_communities(((e.source, e.target, float(_support(e))) for e in related), resolution, min_size)
+    groups = detect_communities(((e.source, e.target, float(_support(e))) for e in related), policy.resolution, policy.min_size)
     membership = {m: i for i, group in enumerate(groups) for m in group}
     entities = store.get_nodes(membership)
     degree: Counter = Counter()
@@ -78,12 +81,6 @@ def refresh_communities(store: GraphStore, vectors: VectorIndexSet, embedder: Em
     changed = [node for cid, node in wanted.items() if cid not in existing or existing[cid].props != node.props]
     new_edges = [Edge(member, EdgeType.IN_COMMUNITY, node.id) for node in changed if node.id not in existing for member in members_of[node.id]]
     re_embed = [n for n in changed if n.id not in existing or embedding_text(existing[n.id]) != embedding_text(n)]
-    embedded = embedder.embed([embedding_text(n) for n in re_embed]) if re_embed else None
-    with exclusive():
-        if embedded is not None:
-            vectors[NodeType.COMMUNITY].add([n.id for n in re_embed], embedded)
-        if changed or removed:
-            store.write(changed, new_edges, delete_nodes=removed)
-        vectors[NodeType.COMMUNITY].delete(removed)
+    target.apply(target.embed(re_embed), changed, new_edges, delete_nodes=removed, delete_vectors={NodeType.COMMUNITY: removed})
     log.info("communities: %d in all, %d written, %d removed", len(wanted), len(changed), len(removed))
     return len(changed) + len(removed)

@@ -1,0 +1,115 @@
+"""What the routes need, reached through FastAPI dependencies instead of a closure.
+
+The service's parts (workspace, job queue, ingestion worker, settings, query slots) are opened once in the app's
+lifespan and kept in one typed `ServiceState` on ``app.state``; a route asks for the part it uses, so it can be read
+and tested on its own, and a test can override any dependency.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+
+from graphdex.api.jobs import JobQueue
+from graphdex.api.service import IngestionService
+from graphdex.api.workspace import Workspace
+from graphdex.common.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """The running service: one index, its only writer, and the cap on queries computed at once."""
+
+    settings: Settings
+    workspace: Workspace
+    jobs: JobQueue
+    service: IngestionService
+    query_slots: threading.BoundedSemaphore
+
+
+@contextmanager
+def running_service(app: FastAPI, settings: Settings, workspace: Workspace | None = None) -> Iterator[ServiceState]:
+    """Opens the index for serving, puts its state on ``app.state`` for the dependencies below, and closes
+    everything, in reverse order, when the service stops."""
+    with ExitStack() as stack:
+        ws = workspace or Workspace(settings)
+        stack.callback(ws.close)
+        # the service is this index's only writer for as long as it runs
+        stack.enter_context(ws.store.lock())
+        jobs = JobQueue(ws.data_dir / "queue" / _queue_name(settings))
+        stack.callback(jobs.close)
+        service = IngestionService(ws, jobs, settings.ingest_batch_documents)
+        ws.indexer  # load the extractor and repair the vectors before the first request
+        ws.warm()  # and build the PageRank projection before the first query
+        service.start()
+        stack.callback(service.stop)
+        state = ServiceState(settings, ws, jobs, service, threading.BoundedSemaphore(settings.max_concurrent_queries))
+        app.state.graphdex = state
+        try:
+            yield state
+        finally:
+            del app.state.graphdex
+
+
+def _queue_name(settings: Settings) -> str:
+    """One queue per graph: the embedded store's, or one Neo4j workspace's."""
+    return "jobs.sqlite" if settings.store == "embedded" else f"jobs-neo4j-{settings.neo4j_workspace}.sqlite"
+
+
+# The getters are async because they only read attributes: FastAPI runs sync dependencies in its thread pool, which
+# queries waiting for a slot may already be filling.
+
+async def get_settings(request: Request) -> Settings:
+    return _state(request).settings
+
+
+async def get_workspace(request: Request) -> Workspace:
+    return _state(request).workspace
+
+
+async def get_jobs(request: Request) -> JobQueue:
+    return _state(request).jobs
+
+
+async def get_service(request: Request) -> IngestionService:
+    return _state(request).service
+
+
+async def get_query_slots(request: Request) -> threading.BoundedSemaphore:
+    return _state(request).query_slots
+
+
+def _state(request: Request) -> ServiceState:
+    return request.app.state.graphdex
+
+
+# what a route declares, e.g. `def route(jobs: JobsDep) -> ...`
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
+JobsDep = Annotated[JobQueue, Depends(get_jobs)]
+ServiceDep = Annotated[IngestionService, Depends(get_service)]
+QuerySlotsDep = Annotated[threading.BoundedSemaphore, Depends(get_query_slots)]
+
+
+async def require_write_key(request: Request, settings: SettingsDep) -> None:
+    """Writes need the API key whenever one is set."""
+    _check_key(request, settings, for_reads=False)
+
+
+async def require_read_key(request: Request, settings: SettingsDep) -> None:
+    """Reads need the API key only when GRAPHDEX_API_KEY_FOR_READS says so."""
+    _check_key(request, settings, for_reads=True)
+
+
+def _check_key(request: Request, settings: Settings, for_reads: bool) -> None:
+    if not settings.api_key or (for_reads and not settings.api_key_for_reads):
+        return
+    given = request.headers.get("x-api-key", "")
+    if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
+        raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")

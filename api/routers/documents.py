@@ -1,0 +1,119 @@
+"""Documents in: queued for the ingestion worker, their indexing followed, retried, deleted.
+
+Submissions only queue (202): indexing takes seconds to minutes, so the caller polls GET /documents/{id} instead of
+holding a connection open.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from graphdex.api.deps import JobsDep, ServiceDep, WorkspaceDep, require_read_key, require_write_key
+from graphdex.api.schemas import MAX_DOCUMENTS_PER_REQUEST, DocumentIn, DocumentsIn, JobStatus
+from graphdex.common.ids import content_hash, document_id
+from graphdex.graph.model import NodeType
+from graphdex.ingest.documents import DocumentError, SourceDocument, document_from_record, load_upload
+
+router = APIRouter(tags=["documents"])
+write_access = [Depends(require_write_key)]
+read_access = [Depends(require_read_key)]
+
+# The body is read by hand, to share the path between JSON and uploads; the app adds DocumentsIn to the components.
+_SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/DocumentsIn"}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+}}}
+
+
+@router.post("/documents", status_code=202, dependencies=write_access, openapi_extra=_SUBMISSION_BODY,
+             summary="Queue documents for indexing (JSON body, or multipart upload of .txt/.md/.json/.jsonl files)")
+async def submit_documents(request: Request, jobs: JobsDep) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        documents = await _uploaded(request)
+    elif content_type.startswith("application/json") or not content_type:
+        try:
+            body = DocumentsIn.model_validate_json(await request.body())
+        except ValidationError as error:
+            raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
+        documents = [document_from_record(d.model_dump(), _source_of(d)) for d in body.documents]
+    else:
+        raise HTTPException(415, f"unsupported content type {content_type!r}: send application/json or multipart/form-data")
+    if not documents:
+        raise DocumentError("no documents in the request")
+    if len(documents) > MAX_DOCUMENTS_PER_REQUEST:
+        raise DocumentError(f"{len(documents):,} documents in one request; send at most {MAX_DOCUMENTS_PER_REQUEST:,}")
+    submitted = jobs.submit([(document_id(d.source), d) for d in documents])
+    return {"documents": [{"id": j.id, "status": j.status, "source": j.source, "title": j.title} for j in submitted]}
+
+
+async def _uploaded(request: Request) -> list[SourceDocument]:
+    form = await request.form(max_files=1000, max_fields=100)
+    uploads = [value for value in form.getlist("files") if isinstance(value, UploadFile)]
+    if not uploads:
+        raise DocumentError("multipart request without files: send them in form field `files`")
+    documents: list[SourceDocument] = []
+    for upload in uploads:
+        documents += load_upload(upload.filename or "upload.txt", await upload.read())
+    return documents
+
+
+def _source_of(doc: DocumentIn) -> str:
+    """A document sent without a source is known by its content: sending it again changes nothing."""
+    return doc.source or f"api:{content_hash(doc.title + chr(0) + doc.text)[:16]}"
+
+
+@router.get("/documents", dependencies=read_access, summary="Submitted documents, newest first")
+def list_documents(jobs: JobsDep, status: JobStatus | None = None, limit: int = Query(50, ge=1, le=1000),
+                   offset: int = Query(0, ge=0, le=1_000_000_000)) -> dict[str, Any]:
+    found, total = jobs.list(status, limit, offset)
+    return {"documents": [j.to_dict() for j in found], "total": total, "limit": limit, "offset": offset, "counts": jobs.counts()}
+
+
+@router.get("/documents/{doc_id}", dependencies=read_access, summary="A document's indexing status")
+def get_document(doc_id: str, jobs: JobsDep, ws: WorkspaceDep) -> dict[str, Any]:
+    job = jobs.get(doc_id)
+    if job is not None:
+        return job.to_dict()
+    with ws.guard.read():
+        node = ws.store.get_nodes([doc_id]).get(doc_id)
+    if node is None or node.type != NodeType.DOCUMENT:
+        raise HTTPException(404, f"no document {doc_id!r}")
+    # indexed outside the service (graphdex ingest)
+    return {"id": doc_id, "status": "done", "source": node.props.get("source"), "title": node.props.get("title"),
+            "chunks": node.props.get("chunk_count"), "words": node.props.get("words")}
+
+
+@router.delete("/documents/{doc_id}", dependencies=write_access,
+               summary="Delete a document: everything only it supported goes, shared nodes lose its support")
+def delete_document(doc_id: str, jobs: JobsDep, service: ServiceDep) -> dict[str, Any]:
+    job = jobs.get(doc_id)
+    if job is not None and job.status == "processing":
+        raise HTTPException(409, f"{doc_id} is being indexed right now; delete it when its status is done")
+    if job is not None and job.status == "pending" and jobs.cancel_pending(doc_id):
+        if not service.is_indexed(doc_id):
+            return {"id": doc_id, "deleted": True, "was": "pending"}
+    if not service.is_indexed(doc_id):
+        if job is not None:
+            jobs.forget(doc_id)
+            return {"id": doc_id, "deleted": True, "was": job.status}
+        raise HTTPException(404, f"no document {doc_id!r}")
+    report = service.delete(doc_id)
+    jobs.forget(doc_id)
+    return {"id": doc_id, "deleted": True, "was": "done", "chunks": report.chunks, "nodes_deleted": report.nodes_deleted, "nodes_updated": report.nodes_updated}
+
+
+@router.post("/documents/{doc_id}/retry", status_code=202, dependencies=write_access, summary="Queue a failed document again")
+def retry_document(doc_id: str, jobs: JobsDep) -> dict[str, Any]:
+    job = jobs.get(doc_id)
+    if job is None:
+        raise HTTPException(404, f"no submitted document {doc_id!r}")
+    if job.status != "failed":
+        raise HTTPException(409, f"{doc_id} is {job.status}; only failed documents can be retried")
+    return jobs.retry(doc_id).to_dict()

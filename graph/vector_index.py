@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class HnswVectorIndex:
-    """One hnswlib index plus the map between our string ids and hnswlib's integer labels."""
+    """One hnswlib index plus the map between our string ids and hnswlib's integer labels.
+
+    Each vector also keeps a digest of the text it was made from, so recovery can tell a vector that is stale (the
+    node's text changed and the crash came before the vectors were saved) from one that is current, without
+    embedding anything again."""
 
     def __init__(self, dim: int, m: int = 16, ef_construction: int = 200, ef_search: int = 64, capacity: int = 1024) -> None:
         self.dim = dim
@@ -32,6 +36,7 @@ class HnswVectorIndex:
         self._index.set_ef(ef_search)
         self._label_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
+        self._digest_of: dict[str, str] = {}
         self._next_label = 0
         self._lock = threading.RLock()
 
@@ -44,13 +49,15 @@ class HnswVectorIndex:
         self._index.set_ef(ef_search)
         self._label_of = {node_id: int(label) for node_id, label in payload["labels"].items()}
         self._id_of = {label: node_id for node_id, label in self._label_of.items()}
+        self._digest_of = payload.get("digests", {})
         self._next_label = payload["next_label"]
         return self
 
     def save(self, path: Path, id_path: Path) -> None:
         with self._lock:
             self._index.save_index(str(path))
-            id_path.write_text(json.dumps({"labels": self._label_of, "next_label": self._next_label, "capacity": self._index.get_max_elements()}))
+            id_path.write_text(json.dumps({"labels": self._label_of, "digests": self._digest_of, "next_label": self._next_label,
+                                           "capacity": self._index.get_max_elements()}))
 
     def _ensure_capacity(self, extra: int) -> None:
         needed = self._index.get_current_count() + extra
@@ -58,12 +65,15 @@ class HnswVectorIndex:
         if needed > capacity:
             self._index.resize_index(max(needed, capacity * 2))
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+    def add(self, ids: Sequence[str], vectors: np.ndarray, digests: Sequence[str] | None = None) -> None:
+        """Insert or replace the vectors of ``ids``; ``digests`` name the texts they were made from."""
         if len(ids) == 0:
             return
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"expected {len(ids)} vectors of dimension {self.dim}, got shape {vectors.shape}")
         with self._lock:
+            for node_id, digest in zip(ids, digests or [""] * len(ids)):
+                self._digest_of[node_id] = digest
             labels = np.empty(len(ids), dtype=np.int64)
             fresh = []
             for row, node_id in enumerate(ids):
@@ -82,6 +92,7 @@ class HnswVectorIndex:
         with self._lock:
             for node_id in ids:
                 label = self._label_of.pop(node_id, None)
+                self._digest_of.pop(node_id, None)
                 if label is not None:
                     del self._id_of[label]
                     self._index.mark_deleted(label)
@@ -111,6 +122,11 @@ class HnswVectorIndex:
     def ids(self) -> set[str]:
         return set(self._label_of)
 
+    def digests(self) -> dict[str, str]:
+        """Node id -> digest of the text its vector was made from ("" when unknown)."""
+        with self._lock:
+            return dict(self._digest_of)
+
     def __len__(self) -> int:
         return len(self._label_of)
 
@@ -119,7 +135,11 @@ class HnswVectorIndex:
 
 
 class VectorIndexSet:
-    """The per-type indexes of one data directory, saved together as one generation."""
+    """The per-type indexes of one data directory, saved together as one generation.
+
+    Between the first change after a save and the save that ends an operation, a ``dirty`` marker file exists
+    (written durably before the graph is first touched): if the process dies in between, the next start finds it and
+    verifies the vectors (and the community layer) against the graph instead of trusting them."""
 
     def __init__(self, directory: Path, dim: int, model_name: str, m: int = 16, ef_construction: int = 200, ef_search: int = 64) -> None:
         self._dir = Path(directory)
@@ -129,6 +149,7 @@ class VectorIndexSet:
         self.model_name = model_name
         self.indexes: dict[NodeType, HnswVectorIndex] = {}
         self._generation = 0
+        self._suspect = False
         pointer = self._dir / "current.json"
         if pointer.exists():
             current = json.loads(pointer.read_text())
@@ -151,7 +172,31 @@ class VectorIndexSet:
     def __getitem__(self, type_: NodeType) -> HnswVectorIndex:
         return self.indexes[type_]
 
-    def save(self) -> None:
+    @property
+    def dirty(self) -> bool:
+        """An operation began changing the graph and vectors and has not ended with a save."""
+        return self._marker.exists()
+
+    def mark_dirty(self) -> None:
+        if self._marker.exists():
+            return
+        with open(self._marker, "w") as handle:
+            handle.write("an operation is changing the graph and vectors; if this file survives it, the next start verifies them\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_directory(self._dir)
+
+    def suspect(self) -> None:
+        """The vectors may no longer match the graph (a write failed halfway): keep the marker until a start verifies."""
+        self._suspect = True
+
+    @property
+    def _marker(self) -> Path:
+        return self._dir / "dirty"
+
+    def save(self, complete: bool = False) -> None:
+        """Save a new generation; ``complete`` when the operation has ended and graph, vectors and communities agree
+        (this clears the dirty marker)."""
         generation = self._generation + 1
         for type_, index in self.indexes.items():
             index.save(*self._files(type_, generation))
@@ -163,10 +208,23 @@ class VectorIndexSet:
         with open(pointer_tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(pointer_tmp, self._dir / "current.json")
+        _fsync_directory(self._dir)
         old = self._generation
         self._generation = generation
         for path in self._dir.glob(f"*.{old}.*"):
             path.unlink(missing_ok=True)
+        if complete and not self._suspect:
+            self._marker.unlink(missing_ok=True)
+            _fsync_directory(self._dir)
 
     def counts(self) -> dict[str, int]:
         return {str(t): len(i) for t, i in self.indexes.items()}
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a file's creation, rename or removal in ``directory`` durable (POSIX needs the directory synced too)."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

@@ -56,7 +56,8 @@ def _support(edge: Edge) -> int:
 
 
 def refresh_communities(target: IndexTarget, policy: CommunityPolicy) -> int:
-    """Recompute communities and write the difference; returns how many Community nodes were written or removed."""
+    """Recompute communities and write the difference; returns how many Community nodes and membership edges were
+    written or removed."""
     store = target.store
     related = list(store.iter_edges([EdgeType.RELATED_TO], contributions=False))
     groups = detect_communities(((e.source, e.target, float(_support(e))) for e in related), policy.resolution, policy.min_size)
@@ -79,8 +80,11 @@ def refresh_communities(target: IndexTarget, policy: CommunityPolicy) -> int:
     existing = store.get_nodes(store.node_ids(NodeType.COMMUNITY))
     removed = sorted(set(existing) - set(wanted))
     changed = [node for cid, node in wanted.items() if cid not in existing or existing[cid].props != node.props]
-    new_edges = [Edge(member, EdgeType.IN_COMMUNITY, node.id) for node in changed if node.id not in existing for member in members_of[node.id]]
+    # every member's edge, not only those of new communities: an entity deleted and created again (a replaced
+    # document) lost its edge, while its community, named by its members, kept its id
+    linked = {(e.source, e.target) for e in store.iter_edges([EdgeType.IN_COMMUNITY], contributions=False)}
+    new_edges = [Edge(member, EdgeType.IN_COMMUNITY, cid) for cid, members in members_of.items() for member in members if (member, cid) not in linked]
     re_embed = [n for n in changed if n.id not in existing or embedding_text(existing[n.id]) != embedding_text(n)]
     target.apply(target.embed(re_embed), changed, new_edges, delete_nodes=removed, delete_vectors={NodeType.COMMUNITY: removed})
     log.info("communities: %d in all, %d written, %d removed", len(wanted), len(changed), len(removed))
-    return len(changed) + len(removed)
+    return len(changed) + len(removed) + len(new_edges)

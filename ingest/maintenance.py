@@ -1,5 +1,9 @@
-"""Maintenance of an index apart from the ingest path: exact delete, the vector repair after a crash, and the
-community refresh that follows every change."""
+"""Maintenance of an index apart from the ingest path: exact delete, recovery after a crash, and the community
+refresh that follows every change.
+
+Crash safety rests on three facts: every graph write is atomic; an operation's changes end with one vector save that
+clears the dirty marker set durably before its first change (``IndexTarget.apply``); and everything else (vectors,
+the community layer) is a function of the graph, so a start that finds the marker recomputes what may be behind."""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from graphdex.common.faults import crash_point
 from graphdex.common.ids import document_id
 from graphdex.graph.model import SEARCHABLE_TYPES, EdgeType, NodeType
 from graphdex.ingest.community_layer import CommunityPolicy, refresh_communities
 from graphdex.ingest.derive import Derivation
 from graphdex.ingest.merge import without_chunks
-from graphdex.ingest.target import IndexTarget
+from graphdex.ingest.target import IndexTarget, text_digest
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +55,8 @@ class Maintenance:
         if doc_id is None:
             raise KeyError(f"no document with id or source {ref!r}")
         report = self.remove_document(doc_id)
-        self.refresh_communities()
-        self.target.vectors.save()
+        crash_point("delete.graph_written")
+        self.finish()
         return report
 
     def remove_document(self, doc_id: str) -> DeleteReport:
@@ -73,19 +78,38 @@ class Maintenance:
     def refresh_communities(self) -> int:
         return refresh_communities(self.target, self.communities)
 
-    def repair(self) -> int:
-        """Make every vector index hold exactly the vectors of the stored nodes of its type; returns fixes made."""
-        store, vectors = self.target.store, self.target.vectors
-        fixes = 0
-        for type_ in SEARCHABLE_TYPES:
-            stored = store.node_ids(type_)
-            indexed = vectors[type_].ids()
-            extra = indexed - stored
-            missing = sorted(stored - indexed)
-            new = self.target.embed(list(store.get_nodes(missing).values())) if missing else {}
-            self.target.apply(new, delete_vectors={type_: extra})
-            fixes += len(extra) + len(missing)
-        if fixes:
-            log.warning("repaired %d vector entries that did not match the graph (an earlier run was interrupted)", fixes)
-            vectors.save()
+    def finish(self) -> None:
+        """End an operation that changed the graph: the community layer follows it, then one save makes it complete."""
+        self.refresh_communities()
+        crash_point("finish.communities_written")
+        self.target.vectors.save(complete=True)
+
+    def recover(self) -> int:
+        """Bring vectors and communities in line with the graph after an interrupted run; returns the fixes made.
+
+        Always: every vector index holds exactly the ids of its type's stored nodes. After a crash (the dirty marker
+        survived): also every vector was made from its node's current text, and the communities are recomputed."""
+        verify = self.target.vectors.dirty
+        fixes = sum(self._repair_vectors(type_, verify) for type_ in SEARCHABLE_TYPES)
+        if verify:
+            fixes += self.refresh_communities()
+            log.warning("an earlier run ended before its last save: %d vector or community entries were brought in line with the graph", fixes)
+            self.target.vectors.save(complete=True)
+        elif fixes:
+            log.warning("repaired %d vector entries that did not match the graph", fixes)
+            self.target.vectors.save(complete=True)
         return fixes
+
+    def _repair_vectors(self, type_: NodeType, by_content: bool) -> int:
+        store, index = self.target.store, self.target.vectors[type_]
+        stored = store.node_ids(type_)
+        indexed = index.ids()
+        extra = indexed - stored
+        wrong = stored - indexed
+        if by_content:
+            digests = index.digests()
+            wrong |= {node.id for node in store.iter_nodes(type_) if node.id in digests and digests[node.id] != text_digest(node)}
+        fresh = self.target.embed(list(store.get_nodes(sorted(wrong)).values())) if wrong else {}
+        if extra or fresh:
+            self.target.apply(fresh, delete_vectors={type_: extra})
+        return len(extra) + len(wrong)

@@ -2,7 +2,7 @@
 
 Order of a write: extract -> merge contributions with what is stored -> derive properties -> embed only the nodes
 whose text changed -> add vectors -> one atomic graph write. Vectors are saved as one generation at the end of each
-operation (and every few thousand chunks); after a crash ``Maintenance.repair`` makes the vectors match the graph.
+operation (and every few thousand chunks); after a crash ``Maintenance.recover`` brings them in line with the graph.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator, TypeVar
 
+from graphdex.common.faults import crash_point
 from graphdex.common.ids import chunk_id, content_hash, document_id
 from graphdex.common.llm import Usage
 from graphdex.common.resolution import find_acronyms
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
 
-WRITE_BATCH_CHUNKS = 256
 SAVE_EVERY_CHUNKS = 5000
 
 
@@ -89,7 +89,11 @@ class PipelinedWriter:
         self.wait()
         self._overlay = (merged.nodes, merged.edges)
         nodes, edges = list(merged.nodes.values()), list(merged.edges.values())
-        self._in_flight = self._pool.submit(self._report.timed, "store_write", lambda: self._target.apply(vectors, nodes, edges))
+        self._in_flight = self._pool.submit(self._report.timed, "store_write", lambda: self._write(vectors, nodes, edges))
+
+    def _write(self, vectors: NodeVectors, nodes: list[Node], edges: list[Edge]) -> None:
+        self._target.apply(vectors, nodes, edges)
+        crash_point("ingest.batch_written")
 
     def wait(self) -> None:
         """Until the batch in flight is stored (re-raising its error, if it failed)."""
@@ -108,8 +112,10 @@ class PipelinedWriter:
 class Indexer:
     """The single writer of a graph store and its vector indexes on the ingest path."""
 
-    def __init__(self, *, target: IndexTarget, extractor: Extractor, chunker: Chunker, maintenance: Maintenance, llm_usage: Usage | None = None) -> None:
+    def __init__(self, *, target: IndexTarget, extractor: Extractor, chunker: Chunker, maintenance: Maintenance, llm_usage: Usage | None = None,
+                 write_batch_chunks: int = 256) -> None:
         self.target = target
+        self.write_batch_chunks = write_batch_chunks
         self.extractor = extractor
         self.chunker = chunker
         self.maintenance = maintenance  # replaced documents are removed first; communities are refreshed after
@@ -146,14 +152,17 @@ class Indexer:
                 if since_save >= SAVE_EVERY_CHUNKS:
                     writer.wait()
                     report.timed("vector_save", self.target.vectors.save)
+                    crash_point("ingest.saved_midway")
                     since_save = 0
                 if progress:
                     progress(done, total_chunks)
         finally:
             writer.close()
         if prepared:
+            crash_point("ingest.before_communities")
             report.timed("communities", self.maintenance.refresh_communities)
-            report.timed("vector_save", self.target.vectors.save)
+            crash_point("ingest.communities_written")
+            report.timed("vector_save", lambda: self.target.vectors.save(complete=True))
         report.entities = len(entities)
         report.relations = len(relations)
         report.seconds = time.perf_counter() - started
@@ -186,6 +195,7 @@ class Indexer:
                 continue
             if previous is not None:
                 self.maintenance.remove_document(doc_id)
+                crash_point("ingest.replaced_removed")
                 report.documents_replaced += 1
             else:
                 report.documents_added += 1
@@ -209,7 +219,7 @@ class Indexer:
             extractions = report.timed("extraction_wait", lambda: [next(stream) for _ in item.chunks])
             batch.append((item, extractions))
             batch_chunks += len(item.chunks)
-            if batch_chunks >= WRITE_BATCH_CHUNKS:
+            if batch_chunks >= self.write_batch_chunks:
                 yield batch
                 batch, batch_chunks = [], 0
         if batch:

@@ -6,6 +6,7 @@ then add vectors and write the graph inside it" is written once.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -14,13 +15,19 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from graphdex.common.embedder import Embedder
+from graphdex.common.faults import crash_point
 from graphdex.graph.model import Edge, EdgeKey, Node, NodeType
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vector_index import VectorIndexSet
 from graphdex.ingest.derive import embedding_text
 
-#: New vectors by node type: (node ids, one row per id).
-NodeVectors = dict[NodeType, tuple[list[str], np.ndarray]]
+#: New vectors by node type: (node ids, one row per id, digests of the texts embedded).
+NodeVectors = dict[NodeType, tuple[list[str], np.ndarray, list[str]]]
+
+
+def text_digest(node: Node) -> str:
+    """Names the text a node's vector stands for: recovery compares it to tell a stale vector from a current one."""
+    return hashlib.blake2b(embedding_text(node).encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,19 +46,27 @@ class IndexTarget:
         rows: dict[NodeType, list[int]] = defaultdict(list)
         for row, node in enumerate(nodes):
             rows[node.type].append(row)
-        return {type_: ([nodes[r].id for r in picked], matrix[picked]) for type_, picked in rows.items()}
+        return {type_: ([nodes[r].id for r in picked], matrix[picked], [text_digest(nodes[r]) for r in picked]) for type_, picked in rows.items()}
 
     def apply(self, vectors: NodeVectors, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (),
               delete_edges: Iterable[EdgeKey] = (), delete_vectors: Mapping[NodeType, Iterable[str]] | None = None) -> None:
-        """Vectors first, then one atomic graph write, under the lock: a crash between the two leaves vectors the
-        graph lacks, which ``Maintenance.repair`` removes on the next start."""
+        """One atomic graph write, then the vectors, under the lock. The vectors' dirty marker is made durable
+        before anything changes, so a crash anywhere until the operation's closing save is found and healed by
+        ``Maintenance.recover`` on the next start."""
+        self.vectors.mark_dirty()
         with self.exclusive():
-            self.add_vectors(vectors)
+            # the graph first: when its (atomic) write fails, nothing changed and the vectors still match it
             if nodes or edges or delete_nodes or delete_edges:
                 self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges)
-            for type_, ids in (delete_vectors or {}).items():
-                self.vectors[type_].delete(ids)
+                crash_point("apply.graph_written")
+            try:
+                self.add_vectors(vectors)
+                for type_, ids in (delete_vectors or {}).items():
+                    self.vectors[type_].delete(ids)
+            except BaseException:
+                self.vectors.suspect()  # behind the graph now: keep the dirty marker until a start verifies them
+                raise
 
     def add_vectors(self, vectors: NodeVectors) -> None:
-        for type_, (ids, matrix) in vectors.items():
-            self.vectors[type_].add(ids, matrix)
+        for type_, (ids, matrix, digests) in vectors.items():
+            self.vectors[type_].add(ids, matrix, digests)

@@ -132,7 +132,7 @@ def test_state_survives_reopen_and_repair_fixes_interrupted_vectors(make_workspa
     reopened.vectors.save()
     reopened.close()
     recovered = make_workspace("data", store=store_kind)
-    assert recovered.maintenance.repair() == 0, "repair already ran when the indexer opened"
+    assert recovered.maintenance.recover() == 0, "repair already ran when the indexer opened"
     assert_same(expected, snapshot(recovered))
 
 
@@ -152,13 +152,10 @@ def test_both_stores_hold_the_same_graph(make_workspace, corpus):
     assert_same(snapshot(embedded), snapshot(server))
 
 
-def test_many_small_write_batches_build_the_same_graph(make_workspace, corpus, monkeypatch):
+def test_many_small_write_batches_build_the_same_graph(make_workspace, corpus):
     """Batch i+1 is merged while batch i is still being written: the result must not depend on batch boundaries."""
-    import graphdex.ingest.pipeline
-
     one = make_workspace("one-batch")
     one.indexer.ingest(corpus[0])
-    monkeypatch.setattr(graphdex.ingest.pipeline, "WRITE_BATCH_CHUNKS", 3)
-    many = make_workspace("many-batches")
+    many = make_workspace("many-batches", write_batch_chunks=3)
     many.indexer.ingest(corpus[0])
     assert_same(snapshot(one), snapshot(many))

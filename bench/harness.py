@@ -183,6 +183,7 @@ class Question:
     question: str
     answers: list[str]
     supporting: list[str]
+    type: str = ""  # the question's kind, when the set says (2WikiMultihopQA: compositional, inference...)
 
 
 def load_questions(directory: Path) -> list[Question]:
@@ -196,7 +197,8 @@ def load_questions(directory: Path) -> list[Question]:
             continue
         try:
             record = json.loads(line)
-            questions.append(Question(str(record["id"]), record["question"], list(record.get("answers", [])), [str(s) for s in record["supporting"]]))
+            questions.append(Question(str(record["id"]), record["question"], list(record.get("answers", [])), [str(s) for s in record["supporting"]],
+                                      str(record.get("type") or "")))
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise BenchError(f"{path}:{number}: not a question record ({error})") from error
     if not questions:

@@ -81,6 +81,21 @@ def mode_rankings(engine, questions: list[Question], mode: str) -> list[list[str
     return rankings
 
 
+def print_misses(systems: dict[str, list[list[str]]], questions: list[Question], passages, modes: list[str], limit: int, k: int = 5) -> None:
+    """Questions whose supporting passages are not all in the top k: what was wanted (rank, or - beyond the ranking)
+    and what came first instead, by title."""
+    titles = {p.metadata["id"]: p.title for p in passages}
+    for mode in modes:
+        rankings = systems[f"graphdex {mode}"]
+        missed = [(q, r) for q, r in zip(questions, rankings) if not set(q.supporting) <= set(r[:k])]
+        console.print(f"[bold]graphdex {mode}: {len(missed)} of {len(questions)} questions miss a supporting passage in the top {k}[/bold]")
+        for q, ranked in missed[:limit]:
+            console.print(f"[cyan]{q.question}[/cyan]" + (f" ({q.type})" if q.type else ""))
+            wanted = [f"{titles.get(s, s)} [{ranked.index(s) + 1 if s in ranked else '-'}]" for s in q.supporting]
+            console.print("  wanted: " + "; ".join(wanted))
+            console.print("  got:    " + "; ".join(f"{titles.get(p, p)}{' *' if p in q.supporting else ''}" for p in ranked[:k]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="QA-set directory holding passages.jsonl and questions.jsonl")
@@ -88,6 +103,7 @@ def main() -> None:
     parser.add_argument("--store", choices=["embedded", "neo4j"], default="embedded", help="graph store (neo4j: the server of GRAPHDEX_NEO4J_URI)")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated graphdex modes (default: all)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N questions (0 = all)")
+    parser.add_argument("--misses", type=int, default=0, metavar="N", help="print up to N questions per graphdex mode whose supporting passages are not all in the top 5, with what was retrieved instead")
     parser.add_argument("--out", type=Path, default=None, help="write the results (with per-question rankings) as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -121,9 +137,18 @@ def main() -> None:
     print_table(f"Passage retrieval on {args.data.resolve().name}: {len(questions)} questions, {len(passages):,} passages",
                 ["system", *[f"R@{k}" for k in KS], "MRR"],
                 [[name, *[r[f"recall@{k}"] for k in KS], r["mrr"]] for name, r in results.items()])
+    types = sorted({q.type for q in questions if q.type})
+    by_type: dict[str, dict[str, float]] = {}
+    if types:
+        by_type = {name: {t: average([score(r, q.supporting) for r, q in zip(rankings, questions) if q.type == t])["recall@5"] for t in types}
+                   for name, rankings in systems.items()}
+        print_table(f"R@5 per question type on {args.data.resolve().name}", ["system", *[f"{t} ({sum(q.type == t for q in questions)})" for t in types]],
+                    [[name, *[row[t] for t in types]] for name, row in by_type.items()])
+    if args.misses:
+        print_misses(systems, questions, passages, modes, args.misses)
     write_json(args.out, {
         "benchmark": "retrieval_eval", "data": str(args.data), "store": args.store, "machine": machine(), "questions": len(questions),
-        "results": results,
+        "results": results, "by_type_recall@5": by_type,
         "rankings": {name: {q.id: r[:10] for q, r in zip(questions, rankings)} for name, rankings in systems.items()},
     })
 

@@ -33,6 +33,11 @@ DEFAULT_EDGE_WEIGHTS: dict[str, float] = {
     EdgeType.IN_COMMUNITY: 0.3,
 }
 
+#: Share of an entity's outgoing walk that goes to the chunks of the document about it (the document whose title is
+#: the entity's name), whatever its degree: a much-mentioned person is reached from many passages, but the walk
+#: that arrives at them should land mostly on their own passage, not spread over every passage naming them.
+ABOUT_SHARE = 0.5
+
 
 @dataclass
 class GraphProjection:
@@ -55,7 +60,10 @@ class GraphProjection:
         rows: list[int] = []
         cols: list[int] = []
         weights: list[float] = []
+        chunks_of: dict[str, list[str]] = {}
         for edge in store.iter_edges(contributions=False):
+            if edge.type == EdgeType.HAS_CHUNK:
+                chunks_of.setdefault(edge.source, []).append(edge.target)
             # an edge's own weight (mention count, supporting chunks) counts with diminishing returns
             weight = edge_weights.get(str(edge.type), 0.0) * math.sqrt(max(1.0, float(edge.props.get("weight", 1) or 1)))
             if weight <= 0 or edge.source not in index or edge.target not in index:
@@ -68,7 +76,18 @@ class GraphProjection:
         adjacency = sparse.csr_matrix((np.asarray(weights, dtype=np.float64), (rows, cols)), shape=(n, n))
         out_degree = np.asarray(adjacency.sum(axis=0)).ravel()
         out_degree[out_degree == 0] = 1.0
-        transition = (adjacency @ sparse.diags(1.0 / out_degree)).tocsr()
+        transition = adjacency @ sparse.diags(1.0 / out_degree)
+        about = _about_edges(store, index, chunks_of)
+        if about and ABOUT_SHARE > 0:
+            entities = np.fromiter({e for e, _ in about}, dtype=np.int64)
+            keep = np.ones(n)
+            keep[entities] = 1.0 - ABOUT_SHARE
+            per_entity = np.bincount([e for e, _ in about], minlength=n)
+            a_rows = [c for _, c in about]
+            a_cols = [e for e, _ in about]
+            a_vals = [ABOUT_SHARE / per_entity[e] for e, _ in about]
+            transition = transition @ sparse.diags(keep) + sparse.csr_matrix((a_vals, (a_rows, a_cols)), shape=(n, n))
+        transition = transition.tocsr()
         return cls(node_ids, index, np.asarray(types, dtype=object), transition, version)
 
     def personalized_pagerank(self, seeds: Mapping[str, float], alpha: float = 0.5, iterations: int = 15) -> np.ndarray:
@@ -87,6 +106,17 @@ class GraphProjection:
         for _ in range(iterations):
             scores = alpha * restart + (1 - alpha) * (self.transition @ scores)
         return scores
+
+
+def _about_edges(store: GraphStore, index: Mapping[str, int], chunks_of: Mapping[str, list[str]]) -> list[tuple[int, int]]:
+    """(entity row, chunk row) for each chunk of a document that is about an entity (its ``about`` property, set
+    by ingest when the document's title names an entity its text mentions)."""
+    pairs: list[tuple[int, int]] = []
+    for document in store.iter_nodes(NodeType.DOCUMENT):
+        entity = index.get(document.props.get("about") or "")
+        if entity is not None:
+            pairs += [(entity, index[c]) for c in chunks_of.get(document.id, ()) if c in index]
+    return pairs
 
 
 class ProjectionKeeper:

@@ -87,8 +87,8 @@ def batch_graph(batch: Sequence[tuple[PreparedDocument, list[ChunkExtraction]]],
             "chunk_count": len(item.chunks), "words": words, "ingested_at": ingested_at,
         })
         title_entity = entity_id(normalize_key(TITLE_DISAMBIGUATION.sub("", doc.title))) if doc.title else ""
-        for chunk, extraction in zip(item.chunks, with_surnames_resolved(extractions)):
-            cid = chunk_id(doc_id, chunk.index)
+        chunk_ids = [chunk_id(doc_id, chunk.index) for chunk in item.chunks]
+        for chunk, cid, extraction in zip(item.chunks, chunk_ids, with_surnames_resolved(extractions)):
             graph.nodes[cid] = Node(cid, NodeType.CHUNK, {
                 "text": chunk.text, "title": doc.title, "document_id": doc_id, "index": chunk.index,
                 "start": chunk.start, "end": chunk.end, "tokens": chunk.tokens,
@@ -97,6 +97,9 @@ def batch_graph(batch: Sequence[tuple[PreparedDocument, list[ChunkExtraction]]],
             graph.problem_chunks += bool(extraction.problems)
             graph.edge(doc_id, EdgeType.HAS_CHUNK, cid).props = {"index": chunk.index}
             _collect(graph, cid, extraction, title_entity)
+        if title_entity and graph.entities.get(title_entity, {}).keys() & set(chunk_ids):
+            # the entity this document is about: reaching it in the graph should lead to this document's passages
+            graph.nodes[doc_id].props["about"] = title_entity
     return graph
 
 

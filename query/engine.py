@@ -45,6 +45,9 @@ RESCORED_CHUNKS = 100
 UNANCHORED_RELATION_WEIGHT = 0.5
 SEED_CHUNK_WEIGHT = 0.05
 PPR_COMPRESSION = 0.5
+RECOGNIZED_RELATIONS = 5  # relations of the named entities kept as the question's likely first hop
+RECOGNITION_WEIGHT = 1.0  # seed weight of a recognised relation's far end, relative to the entity it starts from
+ANCHORED_RELATIONS_MAX = 400  # relations of the named entities compared with the question at most (hubs have thousands)
 
 
 class QueryError(ValueError):
@@ -116,6 +119,37 @@ class QueryEngine:
             seeds[node_id] = max(seeds.get(node_id, 0.0), near[node_id] * _specificity(node))
         return seeds
 
+    def _recognized_hops(self, named: dict[str, float], qv: np.ndarray) -> dict[str, float]:
+        """The relations the question most likely asks about, among those that touch an entity it names ("the
+        director of film X" -> "X directed by Y"), as seeds at their far ends: the bridge entity of a two-hop
+        question is then a restart point of the walk, not a neighbour among hundreds."""
+        if not named or RECOGNIZED_RELATIONS <= 0:
+            return {}
+        edges = self.store.edges_of_many(named, [EdgeType.CONNECTS], contributions=False)
+        anchor_of: dict[str, str] = {}
+        for entity in sorted(named, key=lambda e: -named[e]):
+            for edge in edges.get(entity, ()):
+                anchor_of.setdefault(edge.source, entity)
+        index = self.vectors[NodeType.RELATION]
+        ids = [r for r in sorted(anchor_of) if r in index][:ANCHORED_RELATIONS_MAX]
+        if not ids:
+            return {}
+        similarity = index.get(ids) @ qv
+        best = sorted(zip(ids, similarity.tolist()), key=lambda item: -item[1])[:RECOGNIZED_RELATIONS]
+        found = self.store.get_nodes(r for r, _ in best)
+        seeds: dict[str, float] = {}
+        for relation, score in _sharpen(best):
+            node = found.get(relation)
+            if node is None:
+                continue
+            anchor = anchor_of[relation]
+            weight = named[anchor] * score * RECOGNITION_WEIGHT
+            seeds[relation] = max(seeds.get(relation, 0.0), weight)
+            for end in node.props["ends"]:
+                if end != anchor:
+                    seeds[end] = max(seeds.get(end, 0.0), weight)
+        return seeds
+
     # modes ------------------------------------------------------------------------------------------------------
 
     def _naive(self, qv: np.ndarray, k: int) -> tuple[dict[str, float], dict[str, float]]:
@@ -164,6 +198,8 @@ class QueryEngine:
     def _graph(self, keywords: QueryKeywords, qv: np.ndarray, k: int) -> tuple[dict[str, float], dict[str, float]]:
         seeds = self._entity_seeds(keywords, qv)
         named = set(seeds)
+        for node_id, weight in self._recognized_hops(dict(seeds), qv).items():
+            seeds[node_id] = max(seeds.get(node_id, 0.0), weight)
         # named entities and matching relations lead the walk; similar chunks and communities only nudge it, or
         # their direct similarity would drown the second hop that graph propagation exists to find
         for index_type, n, weight in ((NodeType.RELATION, 10, 1.0), (NodeType.CHUNK, k, SEED_CHUNK_WEIGHT), (NodeType.COMMUNITY, 3, SEED_CHUNK_WEIGHT)):

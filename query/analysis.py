@@ -55,14 +55,19 @@ class SpacyQueryAnalyzer:
     @staticmethod
     def _spans(doc) -> list[tuple[int, int, str]]:
         """Every n-gram that could be an entity's whole name: it neither starts nor ends with a stop word or
-        punctuation. Names that spaCy's NER misses in a short question (titles of works) are found this way."""
+        punctuation and, when the question uses capitals at all, it holds a name-like word (a proper noun, part of a
+        named entity, or capitalised other than first). Names that spaCy's NER misses in a short question (titles of
+        works) are found this way, while the common nouns that say what is asked ("the composer of", "whose
+        father") are left to relation matching instead of being taken for the entity of the same name."""
+        cased = any(t.text[:1].isupper() for t in doc[1:])
+        name_like = [not cased or t.pos_ == "PROPN" or bool(t.ent_type_) or (t.i > 0 and t.text[:1].isupper()) for t in doc]
         spans = []
         for start in range(len(doc)):
             if doc[start].is_stop or doc[start].is_punct:
                 continue
             for end in range(start + 1, min(len(doc), start + MAX_NGRAM) + 1):
                 last = doc[end - 1]
-                if not (last.is_stop or last.is_punct):
+                if not (last.is_stop or last.is_punct) and any(name_like[start:end]):
                     spans.append((start, end, doc[start:end].text))
         spans.sort(key=lambda s: (s[0] - s[1], s[0]))
         return spans

@@ -135,19 +135,23 @@ class QueryEngine:
         if not ids:
             return {}
         similarity = index.get(ids) @ qv
-        best = sorted(zip(ids, similarity.tolist()), key=lambda item: -item[1])[:RECOGNIZED_RELATIONS]
-        found = self.store.get_nodes(r for r, _ in best)
+        by_anchor: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for relation, score in zip(ids, similarity.tolist()):
+            by_anchor[anchor_of[relation]].append((relation, score))
+        # each named entity gets its own first hop ("X or Y?" asks about both), ranked among its own relations
+        best = {a: _sharpen(sorted(hits, key=lambda item: -item[1])[:RECOGNIZED_RELATIONS]) for a, hits in by_anchor.items()}
+        found = self.store.get_nodes(r for hits in best.values() for r, _ in hits)
         seeds: dict[str, float] = {}
-        for relation, score in _sharpen(best):
-            node = found.get(relation)
-            if node is None:
-                continue
-            anchor = anchor_of[relation]
-            weight = named[anchor] * score * RECOGNITION_WEIGHT
-            seeds[relation] = max(seeds.get(relation, 0.0), weight)
-            for end in node.props["ends"]:
-                if end != anchor:
-                    seeds[end] = max(seeds.get(end, 0.0), weight)
+        for anchor, hits in best.items():
+            for relation, score in hits:
+                node = found.get(relation)
+                if node is None:
+                    continue
+                weight = named[anchor] * score * RECOGNITION_WEIGHT
+                seeds[relation] = max(seeds.get(relation, 0.0), weight)
+                for end in node.props["ends"]:
+                    if end != anchor:
+                        seeds[end] = max(seeds.get(end, 0.0), weight)
         return seeds
 
     # modes ------------------------------------------------------------------------------------------------------

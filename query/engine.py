@@ -42,7 +42,6 @@ CHUNK_SIMILARITY_WEIGHT = 0.5
 NEIGHBOUR_DECAY = 0.3
 NEIGHBOURS_PER_SEED = 25
 RESCORED_CHUNKS = 100
-UNANCHORED_RELATION_WEIGHT = 0.5
 SEED_CHUNK_WEIGHT = 0.05
 PPR_COMPRESSION = 0.5
 RECOGNIZED_RELATIONS = 5  # relations of the named entities kept as the question's likely first hop
@@ -204,16 +203,19 @@ class QueryEngine:
         named = set(seeds)
         for node_id, weight in self._recognized_hops(dict(seeds), qv).items():
             seeds[node_id] = max(seeds.get(node_id, 0.0), weight)
-        # named entities and matching relations lead the walk; similar chunks and communities only nudge it, or
-        # their direct similarity would drown the second hop that graph propagation exists to find
-        for index_type, n, weight in ((NodeType.RELATION, 10, 1.0), (NodeType.CHUNK, k, SEED_CHUNK_WEIGHT), (NodeType.COMMUNITY, 3, SEED_CHUNK_WEIGHT)):
-            hits = self.vectors[index_type].search(qv, n)
-            if index_type == NodeType.RELATION and named:
-                # a relation that touches an entity the question names is far more likely the one asked about
-                ends = {i: set(node.props["ends"]) for i, node in self.store.get_nodes(h for h, _ in hits).items()}
-                hits = [(h, score if ends.get(h, set()) & named else score * UNANCHORED_RELATION_WEIGHT) for h, score in hits]
-            for node_id, score in _sharpen(hits):
-                seeds[node_id] = max(seeds.get(node_id, 0.0), score * weight)
+        # named entities, their relations and the recognised hops lead the walk. Only a question that names nothing
+        # starts it from relations, chunks and communities similar to the question: when something is named, those
+        # would pull the walk towards whatever resembles the question's wording (other films' directors) and drown
+        # the second hop that graph propagation exists to find
+        if named:
+            hits = self.vectors[NodeType.RELATION].search(qv, 10)
+            ends = {i: set(node.props["ends"]) for i, node in self.store.get_nodes(h for h, _ in hits).items()}
+            for node_id, score in _sharpen([(h, score) for h, score in hits if ends.get(h, set()) & named]):
+                seeds[node_id] = max(seeds.get(node_id, 0.0), score)
+        else:
+            for index_type, n, weight in ((NodeType.RELATION, 10, 1.0), (NodeType.CHUNK, k, SEED_CHUNK_WEIGHT), (NodeType.COMMUNITY, 3, SEED_CHUNK_WEIGHT)):
+                for node_id, score in _sharpen(self.vectors[index_type].search(qv, n)):
+                    seeds[node_id] = max(seeds.get(node_id, 0.0), score * weight)
         projection = self.projections.get()
         scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations)
         top = np.argsort(-scores)[: max(200, 5 * k)]

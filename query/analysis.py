@@ -61,13 +61,14 @@ class SpacyQueryAnalyzer:
         father") are left to relation matching instead of being taken for the entity of the same name."""
         cased = any(t.text[:1].isupper() for t in doc[1:])
         name_like = [not cased or t.pos_ == "PROPN" or bool(t.ent_type_) or (t.i > 0 and t.text[:1].isupper()) for t in doc]
+        # a capitalised stop word can open or close a title ("His Name Is Nobody", "The Cow and I")
+        edge_ok = [not t.is_punct and (not t.is_stop or (cased and t.i > 0 and t.text[:1].isupper())) for t in doc]
         spans = []
         for start in range(len(doc)):
-            if doc[start].is_stop or doc[start].is_punct:
+            if not edge_ok[start]:
                 continue
             for end in range(start + 1, min(len(doc), start + MAX_NGRAM) + 1):
-                last = doc[end - 1]
-                if not (last.is_stop or last.is_punct) and any(name_like[start:end]):
+                if edge_ok[end - 1] and any(name_like[start:end]) and not all(t.is_stop for t in doc[start:end]):
                     spans.append((start, end, doc[start:end].text))
         spans.sort(key=lambda s: (s[0] - s[1], s[0]))
         return spans

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     community_min_size: int = Field(3, ge=2, description="Smallest community that becomes a Community node.")
 
     top_k: int = Field(10, ge=1, le=200, description="Default number of chunks a query returns.")
-    ppr_alpha: float = Field(0.5, gt=0, lt=1, description="Personalized PageRank restart probability (higher stays closer to the seeds).")
+    ppr_alpha: float = Field(0.3, gt=0, lt=1, description="Personalized PageRank restart probability (higher stays closer to the seeds).")
     ppr_iterations: int = Field(10, ge=1, le=200, description="Personalized PageRank power iterations.")
 
 

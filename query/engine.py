@@ -77,7 +77,7 @@ def _sharpen(hits: list[tuple[str, float]], temperature: float = 0.05) -> list[t
 
 class QueryEngine:
     def __init__(self, store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
-                 ppr_alpha: float = 0.5, ppr_iterations: int = 10,
+                 ppr_alpha: float = 0.3, ppr_iterations: int = 10,
                  shared: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
         """``shared`` is held while a query reads the store and vectors (the read side of the service's
         readers-writer lock), so a query never sees half of a write."""

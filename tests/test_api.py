@@ -177,3 +177,57 @@ def test_queries_beyond_the_cap_wait_their_turn(make_workspace):
             statuses = list(pool.map(lambda _: client.post("/query", json={"query": "anything"}).status_code, range(8)))
     assert statuses == [200] * 8
     assert peak == 2
+
+
+def _upload(name: str, data: bytes) -> dict:
+    return {"files": [("files", (name, data, "application/json"))]}
+
+
+DEEP_JSON = ("[" * 90_000 + "]" * 90_000).encode()  # under the fixture's 200 KB request limit
+HUGE_INTEGER_RECORD = ('{"title": "t", "text": "some text", "id": ' + "9" * 5000 + "}").encode()
+
+
+@pytest.mark.parametrize("path, request_args, message", [
+    ("/documents", {"content": b'{"documents": [{"title": "caf\xe9", "text": "x"}]}', "headers": {"content-type": "application/json"}}, "json"),
+    ("/query", {"content": b'{"query": "\\ud800 lone surrogate"}', "headers": {"content-type": "application/json"}}, "unicode"),
+    ("/documents", _upload("deep.json", DEEP_JSON), "deep.json: invalid json: nested too deeply"),
+    ("/documents", _upload("huge.jsonl", HUGE_INTEGER_RECORD), "huge.jsonl:1: invalid json"),
+    ("/documents", _upload("title.jsonl", json.dumps({"title": "t" * 150_000, "text": "x y"}).encode()), "title is 150,000 characters"),
+    ("/documents", _upload("nul.jsonl", json.dumps({"title": "t", "text": "x\u0000y"}).encode()), "nul"),
+    ("/documents", _upload("empty.jsonl", json.dumps({"title": "t", "text": ""}).encode()), "blank"),
+    ("/documents", _upload("surrogate.jsonl", b'{"title": "t", "text": "x \\udc80 y"}'), "unicode"),
+    ("/documents", {"json": {"documents": [{"text": "x y", "metadata": {"m": json.loads("[" * 100 + "]" * 100)}}]}}, "nested"),
+])
+def test_malformed_input_gets_a_short_4xx_never_a_500(client, path, request_args, message):
+    response = client.post(path, **request_args)
+    assert response.status_code == 422, response.text[:500]
+    assert message in response.text.lower()
+    assert len(response.content) < 2_000
+
+
+def test_a_422_quotes_only_an_excerpt_of_the_input(client):
+    response = client.post("/documents", json={"documents": [{"title": "x" * 190_000, "text": "x y"}]})
+    assert response.status_code == 422 and "at most 1000 characters" in response.text
+    assert len(response.content) < 2_000
+    problem = response.json()["detail"][0]
+    assert problem["loc"] == ["documents", 0, "title"] and len(problem["input"]) <= 200
+    many = client.post("/documents", json={"documents": [{"text": ""}] * 5_000})
+    assert many.status_code == 422 and len(many.content) < 20_000
+    assert "4,980 more problems" in many.text
+
+
+def test_lone_surrogates_in_query_strings_and_paths_are_not_server_errors(client):
+    assert client.get("/graph/entities?q=%ED%A0%80").status_code == 200
+    missing = client.get("/documents/doc-%ED%A0%80")
+    assert missing.status_code == 404 and len(missing.content) < 300
+
+
+def test_uploaded_records_and_json_bodies_share_the_limits(client):
+    from graphdex.ingest.documents import MAX_TITLE_CHARS
+
+    longest = {"title": "t" * MAX_TITLE_CHARS, "text": "A text of a few words.", "source": "limits#ok"}
+    assert client.post("/documents", json={"documents": [longest]}).status_code == 202
+    assert client.post("/documents", files=_upload("ok.jsonl", json.dumps(longest).encode())["files"]).status_code == 202
+    too_long = {**longest, "title": "t" * (MAX_TITLE_CHARS + 1)}
+    assert client.post("/documents", json={"documents": [too_long]}).status_code == 422
+    assert client.post("/documents", files=_upload("long.jsonl", json.dumps(too_long).encode())["files"]).status_code == 422

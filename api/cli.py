@@ -235,12 +235,17 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
     import uvicorn
 
     from graphdex.api.app import create_app
+    from graphdex.api.deps import InvalidApiKey
 
     workspace = _workspace()
     if host not in ("127.0.0.1", "localhost", "::1") and not workspace.settings.api_key:
         err.print("[yellow]warning:[/] listening beyond this machine with no GRAPHDEX_API_KEY: anyone who can reach it can add and delete documents")
     try:
-        uvicorn.run(create_app(workspace=workspace), host=host, port=port, log_level=workspace.settings.log_level.lower())
+        service = create_app(workspace=workspace)
+    except InvalidApiKey as error:
+        _fail(str(error))
+    try:
+        uvicorn.run(service, host=host, port=port, log_level=workspace.settings.log_level.lower())
     except StoreError as error:
         _fail(str(error))
 

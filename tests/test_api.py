@@ -231,3 +231,43 @@ def test_uploaded_records_and_json_bodies_share_the_limits(client):
     too_long = {**longest, "title": "t" * (MAX_TITLE_CHARS + 1)}
     assert client.post("/documents", json={"documents": [too_long]}).status_code == 422
     assert client.post("/documents", files=_upload("long.jsonl", json.dumps(too_long).encode())["files"]).status_code == 422
+
+
+@pytest.fixture
+def guarded_client(make_workspace):
+    """Reads and writes both behind a non-ASCII key: the key must work as the UTF-8 bytes a client sends."""
+    workspace = make_workspace("guarded", extract_workers=0, api_key="clé-ключ-鍵", api_key_for_reads=True)
+    with TestClient(create_app(workspace=workspace)) as client:
+        yield client
+
+
+def test_the_key_is_checked_before_the_request_is_validated_on_every_route(guarded_client):
+    schema = guarded_client.get("/openapi.json").json()
+    checked = []
+    for path, operations in schema["paths"].items():
+        for method in operations:
+            if path == "/health":
+                continue
+            url = path.replace("{", "").replace("}", "")  # /documents/{doc_id} -> /documents/doc_id
+            response = guarded_client.request(method, url, params={"limit": "-1", "status": "lost", "depth": "99"},
+                                              content=b'{"not json', headers={"content-type": "application/json"})
+            assert response.status_code == 401, (method, path, response.text)
+            checked.append(f"{method} {path}")
+    assert len(checked) >= 11, checked
+    assert guarded_client.get("/health").status_code == 200
+
+
+def test_a_non_ascii_key_works_as_utf8_bytes(guarded_client):
+    right = {"X-API-Key": "clé-ключ-鍵".encode()}
+    assert guarded_client.get("/documents", headers=right).status_code == 200
+    assert guarded_client.post("/query", json={"query": "anything"}, headers=right).status_code == 200
+    assert guarded_client.get("/documents", headers={"X-API-Key": "clé-ключ-鍵".encode("latin-1", "replace")}).status_code == 401
+    assert guarded_client.get("/documents", headers={"X-API-Key": b"cl"}).status_code == 401
+
+
+@pytest.mark.parametrize("key, reason", [("key\udcff", "UTF-8"), (" key", "whitespace"), ("key\x07", "control")])
+def test_a_key_no_client_could_send_is_refused_at_start_up(make_workspace, key, reason):
+    from graphdex.api.deps import InvalidApiKey
+
+    with pytest.raises(InvalidApiKey, match=reason):
+        create_app(workspace=make_workspace("refused", api_key=key))

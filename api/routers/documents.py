@@ -13,13 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from graphdex.api.deps import JobsDep, ServiceDep, WorkspaceDep, require_read_key, require_write_key
+from graphdex.api.deps import KeyCheckedFirst, JobsDep, ServiceDep, WorkspaceDep, require_read_key, require_write_key
 from graphdex.api.schemas import MAX_DOCUMENTS_PER_REQUEST, DocumentIn, DocumentsIn, JobStatus
 from graphdex.common.ids import content_hash, document_id
 from graphdex.graph.model import NodeType
 from graphdex.ingest.documents import DocumentError, SourceDocument, document_from_record, load_upload
 
-router = APIRouter(tags=["documents"])
+router = APIRouter(route_class=KeyCheckedFirst, tags=["documents"])
 write_access = [Depends(require_write_key)]
 read_access = [Depends(require_read_key)]
 

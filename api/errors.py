@@ -18,7 +18,6 @@ from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphdex.api.service import ServiceBusy
 from graphdex.common.llm import LLMError
 from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import DocumentError, excerpt
@@ -76,7 +75,6 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DocumentError, _callers_mistake)
     app.add_exception_handler(QueryError, _callers_mistake)
-    app.add_exception_handler(ServiceBusy, _busy)
     app.add_exception_handler(LLMError, _model_down)
     app.add_exception_handler(StoreError, _store_down)
 
@@ -122,10 +120,6 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 async def _callers_mistake(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": excerpt(str(error), MAX_MESSAGE_CHARS)}, status_code=422)
-
-
-async def _busy(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
 
 
 async def _model_down(request: Request, error: Exception) -> JSONResponse:

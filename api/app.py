@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from graphdex.api.deps import running_service
+from graphdex.api.deps import check_api_key, running_service
 from graphdex.api.errors import BodySizeLimit, add_error_handlers
 from graphdex.api.routers import documents, graph, health, query
 from graphdex.api.schemas import DocumentsIn
@@ -27,6 +27,7 @@ from graphdex.common.settings import Settings
 def create_app(settings: Settings | None = None, workspace: Workspace | None = None) -> FastAPI:
     """The service over one index. ``workspace`` lets tests share loaded models; by default it is built from settings."""
     settings = settings or (workspace.settings if workspace else Settings())
+    check_api_key(settings.api_key)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -19,7 +20,7 @@ from graphdex.api.workspace import Workspace
 from graphdex.common.llm import LLMError, counting_usage
 from graphdex.common.settings import Settings
 from graphdex.graph.store import StoreError
-from graphdex.ingest.documents import DocumentError, load_paths
+from graphdex.ingest.documents import DocumentError, SourceDocument, iter_files, load_file, load_paths
 from graphdex.ingest.pipeline import IngestReport
 from graphdex.query.answer import citations_in
 from graphdex.query.engine import DEFAULT_MODE, MODES, QueryError
@@ -93,6 +94,23 @@ def _print_report(report: IngestReport) -> None:
         err.print(f"[yellow]skipped[/] {source}: {reason}")
 
 
+def _load_documents(paths: list[Path]) -> list[SourceDocument]:
+    """The documents of every file under ``paths``. Bad files are all reported, each by name and reason, before
+    anything is indexed: a run fails as a whole rather than leaving the index with part of a corpus."""
+    documents: list[SourceDocument] = []
+    problems: list[str] = []
+    for file in iter_files(paths):
+        try:
+            documents += load_file(file)
+        except DocumentError as error:
+            problems.append(str(error))
+    for problem in problems:
+        err.print(f"[red]cannot read[/] {escape(problem)}")
+    if problems:
+        raise DocumentError(f"{len(problems)} file(s) cannot be read (listed above); nothing was indexed")
+    return documents
+
+
 @app.command()
 def ingest(paths: list[Path] = typer.Argument(..., help="Files (.txt, .md, .json, .jsonl) or folders of them."),
            workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, max=64, help="spaCy worker processes (default GRAPHDEX_EXTRACT_WORKERS; 0 = in this process)."),
@@ -100,7 +118,7 @@ def ingest(paths: list[Path] = typer.Argument(..., help="Files (.txt, .md, .json
     """Index documents. Unchanged documents are skipped; changed ones (same source, new text) replace their old version."""
     workspace = _workspace(**({"extract_workers": workers} if workers is not None else {}))
     try:
-        documents = list(load_paths(paths))
+        documents = _load_documents(paths)
         with workspace.store.lock():
             report = _run_ingest(workspace, documents)
     except (DocumentError, StoreError) as error:
@@ -217,12 +235,17 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
     import uvicorn
 
     from graphdex.api.app import create_app
+    from graphdex.api.deps import InvalidApiKey
 
     workspace = _workspace()
     if host not in ("127.0.0.1", "localhost", "::1") and not workspace.settings.api_key:
         err.print("[yellow]warning:[/] listening beyond this machine with no GRAPHDEX_API_KEY: anyone who can reach it can add and delete documents")
     try:
-        uvicorn.run(create_app(workspace=workspace), host=host, port=port, log_level=workspace.settings.log_level.lower())
+        service = create_app(workspace=workspace)
+    except InvalidApiKey as error:
+        _fail(str(error))
+    try:
+        uvicorn.run(service, host=host, port=port, log_level=workspace.settings.log_level.lower())
     except StoreError as error:
         _fail(str(error))
 

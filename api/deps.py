@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.routing import APIRoute
 
 from graphdex.api.jobs import JobQueue
 from graphdex.api.service import IngestionService
@@ -110,6 +112,51 @@ async def require_read_key(request: Request, settings: SettingsDep) -> None:
 def _check_key(request: Request, settings: Settings, for_reads: bool) -> None:
     if not settings.api_key or (for_reads and not settings.api_key_for_reads):
         return
-    given = request.headers.get("x-api-key", "")
-    if not secrets.compare_digest(given.encode(), settings.api_key.encode()):
+    # Starlette decodes header values as latin-1, which maps bytes one to one: encoding back gives the bytes sent,
+    # so a key with non-ASCII characters, sent as UTF-8, matches the UTF-8 bytes of the configured one
+    given = request.headers.get("x-api-key", "").encode("latin-1")
+    if not secrets.compare_digest(given, settings.api_key.encode("utf-8")):
         raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
+
+
+class InvalidApiKey(ValueError):
+    """GRAPHDEX_API_KEY is set to something no client could send in a header."""
+
+
+def check_api_key(key: str | None) -> None:
+    """Refuses at start-up a key that could never match, instead of a service that answers 401 (or 500) to all.
+
+    Any UTF-8 text works, non-ASCII included; what cannot work is a key with bytes that are not UTF-8 (the
+    environment hands those over as lone surrogates), control characters (not allowed in a header) or spaces at
+    either end (HTTP strips them from header values)."""
+    if not key:
+        return
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidApiKey("GRAPHDEX_API_KEY is not valid UTF-8 text; set it to a UTF-8 string") from None
+    if any(unicodedata.category(c) == "Cc" for c in key):
+        raise InvalidApiKey("GRAPHDEX_API_KEY contains control characters, which an HTTP header cannot carry")
+    if key != key.strip():
+        raise InvalidApiKey("GRAPHDEX_API_KEY starts or ends with whitespace, which HTTP strips from headers; remove it")
+
+
+class KeyCheckedFirst(APIRoute):
+    """A route that checks its API key before FastAPI reads and validates the request.
+
+    FastAPI parses a JSON body before it runs any dependency, so with the key only in a dependency, a caller
+    without the key would learn from a 422 what the body should be. Routes declare their access as before
+    (``dependencies=[Depends(require_write_key)]``); this class runs that same check first."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        declared = {d.dependency for d in self.dependencies}
+        for_reads = require_read_key in declared and require_write_key not in declared
+        if not declared & {require_read_key, require_write_key}:
+            return handler
+
+        async def key_checked(request: Request) -> Response:
+            _check_key(request, _state(request).settings, for_reads)
+            return await handler(request)
+
+        return key_checked

@@ -2,19 +2,25 @@
 is in trouble (the store unreachable, the model failing).
 
 Routes raise the domain's own exceptions (DocumentError, QueryError...) and these handlers give each its status, so
-the same rule holds on every route without a try/except in each.
+the same rule holds on every route without a try/except in each. Every message quotes at most a bounded excerpt of
+what the caller sent, and renders whatever it contains (raw bytes, lone surrogates): a refusal must never become a
+500 because its own echo could not be encoded, nor send a large request back.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphdex.api.service import ServiceBusy
 from graphdex.common.llm import LLMError
 from graphdex.graph.store import StoreError
-from graphdex.ingest.documents import DocumentError
+from graphdex.ingest.documents import DocumentError, excerpt
 from graphdex.query.engine import QueryError
 
 
@@ -58,21 +64,62 @@ def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"detail": f"request body is larger than the limit of {limit:,} bytes (GRAPHDEX_MAX_REQUEST_BYTES)"}, status_code=413)
 
 
+# a 422 lists at most this many problems (a request of 10,000 documents could have one each), and a message this long
+MAX_ERRORS_LISTED = 20
+MAX_MESSAGE_CHARS = 1000
+
+
 def add_error_handlers(app: FastAPI) -> None:
     """Maps the domain's exceptions to their HTTP status."""
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DocumentError, _callers_mistake)
     app.add_exception_handler(QueryError, _callers_mistake)
-    app.add_exception_handler(ServiceBusy, _busy)
     app.add_exception_handler(LLMError, _model_down)
     app.add_exception_handler(StoreError, _store_down)
 
 
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = error.errors()
+    detail = [_bounded_problem(p) for p in problems[:MAX_ERRORS_LISTED]]
+    if len(problems) > MAX_ERRORS_LISTED:
+        detail.append({"type": "more_errors", "loc": [], "msg": f"and {len(problems) - MAX_ERRORS_LISTED:,} more problems"})
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _bounded_problem(problem: dict[str, Any]) -> dict[str, Any]:
+    """One validation problem as FastAPI reports it (type, loc, msg, input, ctx), with every part bounded."""
+    bounded: dict[str, Any] = {"type": excerpt(problem.get("type", "invalid")),
+                               "loc": [item if isinstance(item, int) else excerpt(item) for item in problem.get("loc", ())],
+                               "msg": excerpt(problem.get("msg", ""), MAX_MESSAGE_CHARS)}
+    if "input" in problem:
+        bounded["input"] = _bounded_value(problem["input"])
+    if problem.get("ctx"):
+        bounded["ctx"] = {excerpt(key): _bounded_value(value) for key, value in problem["ctx"].items()}
+    return bounded
+
+
+def _bounded_value(value: Any) -> Any:
+    """Numbers, booleans and null as they are; anything else (text, bytes, objects) as a short excerpt."""
+    if value is None or isinstance(value, (bool, float)) or (isinstance(value, int) and value.bit_length() < 512):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return excerpt(bytes(value[:4 * MAX_MESSAGE_CHARS]).decode("utf-8", "replace"))
+    return excerpt(str(value) if isinstance(value, Exception) else value)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    headers = getattr(error, "headers", None)
+    if not is_body_allowed_for_status_code(error.status_code):
+        return Response(status_code=error.status_code, headers=headers)
+    detail = excerpt(error.detail, MAX_MESSAGE_CHARS) if isinstance(error.detail, str) else error.detail
+    return JSONResponse({"detail": detail}, status_code=error.status_code, headers=headers)
+
+
 async def _callers_mistake(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=422)
-
-
-async def _busy(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse({"detail": excerpt(str(error), MAX_MESSAGE_CHARS)}, status_code=422)
 
 
 async def _model_down(request: Request, error: Exception) -> JSONResponse:

@@ -3,6 +3,11 @@
 Why SQLite: a submitted document must survive a crash or restart of the service until it is indexed, and its status
 (pending, processing, done, failed with the error) must be visible at any time. The queue keeps the document's text
 until it is indexed (and after a failure, for retry), then drops it: the graph holds the document from then on.
+
+Deletes go through the queue too: a delete marks the document `deleting` (one transaction, whatever its status),
+and the ingestion worker, the index's only writer, removes it from the graph after its current batch and only then
+drops the row. The mark is the tombstone: a document the worker was indexing when the delete came is still deleted,
+right after it is indexed, even across a restart; a submit after the delete wins over it, as it came later.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from graphdex.ingest.documents import SourceDocument
 
-STATUSES = ("pending", "processing", "done", "failed")
+STATUSES = ("pending", "processing", "done", "failed", "deleting")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -140,13 +145,51 @@ class JobQueue:
             self.wakeup.set()
         return self.get(job_id)
 
-    def forget(self, job_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+    def request_delete(self, job_id: str, indexed_as: tuple[str, str] | None = None) -> tuple[Job, str] | None:
+        """Marks a document `deleting` and returns it with the status it had, or None when there is no job for it.
 
-    def cancel_pending(self, job_id: str) -> bool:
+        ``indexed_as`` (source, title) adds the mark for a document that is in the graph without a job (indexed by
+        `graphdex ingest`). The text of a pending document is dropped: once acknowledged, the delete is final."""
         with self._lock:
-            return self._db.execute("DELETE FROM jobs WHERE id=? AND status='pending'", (job_id,)).rowcount > 0
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                was = self._mark_deleting(job_id, indexed_as)
+                # read in the same transaction: once committed, the worker may carry out the delete and drop the row
+                row = self._db.execute(f"SELECT {self._COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if was is None:
+            return None
+        self.wakeup.set()
+        return self._row(row), was
+
+    def _mark_deleting(self, job_id: str, indexed_as: tuple[str, str] | None) -> str | None:
+        """Inside a transaction: the status before the mark, or None when there was nothing to mark."""
+        row = self._db.execute("SELECT status FROM jobs WHERE id=?", (job_id,)).fetchone()
+        now = _now()
+        if row is not None:
+            self._db.execute("UPDATE jobs SET status='deleting', error=NULL, payload=NULL, updated_at=? WHERE id=?", (now, job_id))
+            return row[0]
+        if indexed_as is None:
+            return None
+        seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM jobs").fetchone()[0]
+        self._db.execute("INSERT INTO jobs (id, source, title, status, error, attempts, payload, result, submitted_at, updated_at, seq) "
+                         "VALUES (?, ?, ?, 'deleting', NULL, 0, NULL, NULL, ?, ?, ?)", (job_id, *indexed_as, now, now, seq + 1))
+        return "done"
+
+    def deleting(self, limit: int) -> list[str]:
+        """Documents whose delete was acknowledged and is still to be carried out, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM jobs WHERE status='deleting' ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [row[0] for row in rows]
+
+    def finish_delete(self, job_id: str) -> bool:
+        """The document is out of the graph: its row goes, unless it was submitted again meanwhile (then it stays
+        pending, and its new text is indexed)."""
+        with self._lock:
+            return self._db.execute("DELETE FROM jobs WHERE id=? AND status='deleting'", (job_id,)).rowcount > 0
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from graphdex.api.jobs import STATUSES
 from graphdex.common.settings import Settings
+from graphdex.ingest.documents import MAX_SOURCE_CHARS, MAX_TITLE_CHARS, text_problem
 from graphdex.query.engine import DEFAULT_MODE, MODES
 
 MAX_DOCUMENTS_PER_REQUEST = 10_000
@@ -23,18 +24,19 @@ JobStatus = Literal[STATUSES]
 
 
 class DocumentIn(BaseModel):
-    title: str = Field("", max_length=1000)
+    """One document of a JSON submission; its limits are the ones files and uploads are held to (ingest/documents.py)."""
+
+    title: str = Field("", max_length=MAX_TITLE_CHARS)
     text: str = Field(..., min_length=1)
-    source: str | None = Field(None, max_length=2000, description="Identifies the document across submissions: the same source with new text replaces it. Default: a hash of the title and text.")
+    source: str | None = Field(None, max_length=MAX_SOURCE_CHARS, description="Identifies the document across submissions: the same source with new text replaces it. Default: a hash of the title and text.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("text")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is blank")
-        if "\x00" in value:
-            raise ValueError("text contains NUL characters (binary content?)")
+    def _indexable(cls, value: str) -> str:
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

@@ -1,8 +1,9 @@
 """The ingestion worker of the service: one thread that indexes queued documents, batch by batch.
 
 One writer per index is the rule (the indexer is not reentrant, and the embedded store is one process's memory), so
-every mutation goes through this object: queued documents in the background, deletes on request. Queries do not
-wait for it: they only take the read side of the workspace's lock, which the indexer holds just while it writes.
+every mutation goes through this thread: queued documents, and the deletes the queue has marked, carried out
+between two batches. Requests never wait for it: they only mark work in the queue, and queries only take the read
+side of the workspace's lock, which the indexer holds just while it writes.
 """
 
 from __future__ import annotations
@@ -10,16 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 
-from graphdex.api.jobs import JobQueue
+from graphdex.api.jobs import Job, JobQueue
 from graphdex.api.workspace import Workspace
 from graphdex.graph.model import NodeType
-from graphdex.ingest.maintenance import DeleteReport
+from graphdex.ingest.documents import SourceDocument
 
 log = logging.getLogger(__name__)
 
-
-class ServiceBusy(RuntimeError):
-    """The indexer stayed busy longer than the caller may wait; retrying later will work."""
+# after a delete failed (the store unreachable...), wait this long before trying again rather than spin
+RETRY_DELETES_AFTER_SECONDS = 1.0
 
 
 class IngestionService:
@@ -27,7 +27,6 @@ class IngestionService:
         self.workspace = workspace
         self.jobs = jobs
         self.batch_documents = batch_documents
-        self._indexer_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="graphdex-ingest", daemon=True)
         self.batches = 0
@@ -46,18 +45,18 @@ class IngestionService:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.jobs.wakeup.clear()  # before looking: work queued from here on wakes the wait below
+            self._carry_out_deletes()
             batch = self.jobs.claim(self.batch_documents)
-            if not batch:
+            if batch:
+                self._index(batch)
+            else:
                 self.jobs.wakeup.wait(1.0)
-                self.jobs.wakeup.clear()
-                continue
-            self._index(batch)
 
-    def _index(self, batch) -> None:
+    def _index(self, batch: list[tuple[Job, SourceDocument]]) -> None:
         documents = [doc for _, doc in batch]
         try:
-            with self._indexer_lock:
-                report = self.workspace.indexer.ingest(documents)
+            report = self.workspace.indexer.ingest(documents)
             self.workspace.graph_changed()
         except Exception as error:  # the batch failed as a whole (store unreachable, disk full...): say so on each document
             log.exception("indexing a batch of %d documents failed", len(batch))
@@ -76,16 +75,33 @@ class IngestionService:
             result = {"chunks": node.props.get("chunk_count", 0), "words": node.props.get("words", 0)} if node else {}
             self.jobs.finish(job.id, result=result)
 
-    def delete(self, doc_id: str, wait: float = 60.0) -> DeleteReport:
-        """Delete an indexed document now (between two ingestion batches)."""
-        if not self._indexer_lock.acquire(timeout=wait):
-            raise ServiceBusy(f"the indexer is busy with a batch; retry the delete of {doc_id} in a moment")
-        try:
-            report = self.workspace.maintenance.delete_document(doc_id)
-            self.workspace.graph_changed()
-            return report
-        finally:
-            self._indexer_lock.release()
+    def _carry_out_deletes(self) -> None:
+        """Every delete the queue has acknowledged, out of the graph before the next batch is claimed. A document
+        submitted again meanwhile keeps its row (pending): only the version the delete saw is removed."""
+        while not self._stop.is_set():
+            doc_ids = self.jobs.deleting(self.batch_documents)
+            if not doc_ids:
+                return
+            try:
+                self._remove(doc_ids)
+            except Exception:  # the rows stay `deleting`: tried again, after a pause, until the store takes it
+                log.exception("deleting %d document(s) failed; trying again", len(doc_ids))
+                self._stop.wait(RETRY_DELETES_AFTER_SECONDS)
+                return
+            for doc_id in doc_ids:
+                self.jobs.finish_delete(doc_id)
+
+    def _remove(self, doc_ids: list[str]) -> None:
+        """Documents out of the graph and vectors, with one community refresh for them all."""
+        indexed = [doc_id for doc_id in doc_ids if self.is_indexed(doc_id)]  # a cancelled submission never was
+        if not indexed:
+            return
+        maintenance = self.workspace.maintenance
+        for doc_id in indexed:
+            maintenance.remove_document(doc_id)
+        maintenance.refresh_communities()
+        maintenance.target.vectors.save()
+        self.workspace.graph_changed()
 
     def is_indexed(self, doc_id: str) -> bool:
         with self.workspace.guard.read():

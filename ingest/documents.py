@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -12,6 +13,16 @@ from typing import Any, Iterator
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".json", ".jsonl")
+
+# One set of limits for every way in (JSON bodies, uploaded files, `graphdex ingest`), so a document accepted by one
+# is accepted by all. Titles are indexed by both stores, and Neo4j's b-tree index refuses a property over ~8 KB:
+# 1000 characters stay under it even at 4 UTF-8 bytes each.
+MAX_TITLE_CHARS = 1000
+MAX_SOURCE_CHARS = 2000
+# Metadata is stored as JSON and read back recursively; deeper nesting than this is no metadata a person wrote.
+MAX_METADATA_DEPTH = 32
+# Error messages quote at most this much of what they refuse: enough to find it, never the whole input back.
+EXCERPT_CHARS = 200
 
 
 class DocumentError(ValueError):
@@ -34,6 +45,81 @@ class SourceDocument:
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """At most ``limit`` characters of ``value`` for a message, safe to encode as UTF-8 (lone surrogates replaced)."""
+    text = value if isinstance(value, str) else _bounded_repr(value, limit)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _bounded_repr(value: Any, limit: int) -> str:
+    """repr that stops early on long or deeply nested data (a plain repr would build it all, or overflow the stack)."""
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = shortener.maxlong = limit
+    try:
+        return shortener.repr(value)
+    except ValueError:  # an integer too long for Python to print
+        return f"<{type(value).__name__}>"
+
+
+def text_problem(text: str) -> str | None:
+    """Why a document's text cannot be indexed, or None: the same answer for the API's schema and for files."""
+    if not text.strip():
+        return "text is blank"
+    if "\x00" in text:
+        return "text contains NUL characters (binary content?)"
+    if not _encodable(text):
+        return "text is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of JSON-like data, counted without recursion (the data may be nested past the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_METADATA_DEPTH:
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def check_document(doc: SourceDocument, where: str) -> SourceDocument:
+    """Refuses, with a DocumentError saying where and why, a document the indexer could not index or store."""
+    problem = text_problem(doc.text)
+    if problem is None and len(doc.title) > MAX_TITLE_CHARS:
+        problem = f"title is {len(doc.title):,} characters long; at most {MAX_TITLE_CHARS:,} are allowed"
+    if problem is None and len(doc.source) > MAX_SOURCE_CHARS:
+        problem = f"source (or id) is {len(doc.source):,} characters long; at most {MAX_SOURCE_CHARS:,} are allowed"
+    if problem is None and not (_encodable(doc.title) and _encodable(doc.source)):
+        problem = "title or source is not valid Unicode (a lone surrogate)"
+    if problem is None:
+        problem = _metadata_problem(doc.metadata)
+    if problem is not None:
+        raise DocumentError(f"{excerpt(where)}: {problem}")
+    return doc
+
+
+def _metadata_problem(metadata: dict[str, Any]) -> str | None:
+    if _depth(metadata) > MAX_METADATA_DEPTH:
+        return f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep"
+    try:
+        json.dumps(metadata, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as error:  # huge integers, lone surrogates
+        return f"metadata cannot be stored as JSON: {excerpt(str(error))}"
+    return None
+
+
 def decode_text(data: bytes, name: str) -> str:
     """Bytes of a text file as str; binary or non-UTF-8 content is refused with a message naming the file."""
     if b"\x00" in data[:8192]:
@@ -45,7 +131,11 @@ def decode_text(data: bytes, name: str) -> str:
 
 
 def _read_text(path: Path) -> str:
-    return decode_text(path.read_bytes(), str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as error:  # unreadable (permissions, a folder named like a file...): the file's problem, named
+        raise DocumentError(f"{path}: cannot be read: {error.strerror or error}") from None
+    return decode_text(data, str(path))
 
 
 def _title_of(text: str, fallback: str) -> str:
@@ -56,21 +146,26 @@ def _title_of(text: str, fallback: str) -> str:
 
 
 def document_from_record(record: Any, source: str) -> SourceDocument:
-    """A JSON record ``{"title": ..., "text": ...}`` (plus optional ``id``, ``source``, ``metadata``) as a document."""
+    """A JSON record ``{"title": ..., "text": ...}`` (plus optional ``id``, ``source``, ``metadata``) as a document,
+    checked against the same limits as the API's JSON body."""
+    where = excerpt(source)
     if not isinstance(record, dict):
-        raise DocumentError(f"{source}: expected an object with `title` and `text`, got {type(record).__name__}")
+        raise DocumentError(f"{where}: expected an object with `title` and `text`, got {type(record).__name__}")
     text = record.get("text")
     if not isinstance(text, str):
-        raise DocumentError(f"{source}: record has no string `text` field")
+        raise DocumentError(f"{where}: record has no string `text` field")
     title = record.get("title")
     if title is not None and not isinstance(title, str):
-        raise DocumentError(f"{source}: `title` must be a string")
+        raise DocumentError(f"{where}: `title` must be a string")
+    own_source = record.get("source")
+    if isinstance(own_source, (dict, list)):
+        raise DocumentError(f"{where}: `source` must be a string")
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise DocumentError(f"{source}: `metadata` must be an object")
+        raise DocumentError(f"{where}: `metadata` must be an object")
     if record.get("id") is not None:
-        metadata = {**metadata, "id": str(record["id"])}
-    return SourceDocument(source=str(record.get("source") or source), title=title or "", text=text, metadata=metadata)
+        metadata = {**metadata, "id": excerpt(record["id"], MAX_SOURCE_CHARS + 1)}
+    return check_document(SourceDocument(source=str(own_source or source), title=title or "", text=text, metadata=metadata), where)
 
 
 def _records_of(text: str, name: str, lines: bool) -> Iterator[tuple[Any, str]]:
@@ -79,15 +174,9 @@ def _records_of(text: str, name: str, lines: bool) -> Iterator[tuple[Any, str]]:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                yield json.loads(line), f"line {number}"
-            except json.JSONDecodeError as error:
-                raise DocumentError(f"{name}:{number}: invalid JSON: {error.msg}") from error
+            yield _parsed(line, f"{name}:{number}"), f"line {number}"
         return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DocumentError(f"{name}: invalid JSON at line {error.lineno}: {error.msg}") from error
+    data = _parsed(text, name)
     if isinstance(data, dict) and isinstance(data.get("documents"), list):
         data = data["documents"]
     records = data if isinstance(data, list) else [data]
@@ -95,12 +184,26 @@ def _records_of(text: str, name: str, lines: bool) -> Iterator[tuple[Any, str]]:
         yield record, f"record {number}"
 
 
+def _parsed(text: str, where: str) -> Any:
+    """JSON text as data; what Python's parser cannot take (bad syntax, nesting past the stack, integers of thousands
+    of digits) is the file's fault, so it becomes a DocumentError naming where."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DocumentError(f"{where}: invalid JSON at line {error.lineno}: {error.msg}") from error
+    except RecursionError:
+        raise DocumentError(f"{where}: invalid JSON: nested too deeply to read") from None
+    except ValueError as error:  # e.g. an integer longer than Python converts
+        raise DocumentError(f"{where}: invalid JSON: {excerpt(str(error))}") from None
+
+
 def _record_source(origin: str, record: Any, position: str) -> str:
     """Records are identified by their own id, else their title, so reordering a file does not re-ingest it."""
     if isinstance(record, dict):
         for key in ("id", "source", "title"):
-            if record.get(key):
-                return f"{origin}#{record[key]}"
+            value = record.get(key)
+            if value and isinstance(value, (str, int, float)):
+                return f"{origin}#{value}"
     return f"{origin}#{position}"
 
 
@@ -117,11 +220,12 @@ def documents_from_text(text: str, origin: str, suffix: str) -> Iterator[SourceD
     if suffix in (".txt", ".md"):
         if not text.strip():
             raise DocumentError(f"{origin}: the file is empty")
-        yield SourceDocument(source=origin, title=_title_of(text, stem), text=text, metadata={"path": origin})
+        title = _title_of(text, stem)[:MAX_TITLE_CHARS]  # derived, not given: shortened rather than refused
+        yield check_document(SourceDocument(source=origin, title=title, text=text, metadata={"path": origin}), origin)
         return
     for record, position in _records_of(text, origin, lines=suffix == ".jsonl"):
         document = document_from_record(record, _record_source(origin, record, position))
-        document.title = document.title or stem
+        document.title = document.title or stem[:MAX_TITLE_CHARS]
         yield document
 
 

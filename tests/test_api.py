@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
 from graphdex.api.app import create_app
 from graphdex.common.ids import document_id
+from graphdex.graph.model import NodeType
 from tests.conftest import FILM_DOCS
 
 
@@ -21,6 +25,15 @@ def wait_until_settled(client: TestClient, ids: list[str], timeout: float = 120.
             return states
         assert time.monotonic() < deadline, f"documents still not indexed: {states}"
         time.sleep(0.2)
+
+
+def wait_until_deleted(client: TestClient, doc_id: str, timeout: float = 120.0) -> None:
+    """A delete is acknowledged with 202 and carried out after the current ingestion batch: then the id is unknown."""
+    deadline = time.monotonic() + timeout
+    while (status := client.get(f"/documents/{doc_id}").status_code) != 404:
+        assert status == 200 and client.get(f"/documents/{doc_id}").json()["status"] in ("deleting", "done"), status
+        assert time.monotonic() < deadline, f"{doc_id} still not deleted"
+        time.sleep(0.1)
 
 
 def film_payload() -> dict:
@@ -57,8 +70,9 @@ def test_document_lifecycle_and_query(client):
 
     kessler = document_id("people/kessler.md")
     deleted = client.delete(f"/documents/{kessler}")
-    assert deleted.status_code == 200 and deleted.json()["chunks"] == 1
-    assert client.get(f"/documents/{kessler}").status_code == 404
+    assert deleted.status_code == 202 and deleted.json()["status"] == "deleting" and deleted.json()["was"] == "done"
+    assert deleted.json()["chunks"] == 1
+    wait_until_deleted(client, kessler)
     again = client.post("/query", json={"query": "Where was the director of The Harbor Lights born?", "mode": "graph", "top_k": 3}).json()
     assert "Maria Kessler" not in [hit["title"] for hit in again["results"]]
 
@@ -177,3 +191,233 @@ def test_queries_beyond_the_cap_wait_their_turn(make_workspace):
             statuses = list(pool.map(lambda _: client.post("/query", json={"query": "anything"}).status_code, range(8)))
     assert statuses == [200] * 8
     assert peak == 2
+
+
+def _upload(name: str, data: bytes) -> dict:
+    return {"files": [("files", (name, data, "application/json"))]}
+
+
+DEEP_JSON = ("[" * 90_000 + "]" * 90_000).encode()  # under the fixture's 200 KB request limit
+HUGE_INTEGER_RECORD = ('{"title": "t", "text": "some text", "id": ' + "9" * 5000 + "}").encode()
+
+
+@pytest.mark.parametrize("path, request_args, message", [
+    ("/documents", {"content": b'{"documents": [{"title": "caf\xe9", "text": "x"}]}', "headers": {"content-type": "application/json"}}, "json"),
+    ("/query", {"content": b'{"query": "\\ud800 lone surrogate"}', "headers": {"content-type": "application/json"}}, "unicode"),
+    ("/documents", _upload("deep.json", DEEP_JSON), "deep.json: invalid json: nested too deeply"),
+    ("/documents", _upload("huge.jsonl", HUGE_INTEGER_RECORD), "huge.jsonl:1: invalid json"),
+    ("/documents", _upload("title.jsonl", json.dumps({"title": "t" * 150_000, "text": "x y"}).encode()), "title is 150,000 characters"),
+    ("/documents", _upload("nul.jsonl", json.dumps({"title": "t", "text": "x\u0000y"}).encode()), "nul"),
+    ("/documents", _upload("empty.jsonl", json.dumps({"title": "t", "text": ""}).encode()), "blank"),
+    ("/documents", _upload("surrogate.jsonl", b'{"title": "t", "text": "x \\udc80 y"}'), "unicode"),
+    ("/documents", {"json": {"documents": [{"text": "x y", "metadata": {"m": json.loads("[" * 100 + "]" * 100)}}]}}, "nested"),
+])
+def test_malformed_input_gets_a_short_4xx_never_a_500(client, path, request_args, message):
+    response = client.post(path, **request_args)
+    assert response.status_code == 422, response.text[:500]
+    assert message in response.text.lower()
+    assert len(response.content) < 2_000
+
+
+def test_a_422_quotes_only_an_excerpt_of_the_input(client):
+    response = client.post("/documents", json={"documents": [{"title": "x" * 190_000, "text": "x y"}]})
+    assert response.status_code == 422 and "at most 1000 characters" in response.text
+    assert len(response.content) < 2_000
+    problem = response.json()["detail"][0]
+    assert problem["loc"] == ["documents", 0, "title"] and len(problem["input"]) <= 200
+    many = client.post("/documents", json={"documents": [{"text": ""}] * 5_000})
+    assert many.status_code == 422 and len(many.content) < 20_000
+    assert "4,980 more problems" in many.text
+
+
+def test_lone_surrogates_in_query_strings_and_paths_are_not_server_errors(client):
+    assert client.get("/graph/entities?q=%ED%A0%80").status_code == 200
+    missing = client.get("/documents/doc-%ED%A0%80")
+    assert missing.status_code == 404 and len(missing.content) < 300
+
+
+def test_uploaded_records_and_json_bodies_share_the_limits(client):
+    from graphdex.ingest.documents import MAX_TITLE_CHARS
+
+    longest = {"title": "t" * MAX_TITLE_CHARS, "text": "A text of a few words.", "source": "limits#ok"}
+    assert client.post("/documents", json={"documents": [longest]}).status_code == 202
+    assert client.post("/documents", files=_upload("ok.jsonl", json.dumps(longest).encode())["files"]).status_code == 202
+    too_long = {**longest, "title": "t" * (MAX_TITLE_CHARS + 1)}
+    assert client.post("/documents", json={"documents": [too_long]}).status_code == 422
+    assert client.post("/documents", files=_upload("long.jsonl", json.dumps(too_long).encode())["files"]).status_code == 422
+
+
+@pytest.fixture
+def guarded_client(make_workspace):
+    """Reads and writes both behind a non-ASCII key: the key must work as the UTF-8 bytes a client sends."""
+    workspace = make_workspace("guarded", extract_workers=0, api_key="clé-ключ-鍵", api_key_for_reads=True)
+    with TestClient(create_app(workspace=workspace)) as client:
+        yield client
+
+
+def test_the_key_is_checked_before_the_request_is_validated_on_every_route(guarded_client):
+    schema = guarded_client.get("/openapi.json").json()
+    checked = []
+    for path, operations in schema["paths"].items():
+        for method in operations:
+            if path == "/health":
+                continue
+            url = path.replace("{", "").replace("}", "")  # /documents/{doc_id} -> /documents/doc_id
+            response = guarded_client.request(method, url, params={"limit": "-1", "status": "lost", "depth": "99"},
+                                              content=b'{"not json', headers={"content-type": "application/json"})
+            assert response.status_code == 401, (method, path, response.text)
+            checked.append(f"{method} {path}")
+    assert len(checked) >= 11, checked
+    assert guarded_client.get("/health").status_code == 200
+
+
+def test_a_non_ascii_key_works_as_utf8_bytes(guarded_client):
+    right = {"X-API-Key": "clé-ключ-鍵".encode()}
+    assert guarded_client.get("/documents", headers=right).status_code == 200
+    assert guarded_client.post("/query", json={"query": "anything"}, headers=right).status_code == 200
+    assert guarded_client.get("/documents", headers={"X-API-Key": "clé-ключ-鍵".encode("latin-1", "replace")}).status_code == 401
+    assert guarded_client.get("/documents", headers={"X-API-Key": b"cl"}).status_code == 401
+
+
+@pytest.mark.parametrize("key, reason", [("key\udcff", "UTF-8"), (" key", "whitespace"), ("key\x07", "control")])
+def test_a_key_no_client_could_send_is_refused_at_start_up(make_workspace, key, reason):
+    from graphdex.api.deps import InvalidApiKey
+
+    with pytest.raises(InvalidApiKey, match=reason):
+        create_app(workspace=make_workspace("refused", api_key=key))
+
+
+class HeldWorker:
+    """Holds the service's ingestion worker inside its next batch: after the claim, before the real indexer runs,
+    until released. Deterministic races: a request can be sent exactly while a batch is being indexed."""
+
+    def __init__(self, workspace) -> None:
+        self.claimed = threading.Event()
+        self.release = threading.Event()
+        indexer = workspace.indexer
+        real = indexer.ingest
+
+        def held(documents, *args, **kwargs):
+            self.claimed.set()
+            assert self.release.wait(120), "the test never released the worker"
+            return real(documents, *args, **kwargs)
+
+        indexer.ingest = held
+
+
+def assert_gone(client: TestClient, doc_id: str, entity: str) -> None:
+    """Deleted for every reader: status, listing, graph, entity search and vectors."""
+    assert client.get(f"/documents/{doc_id}").status_code == 404
+    assert doc_id not in {d["id"] for d in client.get("/documents", params={"limit": 1000}).json()["documents"]}
+    assert client.workspace.store.get_nodes([doc_id]) == {}
+    assert client.get("/graph/entities", params={"q": entity}).json()["entities"] == []
+    stats = client.get("/graph/stats").json()
+    assert stats["vectors"]["Chunk"] == stats["nodes"]["Chunk"]
+
+
+def test_a_document_deleted_while_it_is_indexed_is_deleted_right_after(client):
+    held = HeldWorker(client.workspace)
+    bled = {"title": "Lake Bled", "text": "Lake Bled is a lake in the Julian Alps in Slovenia.", "source": "race/bled"}
+    soca = {"title": "Soca", "text": "The Soca is a river that flows through Bovec in Slovenia.", "source": "race/soca"}
+    [indexing] = client.post("/documents", json={"documents": [bled]}).json()["documents"]
+    assert held.claimed.wait(60)
+    [waiting] = client.post("/documents", json={"documents": [soca]}).json()["documents"]
+    assert client.get(f"/documents/{indexing['id']}").json()["status"] == "processing"
+    try:
+        first = client.delete(f"/documents/{indexing['id']}")
+        second = client.delete(f"/documents/{waiting['id']}")
+    finally:
+        held.release.set()
+    assert (first.status_code, first.json()["status"], first.json()["was"]) == (202, "deleting", "processing"), first.text
+    assert (second.status_code, second.json()["status"], second.json()["was"]) == (202, "deleting", "pending"), second.text
+    wait_until_deleted(client, indexing["id"])
+    wait_until_deleted(client, waiting["id"])
+    assert_gone(client, indexing["id"], "bled")
+    assert_gone(client, waiting["id"], "bovec")
+
+
+def test_deletes_never_hold_the_servers_threads(client):
+    wait_until_settled(client, [d["id"] for d in client.post("/documents", json=film_payload()).json()["documents"]])
+    kessler = document_id("people/kessler.md")
+    held = HeldWorker(client.workspace)
+    slow = {"title": "Lake Bled", "text": "Lake Bled is a lake in the Julian Alps in Slovenia.", "source": "slow/bled"}
+    [batch] = client.post("/documents", json={"documents": [slow]}).json()["documents"]
+    assert held.claimed.wait(60)
+    with ThreadPoolExecutor(45) as pool:
+        try:
+            deletes = [pool.submit(client.delete, f"/documents/{kessler}") for _ in range(45)]
+            time.sleep(0.5)
+            started = time.monotonic()
+            assert client.get("/health").status_code == 200
+            health_seconds = time.monotonic() - started
+            statuses = [future.result(timeout=10).status_code for future in deletes]
+            assert client.get(f"/documents/{kessler}").json()["status"] == "deleting"  # queued behind the batch
+        finally:
+            held.release.set()
+    assert health_seconds < 2.0
+    assert statuses == [202] * 45
+    wait_until_deleted(client, kessler)
+    assert wait_until_settled(client, [batch["id"]])[batch["id"]]["status"] == "done"
+    assert_gone(client, kessler, "leipzig")
+
+
+def test_submit_then_delete_under_load_leaves_no_ghosts(make_workspace):
+    """Every document is submitted; a third is then deleted, a third deleted and submitted again, all at once from
+    8 threads, while the worker indexes batches of 8: afterwards exactly the documents whose last acknowledged
+    request was a submit are in the graph and done, and the deleted ones are nowhere."""
+    workspace = make_workspace("ghosts", extract_workers=0, ingest_batch_documents=8)
+    rng = random.Random(11)
+    pauses = [rng.random() * 0.03 for _ in range(600)]
+
+    with TestClient(create_app(workspace=workspace)) as client:
+        def life(i: int) -> tuple[str, bool]:
+            doc = {"title": f"Note {i}", "text": f"Note {i} is about the town of Varna{i} and the river Olt{i}.", "source": f"load/{i}"}
+            response = client.post("/documents", json={"documents": [doc]})
+            assert response.status_code == 202, response.text
+            doc_id = response.json()["documents"][0]["id"]
+            if i % 3 == 0:
+                return doc_id, True
+            time.sleep(pauses[i])
+            deleted = client.delete(f"/documents/{doc_id}")
+            assert deleted.status_code == 202, deleted.text
+            if i % 3 == 1:
+                return doc_id, False
+            time.sleep(pauses[300 + i])
+            assert client.post("/documents", json={"documents": [doc]}).status_code == 202
+            return doc_id, True
+
+        with ThreadPoolExecutor(8) as pool:
+            outcome = dict(pool.map(life, range(300)))
+        deadline = time.monotonic() + 300
+        while (counts := client.get("/documents", params={"limit": 1}).json()["counts"])["done"] + counts["failed"] != sum(outcome.values()) \
+                or counts["pending"] + counts["processing"] + counts["deleting"]:
+            assert time.monotonic() < deadline, counts
+            time.sleep(0.2)
+        kept = {doc_id for doc_id, present in outcome.items() if present}
+        listed = client.get("/documents", params={"limit": 1000}).json()["documents"]
+        assert {d["id"] for d in listed} == kept and {d["status"] for d in listed} == {"done"}
+        assert workspace.store.node_ids(NodeType.DOCUMENT) == kept
+        assert all(client.get(f"/documents/{doc_id}").status_code == 404 for doc_id in outcome.keys() - kept)
+        stats = client.get("/graph/stats").json()
+        assert stats["vectors"]["Chunk"] == stats["nodes"]["Chunk"] == len(kept)
+
+
+def test_an_acknowledged_delete_survives_a_restart(make_workspace):
+    """The service stops after acknowledging a delete but before carrying it out (the worker was busy with a batch):
+    the mark is in the durable queue, and the next start deletes the document."""
+    workspace = make_workspace("restart", extract_workers=0)
+    with TestClient(create_app(workspace=workspace)) as client:
+        client.workspace = workspace
+        [kessler] = client.post("/documents", json={"documents": [film_payload()["documents"][1]]}).json()["documents"]
+        wait_until_settled(client, [kessler["id"]])
+        held = HeldWorker(workspace)
+        client.post("/documents", json={"documents": [film_payload()["documents"][0]]})
+        assert held.claimed.wait(60)
+        assert client.delete(f"/documents/{kessler['id']}").status_code == 202
+        threading.Timer(0.5, held.release.set).start()  # the worker finishes its batch while the service stops
+    reopened = make_workspace("restart", extract_workers=0)
+    assert reopened.store.get_nodes([kessler["id"]]), "the delete was carried out before the stop: nothing to resume"
+    with TestClient(create_app(workspace=reopened)) as client:
+        client.workspace = reopened
+        wait_until_deleted(client, kessler["id"])
+        assert_gone(client, kessler["id"], "leipzig")

@@ -67,3 +67,22 @@ def test_help_explains_commands():
     assert result.exit_code == 0
     for command in ("ingest", "query", "delete", "stats", "demo"):
         assert command in result.output
+
+
+def test_ingest_names_every_bad_file_and_indexes_nothing(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "good.md").write_text("# Lake Bled\n\nLake Bled is a lake in Slovenia.")
+    (corpus / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (corpus / "huge.jsonl").write_text('{"title": "t", "text": "x", "id": ' + "9" * 5000 + "}\n")
+    (corpus / "blank.jsonl").write_text(json.dumps({"title": "t", "text": ""}) + "\n")
+    data = tmp_path / "index"
+    result = invoke(data, "ingest", str(corpus))
+    output = said(result)
+    assert result.exit_code == 1, output
+    assert "Traceback" not in output and isinstance(result.exception, SystemExit), result.exception
+    assert "deep.json: invalid JSON: nested too deeply" in output
+    assert "huge.jsonl:1: invalid JSON" in output and "digits" in output
+    assert "blank.jsonl#t: text is blank" in output
+    assert "3 file(s) cannot be read" in output
+    assert json.loads(invoke(data, "stats", "--json").stdout)["nodes"]["Document"] == 0

@@ -45,3 +45,31 @@ def test_clear_errors(tmp_path):
         list(load_paths([missing_text]))
     with pytest.raises(DocumentError, match="no such file"):
         list(load_paths([tmp_path / "nope"]))
+
+
+def test_files_are_held_to_the_api_limits(tmp_path):
+    from graphdex.ingest.documents import MAX_TITLE_CHARS
+
+    cases = {
+        "deep.json": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        "huge.jsonl": ('{"title": "t", "text": "x", "id": ' + "9" * 5000 + "}", "digits"),
+        "title.jsonl": (json.dumps({"title": "t" * (MAX_TITLE_CHARS + 1), "text": "x y"}), f"title is {MAX_TITLE_CHARS + 1:,} characters"),
+        "nul.json": (json.dumps([{"title": "t", "text": "a\u0000b"}]), "NUL"),
+        "blank.jsonl": (json.dumps({"title": "t", "text": " \n "}), "blank"),
+        "late-nul.txt": ("a" * 10_000 + "\u0000", "NUL"),
+    }
+    for name, (content, reason) in cases.items():
+        path = tmp_path / name
+        path.write_text(content)
+        with pytest.raises(DocumentError, match=reason) as caught:
+            list(load_paths([path]))
+        assert name in str(caught.value) and len(str(caught.value)) < 600
+
+
+def test_a_long_heading_is_shortened_to_a_title_not_refused(tmp_path):
+    from graphdex.ingest.documents import MAX_TITLE_CHARS
+
+    path = tmp_path / "long.md"
+    path.write_text("# " + "word " * 390 + "\n\nThe body.")
+    [document] = load_paths([path])
+    assert len(document.title) == MAX_TITLE_CHARS

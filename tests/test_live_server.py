@@ -90,7 +90,11 @@ def test_upload_poll_query_delete_over_http(tmp_path):
         titles = [hit["title"] for hit in httpx.post(f"{url}/query", json=question).json()["results"]]
         assert "Maria Kessler" in titles
         kessler = next(i for i, d in zip(ids, FILM_DOCS) if d.title == "Maria Kessler")
-        assert httpx.delete(f"{url}/documents/{kessler}").status_code == 200
+        assert httpx.delete(f"{url}/documents/{kessler}").status_code == 202
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{url}/documents/{kessler}").status_code != 404:
+            assert time.monotonic() < deadline, "the acknowledged delete was not carried out"
+            time.sleep(0.2)
         titles = [hit["title"] for hit in httpx.post(f"{url}/query", json=question).json()["results"]]
         assert "Maria Kessler" not in titles
 

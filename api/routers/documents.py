@@ -1,7 +1,7 @@
 """Documents in: queued for the ingestion worker, their indexing followed, retried, deleted.
 
-Submissions only queue (202): indexing takes seconds to minutes, so the caller polls GET /documents/{id} instead of
-holding a connection open.
+Submissions and deletes only queue (202): indexing takes seconds to minutes, and a delete waits for the batch being
+indexed, so the caller polls GET /documents/{id} instead of holding a connection open (or a server thread).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from graphdex.api.deps import JobsDep, ServiceDep, WorkspaceDep, require_read_key, require_write_key
+from graphdex.api.deps import JobsDep, KeyCheckedFirst, WorkspaceDep, require_read_key, require_write_key
 from graphdex.api.schemas import MAX_DOCUMENTS_PER_REQUEST, DocumentIn, DocumentsIn, JobStatus
+from graphdex.api.workspace import Workspace
 from graphdex.common.ids import content_hash, document_id
-from graphdex.graph.model import NodeType
+from graphdex.graph.model import Node, NodeType
 from graphdex.ingest.documents import DocumentError, SourceDocument, document_from_record, load_upload
 
-router = APIRouter(tags=["documents"])
+router = APIRouter(route_class=KeyCheckedFirst, tags=["documents"])
 write_access = [Depends(require_write_key)]
 read_access = [Depends(require_read_key)]
 
@@ -81,32 +82,33 @@ def get_document(doc_id: str, jobs: JobsDep, ws: WorkspaceDep) -> dict[str, Any]
     job = jobs.get(doc_id)
     if job is not None:
         return job.to_dict()
-    with ws.guard.read():
-        node = ws.store.get_nodes([doc_id]).get(doc_id)
-    if node is None or node.type != NodeType.DOCUMENT:
+    node = _stored_document(ws, doc_id)
+    if node is None:
         raise HTTPException(404, f"no document {doc_id!r}")
     # indexed outside the service (graphdex ingest)
     return {"id": doc_id, "status": "done", "source": node.props.get("source"), "title": node.props.get("title"),
             "chunks": node.props.get("chunk_count"), "words": node.props.get("words")}
 
 
-@router.delete("/documents/{doc_id}", dependencies=write_access,
-               summary="Delete a document: everything only it supported goes, shared nodes lose its support")
-def delete_document(doc_id: str, jobs: JobsDep, service: ServiceDep) -> dict[str, Any]:
-    job = jobs.get(doc_id)
-    if job is not None and job.status == "processing":
-        raise HTTPException(409, f"{doc_id} is being indexed right now; delete it when its status is done")
-    if job is not None and job.status == "pending" and jobs.cancel_pending(doc_id):
-        if not service.is_indexed(doc_id):
-            return {"id": doc_id, "deleted": True, "was": "pending"}
-    if not service.is_indexed(doc_id):
-        if job is not None:
-            jobs.forget(doc_id)
-            return {"id": doc_id, "deleted": True, "was": job.status}
-        raise HTTPException(404, f"no document {doc_id!r}")
-    report = service.delete(doc_id)
-    jobs.forget(doc_id)
-    return {"id": doc_id, "deleted": True, "was": "done", "chunks": report.chunks, "nodes_deleted": report.nodes_deleted, "nodes_updated": report.nodes_updated}
+@router.delete("/documents/{doc_id}", status_code=202, dependencies=write_access,
+               summary="Delete a document (202, status deleting, then 404): what only it supported goes, shared nodes lose its support")
+def delete_document(doc_id: str, jobs: JobsDep, ws: WorkspaceDep) -> dict[str, Any]:
+    # only marks the delete (the worker carries it out): a request never waits for an ingestion batch
+    marked = jobs.request_delete(doc_id)
+    if marked is None:
+        node = _stored_document(ws, doc_id)
+        if node is None:
+            raise HTTPException(404, f"no document {doc_id!r}")
+        marked = jobs.request_delete(doc_id, indexed_as=(str(node.props.get("source", "")), str(node.props.get("title", ""))))
+        assert marked is not None  # indexed_as always marks
+    job, was = marked
+    return {**job.to_dict(), "was": was}
+
+
+def _stored_document(ws: Workspace, doc_id: str) -> Node | None:
+    with ws.guard.read():
+        node = ws.store.get_nodes([doc_id]).get(doc_id)
+    return node if node is not None and node.type == NodeType.DOCUMENT else None
 
 
 @router.post("/documents/{doc_id}/retry", status_code=202, dependencies=write_access, summary="Queue a failed document again")

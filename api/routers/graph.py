@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from graphdex.api.deps import JobsDep, WorkspaceDep, require_read_key
+from graphdex.api.deps import KeyCheckedFirst, JobsDep, WorkspaceDep, require_read_key
 from graphdex.graph.model import EdgeKey, EdgeType, Node, NodeType
 
 MAX_SUBGRAPH_NODES = 500
 
-router = APIRouter(prefix="/graph", tags=["graph"], dependencies=[Depends(require_read_key)])
+router = APIRouter(route_class=KeyCheckedFirst, prefix="/graph", tags=["graph"], dependencies=[Depends(require_read_key)])
 
 
 @router.get("/stats", summary="Counts per node type, edge type and vector index")

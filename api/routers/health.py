@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from graphdex.api.deps import JobsDep, SettingsDep, WorkspaceDep
+from graphdex.api.deps import KeyCheckedFirst, JobsDep, SettingsDep, WorkspaceDep
 
 # open even when reads need the API key: the container's health check does not carry one
-router = APIRouter(tags=["service"])
+router = APIRouter(route_class=KeyCheckedFirst, tags=["service"])
 
 
 @router.get("/health", summary="Store and vector indexes reachable, queue state")

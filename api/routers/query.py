@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from graphdex.api.deps import QuerySlotsDep, SettingsDep, WorkspaceDep, require_read_key
+from graphdex.api.deps import KeyCheckedFirst, QuerySlotsDep, SettingsDep, WorkspaceDep, require_read_key
 from graphdex.api.schemas import CitationOut, QueryHit, QueryIn, QueryOut
 from graphdex.api.workspace import Workspace
 from graphdex.common.llm import LLMError, counting_usage
@@ -22,7 +22,7 @@ from graphdex.query.answer import citations_in
 from graphdex.query.engine import QueryError
 from graphdex.query.results import ChunkHit, QueryResult
 
-router = APIRouter(tags=["query"], dependencies=[Depends(require_read_key)])
+router = APIRouter(route_class=KeyCheckedFirst, tags=["query"], dependencies=[Depends(require_read_key)])
 
 
 @router.post("/query", response_model=QueryOut, summary="Ranked context with citations (and an answer when an LLM is configured)")

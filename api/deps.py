@@ -79,10 +79,6 @@ async def get_jobs(request: Request) -> JobQueue:
     return _state(request).jobs
 
 
-async def get_service(request: Request) -> IngestionService:
-    return _state(request).service
-
-
 async def get_query_slots(request: Request) -> threading.BoundedSemaphore:
     return _state(request).query_slots
 
@@ -95,7 +91,6 @@ def _state(request: Request) -> ServiceState:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]
-ServiceDep = Annotated[IngestionService, Depends(get_service)]
 QuerySlotsDep = Annotated[threading.BoundedSemaphore, Depends(get_query_slots)]
 
 

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import uuid
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
@@ -37,7 +38,7 @@ ENTITY_LABELS: dict[str, str] = {
 }
 OTHER_ENTITY_LABEL = "OtherEntity"
 BATCH = 1000
-LEASE_MILLISECONDS = 10 * 60 * 1000
+LEASE_MILLISECONDS = 60 * 1000
 _READABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -332,34 +333,72 @@ class Neo4jGraphStore:
     def lock(self) -> Iterator[None]:
         """A writer lease stored in the database, so two graphdex writers on one workspace refuse each other.
 
-        The lease expires LEASE_MILLISECONDS after the holder's last write, so a writer that crashed does not block
-        the workspace for ever, while one that is still working keeps renewing it with every write.
+        The holder renews the lease on a heartbeat thread (and with every write), so it expires LEASE_MILLISECONDS
+        after a holder stops: a writer that crashed on another machine blocks the workspace for that long at most.
+        A lease whose holder was a process of this machine that no longer exists is taken over at once, so a
+        restart right after a crash works.
         """
         token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-        def take(tx) -> bool:
+        def take(tx, stale: str | None) -> bool:
             row = tx.run(
-                "MERGE (m:GraphdexMeta {workspace: $ws}) WITH m WHERE m.writer IS NULL OR coalesce(m.writer_until, 0) < timestamp() "
+                "MERGE (m:GraphdexMeta {workspace: $ws}) WITH m "
+                "WHERE m.writer IS NULL OR coalesce(m.writer_until, 0) < timestamp() OR m.writer = $stale "
                 "SET m.writer = $token, m.writer_until = timestamp() + $ttl RETURN m.writer AS writer",
-                ws=self._workspace, token=token, ttl=LEASE_MILLISECONDS,
+                ws=self._workspace, token=token, ttl=LEASE_MILLISECONDS, stale=stale,
             ).single()
             return row is not None
 
         with self._driver.session(database=self._database) as session:
-            if not session.execute_write(take):
-                raise StoreError(f"another graphdex process is writing to Neo4j workspace {self._workspace!r}; wait for it to finish")
+            if not session.execute_write(take, None):
+                holder = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN m.writer AS writer")[0]["writer"] or ""
+                if not (_dead_local_process(holder) and session.execute_write(take, holder)):
+                    raise StoreError(f"another graphdex process ({holder}) is writing to Neo4j workspace {self._workspace!r}; wait for it "
+                                     f"to finish (a crashed writer on another machine releases it within {LEASE_MILLISECONDS // 1000} s)")
         self._lease = token
+        stop = threading.Event()
+        heartbeat = threading.Thread(target=self._renew_lease, args=(token, stop), name="graphdex-neo4j-lease", daemon=True)
+        heartbeat.start()
         try:
             yield
         finally:
+            stop.set()
+            heartbeat.join()
             self._lease = None
             with self._driver.session(database=self._database) as session:
                 session.execute_write(lambda tx: tx.run(
                     "MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.writer = $token REMOVE m.writer, m.writer_until",
                     ws=self._workspace, token=token).consume())
 
+    def _renew_lease(self, token: str, stop: threading.Event) -> None:
+        from neo4j.exceptions import DriverError, Neo4jError
+
+        while not stop.wait(LEASE_MILLISECONDS / 4000):
+            try:
+                with self._driver.session(database=self._database) as session:
+                    session.execute_write(lambda tx: tx.run(
+                        "MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.writer = $token SET m.writer_until = timestamp() + $ttl",
+                        ws=self._workspace, token=token, ttl=LEASE_MILLISECONDS).consume())
+            except (DriverError, Neo4jError) as error:  # an outage: the next beat (or write) renews it
+                log.warning("could not renew the Neo4j writer lease: %s", error)
+
     def close(self) -> None:
         self._driver.close()
 
 
 _ALL_KINDS = ":".join(sorted(set(ENTITY_LABELS.values()) | {OTHER_ENTITY_LABEL}))
+
+
+def _dead_local_process(holder: str) -> bool:
+    """The lease holder ("host:pid:nonce") was a process of this machine that has ended."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False

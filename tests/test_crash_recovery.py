@@ -30,8 +30,18 @@ def write_corpus(path: Path, documents: list[SourceDocument]) -> Path:
     return path
 
 
-def graphdex(data_dir: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **SETTINGS, "GRAPHDEX_DATA_DIR": str(data_dir)}
+def environment(workspace) -> dict[str, str]:
+    """The GRAPHDEX_ variables that make a CLI process open the same index as ``workspace``."""
+    s = workspace.settings
+    env = {"GRAPHDEX_DATA_DIR": str(s.data_dir), "GRAPHDEX_STORE": s.store}
+    if s.store == "neo4j":
+        env.update(GRAPHDEX_NEO4J_URI=s.neo4j_uri, GRAPHDEX_NEO4J_USER=s.neo4j_user, GRAPHDEX_NEO4J_PASSWORD=s.neo4j_password,
+                   GRAPHDEX_NEO4J_WORKSPACE=s.neo4j_workspace)
+    return env
+
+
+def graphdex(workspace, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **SETTINGS, **environment(workspace)}
     env.pop("GRAPHDEX_CRASH_AT", None)
     if crash_at:
         env["GRAPHDEX_CRASH_AT"] = crash_at
@@ -42,55 +52,64 @@ def killed(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == -signal.SIGKILL
 
 
-def clean_build(make_workspace, name: str, documents: list[SourceDocument], tmp_path: Path) -> dict:
+def clean_build(make_workspace, store: str, documents: list[SourceDocument], tmp_path: Path) -> dict:
     """The reference: the same CLI ingest of the surviving documents, uninterrupted."""
-    corpus = write_corpus(tmp_path / f"{name}.jsonl", documents)
-    result = graphdex(tmp_path / name, "ingest", str(corpus))
+    workspace = make_workspace("clean", store=store)
+    result = graphdex(workspace, "ingest", str(write_corpus(tmp_path / "clean.jsonl", documents)))
     assert result.returncode == 0, result.stderr
-    return snapshot(make_workspace(name))
+    return snapshot(workspace)
 
 
-def restarted(make_workspace, name: str) -> dict:
-    workspace = make_workspace(name)
+def restarted(workspace) -> dict:
     workspace.maintenance  # opening the writer side is the restart: recovery runs here
     return snapshot(workspace)
 
 
-@pytest.mark.parametrize("crash_at", [
+#: every crash point on the embedded store; on Neo4j, one per kind of step (each run costs more there)
+NEO4J_POINTS = {"apply.graph_written:3", "ingest.before_communities", "ingest.replaced_removed", "delete.graph_written"}
+
+
+def stores(points: list[str]) -> list:
+    return [pytest.param(store, point, id=f"{store}-{point}") for store in ("embedded", "neo4j") for point in points
+            if store == "embedded" or point in NEO4J_POINTS]
+
+
+@pytest.mark.parametrize("store, crash_at", stores([
     "apply.graph_written:1",  # the first batch is in the graph, its vectors are not
     "apply.graph_written:3",  # mid-way, with batches written before it
     "ingest.batch_written:2",
     "ingest.before_communities",  # every batch written, no community layer yet
     "apply.graph_written:6",  # the community layer is written, its vectors are not
     "ingest.communities_written",  # all written, the closing vector save not done
-])
-def test_a_crash_during_ingest_then_the_same_ingest_again_equals_a_clean_build(make_workspace, documents, tmp_path, crash_at):
+]))
+def test_a_crash_during_ingest_then_the_same_ingest_again_equals_a_clean_build(make_workspace, documents, tmp_path, store, crash_at):
     corpus = write_corpus(tmp_path / "corpus.jsonl", documents)
-    crashed = graphdex(tmp_path / "crashed", "ingest", str(corpus), crash_at=crash_at)
+    workspace = make_workspace("crashed", store=store)
+    crashed = graphdex(workspace, "ingest", str(corpus), crash_at=crash_at)
     assert killed(crashed), f"the crash point {crash_at} was never reached: {crashed.stderr[-2000:]}"
-    again = graphdex(tmp_path / "crashed", "ingest", str(corpus))
+    again = graphdex(workspace, "ingest", str(corpus))  # at once: a dead writer's lease must not block it
     assert again.returncode == 0, again.stderr
-    assert_same(restarted(make_workspace, "crashed"), clean_build(make_workspace, "clean", documents, tmp_path))
+    assert_same(restarted(workspace), clean_build(make_workspace, store, documents, tmp_path))
 
 
-@pytest.mark.parametrize("crash_at", ["ingest.replaced_removed", "apply.graph_written:2", "ingest.communities_written"])
-def test_a_crash_while_replacing_a_document_then_the_same_ingest_again_equals_a_clean_build(make_workspace, documents, tmp_path, crash_at):
-    first = write_corpus(tmp_path / "first.jsonl", documents)
-    assert graphdex(tmp_path / "crashed", "ingest", str(first)).returncode == 0
+@pytest.mark.parametrize("store, crash_at", stores(["ingest.replaced_removed", "apply.graph_written:2", "ingest.communities_written"]))
+def test_a_crash_while_replacing_a_document_then_the_same_ingest_again_equals_a_clean_build(make_workspace, documents, tmp_path, store, crash_at):
+    workspace = make_workspace("crashed", store=store)
+    assert graphdex(workspace, "ingest", str(write_corpus(tmp_path / "first.jsonl", documents))).returncode == 0
     changed = [*documents[:-1], SourceDocument(documents[-1].source, documents[-1].title, documents[-1].text + " It was restored in 1990.")]
     second = write_corpus(tmp_path / "second.jsonl", changed)  # the same sources, one with new content
-    crashed = graphdex(tmp_path / "crashed", "ingest", str(second), crash_at=crash_at)
+    crashed = graphdex(workspace, "ingest", str(second), crash_at=crash_at)
     assert killed(crashed), f"the crash point {crash_at} was never reached: {crashed.stderr[-2000:]}"
-    assert graphdex(tmp_path / "crashed", "ingest", str(second)).returncode == 0
-    assert_same(restarted(make_workspace, "crashed"), clean_build(make_workspace, "clean", changed, tmp_path))
+    assert graphdex(workspace, "ingest", str(second)).returncode == 0
+    assert_same(restarted(workspace), clean_build(make_workspace, store, changed, tmp_path))
 
 
-@pytest.mark.parametrize("crash_at", ["apply.graph_written:1", "delete.graph_written", "finish.communities_written"])
-def test_a_crash_during_delete_then_a_restart_equals_a_clean_build_without_the_document(make_workspace, documents, tmp_path, crash_at):
-    corpus = write_corpus(tmp_path / "corpus.jsonl", documents)
-    assert graphdex(tmp_path / "crashed", "ingest", str(corpus)).returncode == 0
+@pytest.mark.parametrize("store, crash_at", stores(["apply.graph_written:1", "delete.graph_written", "finish.communities_written"]))
+def test_a_crash_during_delete_then_a_restart_equals_a_clean_build_without_the_document(make_workspace, documents, tmp_path, store, crash_at):
+    workspace = make_workspace("crashed", store=store)
+    assert graphdex(workspace, "ingest", str(write_corpus(tmp_path / "corpus.jsonl", documents))).returncode == 0
     gone = documents[1]  # Maria Kessler: her entity stays (other documents name her) but loses this support
-    crashed = graphdex(tmp_path / "crashed", "delete", gone.source, crash_at=crash_at)
+    crashed = graphdex(workspace, "delete", gone.source, crash_at=crash_at)
     assert killed(crashed), f"the crash point {crash_at} was never reached: {crashed.stderr[-2000:]}"
     survivors = [d for d in documents if d.source != gone.source]
-    assert_same(restarted(make_workspace, "crashed"), clean_build(make_workspace, "clean", survivors, tmp_path))
+    assert_same(restarted(workspace), clean_build(make_workspace, store, survivors, tmp_path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
 
@@ -107,8 +108,11 @@ class Workspace:
         analyzer = SpacyQueryAnalyzer(self.nlp)
         if self.llm is not None and self.settings.llm_keywords:
             analyzer = LLMQueryAnalyzer(self.llm, analyzer)
+        # the embedded graph is this process's memory, which a write mutates in place: a rebuild must hold the read
+        # side; Neo4j's transactions show a rebuild only committed writes, so it runs beside the writer
+        rebuild_shared = self.guard.read if self.settings.store == "embedded" else nullcontext
         return QueryEngine(self.store, self.vectors, self.embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
-                           self.guard.read)
+                           self.guard.read, rebuild_shared)
 
     @cached_property
     def answerer(self) -> Answerer | None:

@@ -78,9 +78,12 @@ def _sharpen(hits: list[tuple[str, float]], temperature: float = 0.05) -> list[t
 class QueryEngine:
     def __init__(self, store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
                  ppr_alpha: float = 0.3, ppr_iterations: int = 10,
-                 shared: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
+                 shared: Callable[[], AbstractContextManager[None]] = nullcontext,
+                 rebuild_shared: Callable[[], AbstractContextManager[None]] | None = None) -> None:
         """``shared`` is held while a query reads the store and vectors (the read side of the service's
-        readers-writer lock), so a query never sees half of a write."""
+        readers-writer lock), so a query never sees half of a write. ``rebuild_shared`` is what a background
+        projection rebuild holds (default: ``shared``); a server store whose reads see only committed writes can
+        give none, so a rebuild of several seconds over the network never holds up the writer."""
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
@@ -88,7 +91,7 @@ class QueryEngine:
         self.ppr_alpha = ppr_alpha
         self.ppr_iterations = ppr_iterations
         self.shared = shared
-        self.projections = ProjectionKeeper(store, shared)
+        self.projections = ProjectionKeeper(store, rebuild_shared or shared)
 
     # entry points -----------------------------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ _ACRONYM_DEFINITION = re.compile(r"((?:[A-Z][\w&'-]*\s+(?:(?:of|and|for|the|on|i
 #: "Mercury (planet)" -> "Mercury": the parenthetical in a title disambiguates, it is not part of the name
 TITLE_DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
 _SMALL_WORDS = {"of", "and", "for", "the", "on", "in", "de", "&"}
+# entity types a lone surname may carry: a person, or a proper noun the NER left untyped (noun phrase, title)
+_PERSON_OR_UNTYPED = {"PERSON", "CONCEPT", "TOPIC"}
 
 
 def clean_surface(text: str) -> str:
@@ -62,11 +64,17 @@ def surname_aliases(mentions: list[tuple[str, str]]) -> dict[str, str]:
     """Within one document, a lone surname ("Farrow") that ends exactly one full person name the document mentions
     ("John Farrow") is that person: biographies and film articles name someone in full once, then by surname.
 
-    ``mentions`` are (key, entity type) pairs of the document; returns surname key -> full-name key.
+    ``mentions`` are (key, entity type) pairs of the document; returns surname key -> full-name key. A lone word
+    the document names as something else (a place, an organisation...) is no surname, and a name ending "of X" has
+    none: "France" is not Marie Zéphyrine of France.
     """
+    types_of: dict[str, set[str]] = {}
+    for key, type_ in mentions:
+        types_of.setdefault(key, set()).add(type_)
     full_names: dict[str, set[str]] = {}
     for key, type_ in mentions:
         words = key.split()
-        if type_ == "PERSON" and len(words) >= 2:
+        if type_ == "PERSON" and len(words) >= 2 and words[-2] not in _SMALL_WORDS:
             full_names.setdefault(words[-1], set()).add(key)
-    return {surname: next(iter(keys)) for surname, keys in full_names.items() if len(keys) == 1}
+    return {surname: next(iter(keys)) for surname, keys in full_names.items()
+            if len(keys) == 1 and types_of.get(surname, set()) <= _PERSON_OR_UNTYPED}

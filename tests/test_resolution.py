@@ -34,3 +34,11 @@ def test_surname_aliases_only_when_one_full_name_fits():
                 ("kessler", "CONCEPT"), ("leipzig", "GPE"), ("new york", "GPE")]
     aliases = surname_aliases(mentions)
     assert aliases == {"kessler": "maria kessler"}, "two Farrows are ambiguous; places are not people"
+
+
+def test_a_place_that_ends_a_name_is_no_surname():
+    from graphdex.common.resolution import surname_aliases
+
+    mentions = [("marie zéphyrine of france", "PERSON"), ("france", "GPE"), ("maria josepha of saxony", "PERSON"),
+                ("saxony", "CONCEPT"), ("otto von habsburg", "PERSON"), ("habsburg", "PERSON")]
+    assert surname_aliases(mentions) == {"habsburg": "otto von habsburg"}

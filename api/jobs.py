@@ -88,6 +88,12 @@ class JobQueue:
             self.wakeup.set()
         return cursor.rowcount
 
+    def release(self, job_ids: list[str]) -> None:
+        """Claimed documents go back to the queue untouched (their attempt did not count): the store was down."""
+        with self._lock:
+            self._db.executemany("UPDATE jobs SET status='pending', attempts=max(attempts - 1, 0), updated_at=? WHERE id=? AND status='processing'",
+                                 [(_now(), job_id) for job_id in job_ids])
+
     def submit(self, items: list[tuple[str, SourceDocument]]) -> list[Job]:
         """Queue documents (id, document). Re-submitting a queued or finished document queues its new text again;
         one being processed right now goes back to pending and is indexed again, with the new text, after it."""

@@ -14,12 +14,15 @@ import threading
 from graphdex.api.jobs import Job, JobQueue
 from graphdex.api.workspace import Workspace
 from graphdex.graph.model import NodeType
+from graphdex.graph.store import StoreUnavailable
 from graphdex.ingest.documents import SourceDocument
 
 log = logging.getLogger(__name__)
 
 # after a delete failed (the store unreachable...), wait this long before trying again rather than spin
 RETRY_DELETES_AFTER_SECONDS = 1.0
+# the longest wait between two attempts while the graph store is unavailable (the wait doubles from 1 s up to it)
+MAX_OUTAGE_PAUSE_SECONDS = 30.0
 
 
 class IngestionService:
@@ -30,6 +33,7 @@ class IngestionService:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="graphdex-ingest", daemon=True)
         self.batches = 0
+        self._outage_pause = 0.0  # grows while the store stays unavailable, back to 0 after a batch goes through
 
     def start(self) -> None:
         resumed = self.jobs.resume_interrupted()
@@ -58,11 +62,18 @@ class IngestionService:
         try:
             report = self.workspace.indexer.ingest(documents)
             self.workspace.graph_changed()
-        except Exception as error:  # the batch failed as a whole (store unreachable, disk full...): say so on each document
+        except StoreUnavailable as error:  # an outage, not the documents' fault: they wait in the queue for the store
+            self.jobs.release([job.id for job, _ in batch])
+            self._outage_pause = min(MAX_OUTAGE_PAUSE_SECONDS, self._outage_pause * 2 or 1.0)
+            log.warning("the graph store is unavailable (%s); %d document(s) back in the queue, retrying in %.0f s", error, len(batch), self._outage_pause)
+            self._stop.wait(self._outage_pause)
+            return
+        except Exception as error:  # the batch failed as a whole (disk full, a bug...): say so on each document
             log.exception("indexing a batch of %d documents failed", len(batch))
             for job, _ in batch:
                 self.jobs.finish(job.id, error=f"{type(error).__name__}: {error}")
             return
+        self._outage_pause = 0.0
         self.batches += 1
         failed = dict(report.failed)
         with self.workspace.guard.read():
@@ -99,8 +110,7 @@ class IngestionService:
         maintenance = self.workspace.maintenance
         for doc_id in indexed:
             maintenance.remove_document(doc_id)
-        maintenance.refresh_communities()
-        maintenance.target.vectors.save()
+        maintenance.finish()
         self.workspace.graph_changed()
 
     def is_indexed(self, doc_id: str) -> bool:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
-from graphdex.graph.store import StoreError
+from graphdex.graph.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,13 @@ class Neo4jGraphStore:
         def work(tx):
             return [record.data() for record in tx.run(query, ws=self._workspace, **params)]
 
-        from neo4j.exceptions import DriverError, Neo4jError
+        from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
         try:
             with self._driver.session(database=self._database) as session:
                 return session.execute_read(work)
+        except (ServiceUnavailable, SessionExpired) as error:
+            raise StoreUnavailable(f"Neo4j is unreachable: {error}") from error
         except (DriverError, Neo4jError) as error:
             raise StoreError(f"Neo4j read failed: {error}") from error
 
@@ -232,7 +234,7 @@ class Neo4jGraphStore:
             with self._driver.session(database=self._database) as session:
                 session.execute_write(work)
         except (ServiceUnavailable, SessionExpired) as error:
-            raise StoreError(f"Neo4j became unreachable during a write (nothing was written): {error}") from error
+            raise StoreUnavailable(f"Neo4j became unreachable during a write (nothing was written): {error}") from error
         except Neo4jError as error:
             raise StoreError(f"Neo4j rejected a write (nothing was written): {error.message}") from error
         except DriverError as error:

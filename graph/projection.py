@@ -178,13 +178,14 @@ class ProjectionKeeper:
             if pause > 0:
                 time.sleep(pause)
             with self._shared():
-                current = self._current
-                if current is not None and current.version == self._store.version:
-                    return
                 try:
+                    current = self._current
+                    if current is not None and current.version == self._store.version:
+                        return
                     fresh = self._build()
-                except Exception:  # a store outage: the last projection keeps serving, the next query retries
-                    log.exception("rebuilding the graph projection failed; queries keep the previous one")
+                except Exception as error:  # a store outage, or closed: the last projection serves, the next query retries
+                    if not self._closed:
+                        log.warning("rebuilding the graph projection failed (%s); queries keep the previous one", error)
                     return
             with self._lock:
                 self._current = fresh

@@ -16,6 +16,11 @@ class StoreError(RuntimeError):
     """The store is unreachable or its data is unusable; the message says what to do."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now (a server down or restarting): the same call may well succeed later,
+    so a background writer waits it out instead of failing its work."""
+
+
 class GraphStore(Protocol):
     def get_nodes(self, ids: Iterable[str]) -> dict[str, Node]:
         """The nodes that exist among ``ids``."""

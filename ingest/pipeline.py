@@ -158,7 +158,8 @@ class Indexer:
                     progress(done, total_chunks)
         finally:
             writer.close()
-        if prepared:
+        # an earlier operation that stopped before its closing save (a store outage) is finished here too
+        if prepared or self.target.vectors.dirty:
             crash_point("ingest.before_communities")
             report.timed("communities", self.maintenance.refresh_communities)
             crash_point("ingest.communities_written")

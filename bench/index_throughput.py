@@ -157,7 +157,8 @@ def phase_store(args: argparse.Namespace) -> dict[str, Any]:
     copy_dir = args.workdir / "scratch-store"
     shutil.rmtree(copy_dir, ignore_errors=True)
     target = _workspace(args, copy_dir, workspace="bench-store-copy").store
-    batches = max(1, chunks // 256)  # as many writes as the indexer makes (one per 256 chunks)
+    per_write = built.settings.write_batch_chunks
+    batches = max(1, chunks // per_write)  # as many writes as the indexer makes (one per GRAPHDEX_WRITE_BATCH_CHUNKS chunks)
     node_step = -(-len(nodes) // batches)
     position = {node.id: i // node_step for i, node in enumerate(nodes)}
     edge_batches: list[list] = [[] for _ in range(batches)]

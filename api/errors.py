@@ -9,6 +9,7 @@ what the caller sent, and renders whatever it contains (raw bytes, lone surrogat
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -127,4 +128,7 @@ async def _model_down(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _store_down(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"the graph store is unavailable: {error}"}, status_code=503)
+    """503, and when the store is only unreachable for now, a Retry-After the client (or its proxy) can honour."""
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after else None
+    return JSONResponse({"detail": f"the graph store is unavailable: {error}"}, status_code=503, headers=headers)

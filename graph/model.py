@@ -48,6 +48,11 @@ Contributions = dict[str, dict[str, Any]]  # chunk id -> what that chunk said (i
 #: older graphdex is refused with a clear message instead of being misread. 2: contributions with named fields.
 GRAPH_SCHEMA_VERSION = 2
 
+#: The longest entity name a store is given. Both stores index names, and Neo4j's b-tree index refuses a key over
+#: about 8 KB: 1000 characters stay under it even at 4 UTF-8 bytes each. One limit for both stores, so an index
+#: built on one is the index the other would build.
+MAX_NAME_CHARS = 1000
+
 
 @dataclass(slots=True)
 class Node:

@@ -23,6 +23,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
+from graphdex.graph.breaker import CircuitBreaker
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.store import StoreError, StoreUnavailable
 
@@ -39,6 +40,10 @@ ENTITY_LABELS: dict[str, str] = {
 OTHER_ENTITY_LABEL = "OtherEntity"
 BATCH = 1000
 LEASE_MILLISECONDS = 60 * 1000
+# how long one unreachable-server call may take (connecting, then the driver's own retries), and how long after it
+# calls fail at once (the circuit breaker) before one of them tries the server again
+CONNECT_SECONDS = 5.0
+RETRY_SECONDS = 5.0
 _READABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -87,10 +92,12 @@ class Neo4jGraphStore:
         self._database = database
         self._workspace = workspace
         self._lease: str | None = None
+        self._breaker = CircuitBreaker(RETRY_SECONDS)
         try:
             # "unknown label/property" notices are expected on a new, empty database: not worth a warning each
             self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password) if password else None,
-                                                      notifications_disabled_classifications=["UNRECOGNIZED"])
+                                                      notifications_disabled_classifications=["UNRECOGNIZED"],
+                                                      connection_timeout=CONNECT_SECONDS, max_transaction_retry_time=CONNECT_SECONDS)
             self._driver.verify_connectivity()
         except ServiceUnavailable as error:
             reason = " ".join(str(error).split())
@@ -106,15 +113,34 @@ class Neo4jGraphStore:
         def work(tx):
             return [record.data() for record in tx.run(query, ws=self._workspace, **params)]
 
-        from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable, SessionExpired
+        from neo4j.exceptions import DriverError, Neo4jError
 
+        with self._reachable("read"):
+            try:
+                with self._driver.session(database=self._database) as session:
+                    return session.execute_read(work)
+            except (DriverError, Neo4jError) as error:
+                if _unreachable(error):
+                    raise
+                raise StoreError(f"Neo4j read failed: {error}") from error
+
+    @contextmanager
+    def _reachable(self, action: str) -> Iterator[None]:
+        """Every call to the server passes the circuit breaker, and tells it whether the server answered."""
+        from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
+        self._breaker.before_call()
         try:
-            with self._driver.session(database=self._database) as session:
-                return session.execute_read(work)
+            yield
         except (ServiceUnavailable, SessionExpired) as error:
-            raise StoreUnavailable(f"Neo4j is unreachable: {error}") from error
-        except (DriverError, Neo4jError) as error:
-            raise StoreError(f"Neo4j read failed: {error}") from error
+            reason = f"Neo4j is unreachable: {' '.join(str(error).split())}"
+            self._breaker.failed(reason)
+            detail = " (nothing was written)" if action == "write" else ""
+            raise StoreUnavailable(reason + detail, retry_after=RETRY_SECONDS) from error
+        except BaseException:
+            self._breaker.succeeded()  # the server answered, if only with an error
+            raise
+        self._breaker.succeeded()
 
     def _ensure_schema(self) -> None:
         statements = [
@@ -137,7 +163,8 @@ class Neo4jGraphStore:
                              f"{rows[0]['schema']}; this one reads {GRAPH_SCHEMA_VERSION}): re-index into a new GRAPHDEX_NEO4J_WORKSPACE")
 
     def _stored_version(self) -> int:
-        rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN m.version AS version")
+        # the meta node exists before the first write (a writer's lease is kept on it), without a version yet
+        rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN coalesce(m.version, 0) AS version")
         return int(rows[0]["version"]) if rows else 0
 
     # GraphStore -----------------------------------------------------------------------------------------------
@@ -228,17 +255,18 @@ class Neo4jGraphStore:
 
     def _execute_write(self, work) -> None:
         """One managed transaction: the driver retries it on transient errors (deadlocks, leader switches)."""
-        from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable, SessionExpired
+        from neo4j.exceptions import DriverError, Neo4jError
 
-        try:
-            with self._driver.session(database=self._database) as session:
-                session.execute_write(work)
-        except (ServiceUnavailable, SessionExpired) as error:
-            raise StoreUnavailable(f"Neo4j became unreachable during a write (nothing was written): {error}") from error
-        except Neo4jError as error:
-            raise StoreError(f"Neo4j rejected a write (nothing was written): {error.message}") from error
-        except DriverError as error:
-            raise StoreError(f"Neo4j write failed (nothing was written): {error}") from error
+        with self._reachable("write"):
+            try:
+                with self._driver.session(database=self._database) as session:
+                    session.execute_write(work)
+            except Neo4jError as error:
+                raise StoreError(f"Neo4j rejected a write (nothing was written): {error.message}") from error
+            except DriverError as error:
+                if _unreachable(error):
+                    raise
+                raise StoreError(f"Neo4j write failed (nothing was written): {error}") from error
 
     def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
         """Relies on the model's invariant that a node is adjacent to every chunk that supports it, and that an edge
@@ -386,6 +414,13 @@ class Neo4jGraphStore:
 
     def close(self) -> None:
         self._driver.close()
+
+
+def _unreachable(error: Exception) -> bool:
+    """The driver could not reach the server (as opposed to the server refusing the query)."""
+    from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
+    return isinstance(error, (ServiceUnavailable, SessionExpired))
 
 
 _ALL_KINDS = ":".join(sorted(set(ENTITY_LABELS.values()) | {OTHER_ENTITY_LABEL}))

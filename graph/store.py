@@ -18,7 +18,12 @@ class StoreError(RuntimeError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached right now (a server down or restarting): the same call may well succeed later,
-    so a background writer waits it out instead of failing its work."""
+    so a background writer waits it out instead of failing its work. ``retry_after``: seconds until it is worth
+    trying again, when the store knows."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class GraphStore(Protocol):

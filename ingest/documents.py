@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from graphdex.graph.model import MAX_NAME_CHARS
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".json", ".jsonl")
 
 # One set of limits for every way in (JSON bodies, uploaded files, `graphdex ingest`), so a document accepted by one
-# is accepted by all. Titles are indexed by both stores, and Neo4j's b-tree index refuses a property over ~8 KB:
-# 1000 characters stay under it even at 4 UTF-8 bytes each.
-MAX_TITLE_CHARS = 1000
+# is accepted by all, on either store. A title also names the entity its document is about.
+MAX_TITLE_CHARS = MAX_NAME_CHARS
 MAX_SOURCE_CHARS = 2000
 # Metadata is stored as JSON and read back recursively; deeper nesting than this is no metadata a person wrote.
 MAX_METADATA_DEPTH = 32

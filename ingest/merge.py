@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, Sequence
 
 from graphdex.common.ids import chunk_id, entity_id, relation_id
 from graphdex.common.resolution import TITLE_DISAMBIGUATION, normalize_key, surname_aliases
-from graphdex.graph.model import Contributions, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.model import MAX_NAME_CHARS, Contributions, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.ingest.chunking import Chunk
 from graphdex.ingest.contributions import EntityContribution, MentionContribution, RelatedContribution, RelationContribution
 from graphdex.ingest.derive import Derivation, derive_edge, embedding_text
@@ -34,6 +34,7 @@ class PreparedDocument:
     doc_id: str
     hash: str
     chunks: list[Chunk]
+    replaces_stored: bool = False  # an older version was stored (and has been removed to make way for this one)
 
 
 @dataclass
@@ -107,6 +108,8 @@ def _collect(graph: BatchGraph, cid: str, extraction: ChunkExtraction, title_ent
     """One chunk's extraction as contributions to entities, relations and their edges."""
     mention_counts: Counter = Counter()
     for mention in extraction.entities:
+        if len(mention.surface) > MAX_NAME_CHARS:  # no name (a model's run-on output): no store would index it
+            continue
         eid = entity_id(mention.key)
         part: EntityContribution = graph.entities[eid].setdefault(cid, {"names": {}, "types": {}, "sentence": mention.sentence})  # type: ignore[assignment]
         part["names"][mention.surface] = part["names"].get(mention.surface, 0) + 1

@@ -20,6 +20,7 @@ from graphdex.common.ids import chunk_id, content_hash, document_id
 from graphdex.common.llm import Usage
 from graphdex.common.resolution import find_acronyms
 from graphdex.graph.model import Edge, EdgeKey, Node
+from graphdex.graph.store import StoreError, StoreUnavailable
 from graphdex.ingest.chunking import Chunker
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, Extractor
@@ -122,15 +123,42 @@ class Indexer:
         self.llm_usage = llm_usage
 
     def ingest(self, documents: Iterable[SourceDocument], progress: Progress | None = None) -> IngestReport:
+        """Indexes new and changed documents. When the store refuses a write batch (not an outage, which is raised:
+        the same call can succeed later), its documents are written again one at a time, so that only the documents
+        the store refuses fail, each with the store's reason."""
         started = time.perf_counter()
         report = IngestReport()
         usage_before = self.llm_usage.snapshot() if self.llm_usage else {}
         prepared = self._prepare(documents, report)
+        touched: tuple[set[str], set[str]] = (set(), set())
+        try:
+            self._write(prepared, report, touched, progress)
+        except StoreUnavailable:
+            raise
+        except StoreError as error:
+            if len(prepared) < 2:
+                raise
+            log.warning("the graph store refused a write (%s); writing the %d documents one at a time", error, len(prepared))
+            self._write_one_by_one(prepared, report, touched)
+        # an earlier operation that stopped before its closing save (a store outage) is finished here too
+        if prepared or self.target.vectors.dirty:
+            crash_point("ingest.before_communities")
+            report.timed("communities", self.maintenance.refresh_communities)
+            crash_point("ingest.communities_written")
+            report.timed("vector_save", lambda: self.target.vectors.save(complete=True))
+        report.entities = len(touched[0])
+        report.relations = len(touched[1])
+        report.seconds = time.perf_counter() - started
+        if self.llm_usage:
+            report.llm_usage = {k: v - usage_before[k] for k, v in self.llm_usage.snapshot().items()}
+        return report
+
+    def _write(self, prepared: list[PreparedDocument], report: IngestReport, touched: tuple[set[str], set[str]], progress: Progress | None = None) -> None:
+        """Extracts, merges, embeds and writes the documents batch by batch; ``touched`` collects the entity and
+        relation ids their batches merged."""
         total_chunks = sum(len(p.chunks) for p in prepared)
         if progress:
             progress(0, total_chunks)
-        entities: set[str] = set()
-        relations: set[str] = set()
         done = since_save = 0
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         writer = PipelinedWriter(self.target, report)
@@ -145,8 +173,8 @@ class Indexer:
                 report.chunks += written
                 report.words += graph.words
                 report.problem_chunks += graph.problem_chunks
-                entities |= merged.entities
-                relations |= merged.relations
+                touched[0].update(merged.entities)
+                touched[1].update(merged.relations)
                 done += written
                 since_save += written
                 if since_save >= SAVE_EVERY_CHUNKS:
@@ -158,18 +186,24 @@ class Indexer:
                     progress(done, total_chunks)
         finally:
             writer.close()
-        # an earlier operation that stopped before its closing save (a store outage) is finished here too
-        if prepared or self.target.vectors.dirty:
-            crash_point("ingest.before_communities")
-            report.timed("communities", self.maintenance.refresh_communities)
-            crash_point("ingest.communities_written")
-            report.timed("vector_save", lambda: self.target.vectors.save(complete=True))
-        report.entities = len(entities)
-        report.relations = len(relations)
-        report.seconds = time.perf_counter() - started
-        if self.llm_usage:
-            report.llm_usage = {k: v - usage_before[k] for k, v in self.llm_usage.snapshot().items()}
-        return report
+
+    def _write_one_by_one(self, prepared: list[PreparedDocument], report: IngestReport, touched: tuple[set[str], set[str]]) -> None:
+        """After a refused batch: each document alone. Writing again what an earlier batch of the failed attempt
+        already stored changes nothing (contributions are keyed by chunk), so the counts simply start over."""
+        report.chunks = report.words = report.problem_chunks = 0
+        for item in prepared:
+            try:
+                self._write([item], report, touched)
+            except StoreUnavailable:
+                raise
+            except StoreError as error:
+                log.error("the graph store refused document %s: %s", item.doc.source, error)
+                report.failed.append((item.doc.source, f"the graph store refused it: {error}"))
+                report.document_ids.remove(item.doc_id)
+                if item.replaces_stored:
+                    report.documents_replaced -= 1
+                else:
+                    report.documents_added -= 1
 
     def _prepare(self, documents: Iterable[SourceDocument], report: IngestReport) -> list[PreparedDocument]:
         """New and changed documents, chunked; unchanged ones are counted and skipped, changed ones removed first."""
@@ -201,7 +235,7 @@ class Indexer:
             else:
                 report.documents_added += 1
             report.document_ids.append(doc_id)
-            prepared.append(PreparedDocument(doc, doc_id, digest, chunks))
+            prepared.append(PreparedDocument(doc, doc_id, digest, chunks, replaces_stored=previous is not None))
         return prepared
 
     def _extracted_batches(self, prepared: list[PreparedDocument], report: IngestReport) -> Iterator[list[tuple[PreparedDocument, list[ChunkExtraction]]]]:

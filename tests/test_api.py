@@ -361,13 +361,17 @@ def test_deletes_never_hold_the_servers_threads(client):
     assert_gone(client, kessler, "leipzig")
 
 
+# documents in the race below; the issue that found ghosts saw 9 in about 10,000 deletes
+RACE_DOCUMENTS = 10_000
+
+
 def test_submit_then_delete_under_load_leaves_no_ghosts(make_workspace):
     """Every document is submitted; a third is then deleted, a third deleted and submitted again, all at once from
-    8 threads, while the worker indexes batches of 8: afterwards exactly the documents whose last acknowledged
-    request was a submit are in the graph and done, and the deleted ones are nowhere."""
-    workspace = make_workspace("ghosts", extract_workers=0, ingest_batch_documents=8)
+    8 threads, while the worker indexes batches: afterwards exactly the documents whose last acknowledged request
+    was a submit are in the graph and done, and the deleted ones are nowhere."""
+    workspace = make_workspace("ghosts", extract_workers=0, ingest_batch_documents=16)
     rng = random.Random(11)
-    pauses = [rng.random() * 0.03 for _ in range(600)]
+    pauses = [rng.random() * 0.003 for _ in range(2 * RACE_DOCUMENTS)]
 
     with TestClient(create_app(workspace=workspace)) as client:
         def life(i: int) -> tuple[str, bool]:
@@ -382,19 +386,20 @@ def test_submit_then_delete_under_load_leaves_no_ghosts(make_workspace):
             assert deleted.status_code == 202, deleted.text
             if i % 3 == 1:
                 return doc_id, False
-            time.sleep(pauses[300 + i])
+            time.sleep(pauses[RACE_DOCUMENTS + i])
             assert client.post("/documents", json={"documents": [doc]}).status_code == 202
             return doc_id, True
 
         with ThreadPoolExecutor(8) as pool:
-            outcome = dict(pool.map(life, range(300)))
-        deadline = time.monotonic() + 300
+            outcome = dict(pool.map(life, range(RACE_DOCUMENTS)))
+        deadline = time.monotonic() + 900
         while (counts := client.get("/documents", params={"limit": 1}).json()["counts"])["done"] + counts["failed"] != sum(outcome.values()) \
                 or counts["pending"] + counts["processing"] + counts["deleting"]:
             assert time.monotonic() < deadline, counts
-            time.sleep(0.2)
+            time.sleep(0.5)
         kept = {doc_id for doc_id, present in outcome.items() if present}
-        listed = client.get("/documents", params={"limit": 1000}).json()["documents"]
+        listed = [d for offset in range(0, RACE_DOCUMENTS, 1000)
+                  for d in client.get("/documents", params={"limit": 1000, "offset": offset}).json()["documents"]]
         assert {d["id"] for d in listed} == kept and {d["status"] for d in listed} == {"done"}
         assert workspace.store.node_ids(NodeType.DOCUMENT) == kept
         assert all(client.get(f"/documents/{doc_id}").status_code == 404 for doc_id in outcome.keys() - kept)

@@ -5,6 +5,7 @@ import pytest
 
 from graphdex.common.ids import document_id
 from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
+from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import SourceDocument
 from tests.conftest import FILM_DOCS, as_documents
 
@@ -159,3 +160,36 @@ def test_many_small_write_batches_build_the_same_graph(make_workspace, corpus):
     many = make_workspace("many-batches", write_batch_chunks=3)
     many.indexer.ingest(corpus[0])
     assert_same(snapshot(one), snapshot(many))
+
+
+class RefusingStore:
+    """The real store, except that it refuses (as a server store refuses a value it cannot index) every write that
+    carries the document titled ``refused``: what the indexer does then is under test, not the refusal."""
+
+    def __init__(self, store, refused: str) -> None:
+        self._store = store
+        self._refused = refused
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def write(self, nodes=(), edges=(), delete_nodes=(), delete_edges=()) -> None:
+        if any(n.type == NodeType.DOCUMENT and n.props.get("title") == self._refused for n in nodes):
+            raise StoreError(f"the store cannot hold the document {self._refused!r}")
+        self._store.write(nodes, edges, delete_nodes, delete_edges)
+
+
+def test_a_document_the_store_refuses_fails_alone(make_workspace, corpus, store_kind):
+    """One write batch holds every document; the store refuses it for one of them: that one fails with the
+    store's reason, and the others end exactly as a clean build of them alone."""
+    documents = corpus[0][:12]
+    refused = documents[5]
+    workspace = make_workspace("refusing", store=store_kind)
+    workspace.__dict__["store"] = RefusingStore(workspace.store, refused.title)
+    report = workspace.indexer.ingest(documents)
+    assert [source for source, _ in report.failed] == [refused.source]
+    assert "cannot hold the document" in report.failed[0][1]
+    assert report.documents_added == len(documents) - 1 and document_id(refused.source) not in report.document_ids
+    clean = make_workspace("clean", store=store_kind)
+    clean.indexer.ingest([d for d in documents if d is not refused])
+    assert_same(snapshot(workspace), snapshot(clean))

@@ -83,15 +83,13 @@ def _pdf(data: bytes) -> Converted:
             pdf.close()
     if not builder.text:
         raise ConversionError(f"no text layer on any of its {pages} page(s): a scanned PDF? run OCR on it first")
-    if empty_pages:
-        log.info("PDF pages without text (scanned?) left out: %s", empty_pages)
     metadata: dict[str, Any] = {"format": "pdf", "pages": pages}
     if empty_pages:
         metadata["pages_without_text"] = empty_pages
     return Converted(builder.text, builder.layout, title, metadata)
 
 
-_HEADING_STYLE = re.compile(r"^(?:heading (\d)|title)$", re.IGNORECASE)
+_HEADING_STYLE = re.compile(r"^(?:heading \d+|title)$", re.IGNORECASE)
 
 
 def _is_heading(paragraph: Any) -> bool:
@@ -107,15 +105,17 @@ def _is_heading(paragraph: Any) -> bool:
 
 
 def _table_rows(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
-    """Table rows as lines of cells joined by " | "; a merged cell that repeats its neighbour's text is written once."""
+    """Table rows as lines of their non-empty cells joined by " | ": one row, one line, whatever its cells hold."""
     for row in rows:
-        cells: list[str] = []
-        for value in row:
-            text = " ".join(str(value).split()) if value is not None else ""
-            if text and (not cells or cells[-1] != text):
-                cells.append(text)
-        if cells:
-            yield " | ".join(cells)
+        line = " | ".join(cell for cell in (one_line(str(value)) for value in row if value is not None) if cell)
+        if line:
+            yield line
+
+
+def _docx_cells(row: Any) -> list[str]:
+    """A Word table row's cell texts, a merged cell once (python-docx lists it under every column it spans)."""
+    cells = row.cells
+    return [cell.text for i, cell in enumerate(cells) if i == 0 or cell._tc is not cells[i - 1]._tc]
 
 
 def _docx(data: bytes) -> Converted:
@@ -127,7 +127,7 @@ def _docx(data: bytes) -> Converted:
     first_heading: str | None = None
     for item in document.iter_inner_content():
         if isinstance(item, Table):
-            for line in _table_rows(([cell.text for cell in row.cells] for row in item.rows)):
+            for line in _table_rows(_docx_cells(row) for row in item.rows):
                 builder.block(line)
         elif _is_heading(item) and item.text.strip():
             first_heading = first_heading or one_line(item.text)
@@ -151,7 +151,7 @@ def _pptx(data: bytes) -> Converted:
             if isinstance(shape, GroupShape):
                 yield from shape_texts(shape.shapes, None)
             elif shape.has_table:
-                yield from _table_rows(([cell.text for cell in row.cells] for row in shape.table.rows))
+                yield from _table_rows([cell.text for cell in row.cells if not cell.is_spanned] for row in shape.table.rows)
             elif shape.has_text_frame:
                 yield shape.text_frame.text
 

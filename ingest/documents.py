@@ -240,6 +240,8 @@ def converted_document(data: bytes, origin: str, suffix: str, where: str) -> Sou
         converted = convert(data, suffix)
     except ConversionError as error:
         raise DocumentError(f"{where}: {error}") from None
+    if converted.metadata.get("pages_without_text"):  # indexed, but a person should know what was left out
+        log.warning("%s: page(s) %s have no text layer (scanned?) and are left out", where, converted.metadata["pages_without_text"])
     title = (converted.title or Path(origin).stem)[:MAX_TITLE_CHARS]  # derived, not given: shortened rather than refused
     document = SourceDocument(source=origin, title=title, text=converted.text, metadata={"path": origin, **converted.metadata},
                               layout=converted.layout)

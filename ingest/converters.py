@@ -180,7 +180,7 @@ def _xlsx(data: bytes) -> Converted:
     try:
         builder = TextBuilder()
         for sheet in workbook.worksheets:
-            rows = _table_rows(sheet.iter_rows(values_only=True)) if hasattr(sheet, "iter_rows") else iter(())
+            rows = _table_rows(sheet.iter_rows(values_only=True))
             first = next(rows, None)
             if first is None:
                 continue  # an empty sheet is no section
@@ -207,15 +207,32 @@ _FORMAT_NAMES = {".pdf": "PDF", ".docx": "Word", ".pptx": "PowerPoint", ".xlsx":
 _ZIP_FORMATS = (".docx", ".pptx", ".xlsx")
 # A library's own message says what is wrong inside the file; past this length it is a dump, not a reason.
 _REASON_CHARS = 200
+# python-docx and python-pptx parse each XML part of an Office package whole, into a tree several times its size: a
+# part that unpacks past this is refused before it is parsed, so a small upload cannot expand into gigabytes.
+# (Python's zipfile holds every part to the size its entry declares.)
+MAX_XML_PART_BYTES = 256 * 1024 * 1024
+
+
+def _check_package(data: bytes, suffix: str) -> None:
+    """Refuses an Office file that is no zip package (a renamed file, a truncated download, an old binary .doc) or
+    whose XML would unpack past MAX_XML_PART_BYTES."""
+    name = _FORMAT_NAMES[suffix]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            largest = max((part.file_size for part in package.infolist() if part.filename.endswith((".xml", ".rels"))), default=0)
+    except zipfile.BadZipFile:
+        old_binary = ", maybe an old binary .doc/.ppt/.xls" if data[:4] == bytes.fromhex("d0cf11e0") else ""
+        raise ConversionError(f"not a valid {name} file (not a zip package{old_binary})") from None
+    if largest > MAX_XML_PART_BYTES:
+        raise ConversionError(f"a part of this {name} file unpacks to {largest:,} bytes; at most {MAX_XML_PART_BYTES:,} are read")
 
 
 def convert(data: bytes, suffix: str) -> Converted:
     """The text and structure of a file of a converted format (``suffix``, lower case, one of CONVERTERS).
 
     Raises ConversionError with the reason when the file cannot be read or holds no text."""
-    if suffix in _ZIP_FORMATS and not zipfile.is_zipfile(io.BytesIO(data)):
-        # Office files are zip packages: anything else (a renamed file, a truncated download) says so plainly
-        raise ConversionError(f"not a valid {_FORMAT_NAMES[suffix]} file (not a zip package{', maybe an old binary .doc/.ppt/.xls' if data[:4] == bytes.fromhex('d0cf11e0') else ''})")
+    if suffix in _ZIP_FORMATS:
+        _check_package(data, suffix)
     try:
         converted = CONVERTERS[suffix](data)
     except ConversionError:

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from graphdex.api.app import create_app
 from graphdex.api.cli import app as cli
 from graphdex.graph.model import NodeType
+from graphdex.ingest import converters
 from graphdex.ingest import layout as layout_module
 from graphdex.ingest.chunking import Chunker
 from graphdex.ingest.documents import MAX_TITLE_CHARS, DocumentError, load_file, load_upload, scan_paths
@@ -272,6 +273,9 @@ def test_converted_documents_are_held_to_the_document_limits(tmp_path, monkeypat
     monkeypatch.setattr(layout_module, "MAX_CONVERTED_CHARS", 50)
     with pytest.raises(DocumentError, match="lakes.xlsx: the text is longer than 50 characters"):
         list(load_file(make_xlsx(tmp_path / "lakes.xlsx")))
+    monkeypatch.setattr(converters, "MAX_XML_PART_BYTES", 1000)  # a zip bomb: small file, huge document.xml
+    with pytest.raises(DocumentError, match=r"notes.docx: a part of this Word file unpacks to [\d,]+ bytes; at most 1,000"):
+        list(load_file(make_docx(tmp_path / "notes.docx")))
 
 
 def test_folder_scan_reports_what_it_skips(tmp_path):

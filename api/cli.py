@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
 from pydantic import ValidationError
@@ -74,7 +74,7 @@ def _run_ingest(workspace: Workspace, documents: list) -> IngestReport:
         return workspace.indexer.ingest(documents, progress=update)
 
 
-def _print_report(report: IngestReport, files: FileScan | None = None, unreadable: list[str] = ()) -> None:
+def _print_report(report: IngestReport, files: FileScan | None = None, unreadable: Sequence[str] = ()) -> None:
     table = Table(title="ingest summary", show_header=False)
     read = () if files is None else (("files read", len(files.files) - len(unreadable)), ("files not readable", len(unreadable)),
                                      ("files skipped in folders", len(files.skipped)))

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
 from pydantic import ValidationError
@@ -20,11 +20,11 @@ from graphdex.api.workspace import Workspace
 from graphdex.common.llm import LLMError, counting_usage
 from graphdex.common.settings import Settings
 from graphdex.graph.store import StoreError
-from graphdex.ingest.documents import DocumentError, SourceDocument, iter_files, load_file, load_paths
+from graphdex.ingest.documents import SUPPORTED_SUFFIXES, DocumentError, FileScan, SourceDocument, load_file, load_paths, scan_paths
 from graphdex.ingest.pipeline import IngestReport
 from graphdex.query.answer import citations_in
 from graphdex.query.engine import DEFAULT_MODE, MODES, QueryError
-from graphdex.query.results import QueryResult
+from graphdex.query.results import QueryResult, describe_location
 
 app = typer.Typer(
     help="graphdex: index documents into a knowledge graph and query it.\n\n"
@@ -74,9 +74,12 @@ def _run_ingest(workspace: Workspace, documents: list) -> IngestReport:
         return workspace.indexer.ingest(documents, progress=update)
 
 
-def _print_report(report: IngestReport) -> None:
+def _print_report(report: IngestReport, files: FileScan | None = None, unreadable: Sequence[str] = ()) -> None:
     table = Table(title="ingest summary", show_header=False)
+    read = () if files is None else (("files read", len(files.files) - len(unreadable)), ("files not readable", len(unreadable)),
+                                     ("files skipped in folders", len(files.skipped)))
     for label, value in (
+        *read,
         ("documents added", report.documents_added), ("documents replaced", report.documents_replaced),
         ("documents unchanged (skipped)", report.documents_unchanged), ("documents failed", len(report.failed)),
         ("chunks", report.chunks), ("words", report.words), ("entities touched", report.entities),
@@ -91,44 +94,70 @@ def _print_report(report: IngestReport) -> None:
         console.print(f"model: {u['calls']} calls, {u['cached']} cached, {u['retries']} retries, "
                       f"{u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} completion tokens{per_chunk}")
     for source, reason in report.failed:
-        err.print(f"[yellow]skipped[/] {source}: {reason}")
+        err.print(f"[yellow]skipped[/] {escape(source)}: {escape(reason)}")
+    if files is not None:
+        _print_skipped(files.skipped)
+    for problem in unreadable:
+        err.print(f"[red]not indexed[/] {escape(problem)}")
 
 
-def _load_documents(paths: list[Path]) -> list[SourceDocument]:
-    """The documents of every file under ``paths``. Bad files are all reported, each by name and reason, before
-    anything is indexed: a run fails as a whole rather than leaving the index with part of a corpus."""
+# Names listed per reason for what a folder walk skipped: a folder of 5,000 images is one line, not 5,000.
+_SKIPPED_NAMES_SHOWN = 5
+
+
+def _print_skipped(skipped: list[tuple[Path, str]]) -> None:
+    by_reason: dict[str, list[Path]] = {}
+    for path, reason in skipped:
+        by_reason.setdefault(reason, []).append(path)
+    for reason, found in by_reason.items():
+        names = ", ".join(str(p) for p in found[:_SKIPPED_NAMES_SHOWN])
+        more = f" and {len(found) - _SKIPPED_NAMES_SHOWN:,} more" if len(found) > _SKIPPED_NAMES_SHOWN else ""
+        err.print(f"[dim]skipped {len(found):,} ({escape(reason)}): {escape(names)}{more}[/]")
+
+
+def _load_documents(scan: FileScan) -> tuple[list[SourceDocument], list[str]]:
+    """The documents of the files found, and for each file that cannot be read its name and reason. A bad file
+    does not stop the others: the run indexes what it can and its exit code says that something was left out."""
     documents: list[SourceDocument] = []
     problems: list[str] = []
-    for file in iter_files(paths):
+    for file in scan.files:
         try:
             documents += load_file(file)
         except DocumentError as error:
             problems.append(str(error))
-    for problem in problems:
-        err.print(f"[red]cannot read[/] {escape(problem)}")
-    if problems:
-        raise DocumentError(f"{len(problems)} file(s) cannot be read (listed above); nothing was indexed")
-    return documents
+    return documents, problems
 
 
 @app.command()
-def ingest(paths: list[Path] = typer.Argument(..., help="Files (.txt, .md, .json, .jsonl) or folders of them."),
+def ingest(paths: list[Path] = typer.Argument(..., help=f"Files ({', '.join(SUPPORTED_SUFFIXES)}) or folders of them (read recursively)."),
            workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, max=64, help="spaCy worker processes (default GRAPHDEX_EXTRACT_WORKERS; 0 = in this process)."),
            json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON.")) -> None:
-    """Index documents. Unchanged documents are skipped; changed ones (same source, new text) replace their old version."""
+    """Index documents. Unchanged documents are skipped; changed ones (same source, new text) replace their old version.
+
+    A file that cannot be read (corrupt, encrypted, a scanned PDF without text, empty...) is named with the reason and
+    left out while the others are indexed; the exit code is then 1. Files a folder walk skips (hidden, unsupported
+    types) are listed by reason."""
     workspace = _workspace(**({"extract_workers": workers} if workers is not None else {}))
     try:
-        documents = _load_documents(paths)
-        with workspace.store.lock():
-            report = _run_ingest(workspace, documents)
+        scan = scan_paths(paths)
+        documents, unreadable = _load_documents(scan)
+        if documents or not unreadable:
+            with workspace.store.lock():
+                report = _run_ingest(workspace, documents)
+        else:
+            report = IngestReport()  # nothing readable: the index is not even opened for writing
     except (DocumentError, StoreError) as error:
         _fail(str(error))
     finally:
         workspace.close()
     if json_output:
-        console.print_json(json.dumps({**report.__dict__, "stage_seconds": dict(report.stage_seconds)}))
+        console.print_json(json.dumps({**report.__dict__, "stage_seconds": dict(report.stage_seconds), "unreadable": unreadable,
+                                       "skipped_files": [{"path": str(p), "reason": r} for p, r in scan.skipped]}))
     else:
-        _print_report(report)
+        _print_report(report, scan, unreadable)
+    if unreadable or report.failed:
+        _fail(f"{len(unreadable) + len(report.failed):,} file(s) or document(s) not indexed "
+              f"({'listed in the JSON' if json_output else 'listed above'}); everything else was indexed")
 
 
 def _print_result(result: QueryResult) -> None:
@@ -139,7 +168,8 @@ def _print_result(result: QueryResult) -> None:
     table.add_column("text", overflow="fold")
     for rank, hit in enumerate(result.chunks, start=1):
         text = hit.text if len(hit.text) <= 300 else hit.text[:297] + "..."
-        table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.title}\n[dim]{hit.chunk_id}[/]", text)
+        where = f"\n{escape(hit.location())}" if hit.location() else ""
+        table.add_row(str(rank), f"{hit.score:.3f}", f"{escape(hit.title)}{where}\n[dim]{hit.chunk_id}[/]", text)
     console.print(table)
     if result.nodes:
         nodes = Table(title="graph nodes", show_lines=False)
@@ -180,7 +210,8 @@ def query(text: str = typer.Argument(..., help="The question."),
                     console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
                 console.print()
                 for citation in citations_in("".join(parts), result.chunks):
-                    console.print(f"  [{citation.number}] {citation.title} ({citation.chunk_id})", markup=False, highlight=False)
+                    where = describe_location(citation.section, citation.page, citation.page_end)
+                    console.print(f"  [{citation.number}] {citation.title}{f', {where}' if where else ''} ({citation.chunk_id})", markup=False, highlight=False)
         if usage.calls or usage.cached:
             err.print(f"[dim]model: {usage.calls} call(s), {usage.cached} cached, {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens[/]")
     except (QueryError, StoreError, LLMError) as error:

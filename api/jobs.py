@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from graphdex.ingest.documents import SourceDocument
+from graphdex.ingest.layout import Layout
 
 STATUSES = ("pending", "processing", "done", "failed", "deleting")
 
@@ -103,7 +104,8 @@ class JobQueue:
             try:
                 seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM jobs").fetchone()[0]
                 for offset, (job_id, doc) in enumerate(items, start=1):
-                    payload = json.dumps({"source": doc.source, "title": doc.title, "text": doc.text, "metadata": doc.metadata}, ensure_ascii=False)
+                    payload = json.dumps({"source": doc.source, "title": doc.title, "text": doc.text, "metadata": doc.metadata,
+                                          "layout": doc.layout.to_json()}, ensure_ascii=False)
                     self._db.execute(
                         "INSERT INTO jobs (id, source, title, status, error, attempts, payload, result, submitted_at, updated_at, seq) "
                         "VALUES (?, ?, ?, 'pending', NULL, 0, ?, NULL, ?, ?, ?) "
@@ -129,7 +131,9 @@ class JobQueue:
         claimed = []
         for row in rows:
             data = json.loads(row[-1])
-            claimed.append((self._row(row[:-1]), SourceDocument(data["source"], data["title"], data["text"], data["metadata"])))
+            # a converted file keeps its sections and pages through the queue; entries queued before layouts have none
+            document = SourceDocument(data["source"], data["title"], data["text"], data["metadata"], Layout.from_json(data.get("layout")))
+            claimed.append((self._row(row[:-1]), document))
         return claimed
 
     def finish(self, job_id: str, error: str | None = None, result: dict[str, Any] | None = None) -> None:

@@ -64,6 +64,9 @@ class QueryHit(BaseModel):
     chunk_id: str
     score: float
     source: str
+    section: str | None = Field(None, description="The heading the chunk falls under (Markdown, Word and HTML headings, slide titles, sheet names), when known.")
+    page: int | None = Field(None, description="The PDF page (or slide number) the chunk starts on, when known.")
+    page_end: int | None = Field(None, description="The last page, when the chunk runs onto a later one.")
 
 
 class CitationOut(BaseModel):
@@ -72,6 +75,9 @@ class CitationOut(BaseModel):
     doc_id: str
     title: str
     source: str
+    section: str | None = None
+    page: int | None = None
+    page_end: int | None = None
 
 
 class QueryOut(BaseModel):

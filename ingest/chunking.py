@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 from graphdex.common.tokens import TokenCounter
 
@@ -65,8 +66,11 @@ class Chunker:
                 out.append((a, b, count))
         return out
 
-    def split(self, text: str) -> list[Chunk]:
-        spans = _sentence_spans(text)
+    def split(self, text: str, boundaries: Sequence[int] = ()) -> list[Chunk]:
+        """The chunks of ``text``. No chunk crosses an offset in ``boundaries`` (where a section of the document
+        begins), and none repeats text from before one as overlap: each chunk belongs to one section."""
+        cuts = sorted({0, len(text), *(b for b in boundaries if 0 < b < len(text))})
+        spans = [(a + begin, b + begin) for begin, end in zip(cuts, cuts[1:]) for a, b in _sentence_spans(text[begin:end])]
         if not spans:
             return []
         counts = self._count([text[a:b] for a, b in spans])
@@ -76,12 +80,20 @@ class Chunker:
         chunks: list[Chunk] = []
         current: list[tuple[int, int, int]] = []
         fresh = 0  # sentences in `current` not already emitted in an earlier chunk
+        section_ends = iter(cuts[1:])
+        section_end = next(section_ends)
 
         def emit() -> None:
             start, end = current[0][0], current[-1][1]
             chunks.append(Chunk(len(chunks), text[start:end], start, end, sum(s[2] for s in current)))
 
         for sentence in sentences:
+            if sentence[0] >= section_end:  # a new section: what came before is neither packed with it nor carried
+                while sentence[0] >= section_end:
+                    section_end = next(section_ends)
+                if current and fresh:
+                    emit()
+                current, fresh = [], 0
             if current and fresh and sum(s[2] for s in current) + sentence[2] > self.max_tokens:
                 emit()
                 carried: list[tuple[int, int, int]] = []

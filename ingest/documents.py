@@ -1,9 +1,11 @@
-"""Reading documents from files and folders (.txt, .md, .json, .jsonl)."""
+"""Reading documents from files and folders: text (.txt, .md, .json, .jsonl) as it is, and PDF, Word, PowerPoint,
+Excel and HTML files through ingest/converters.py, every one held to the same limits."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import reprlib
 from dataclasses import dataclass, field
@@ -11,10 +13,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from graphdex.graph.model import MAX_NAME_CHARS
+from graphdex.ingest.converters import CONVERTERS, convert
+from graphdex.ingest.layout import ConversionError, Layout, markdown_layout
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".json", ".jsonl")
+TEXT_SUFFIXES = (".txt", ".md", ".json", ".jsonl")
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + tuple(CONVERTERS)
 
 # One set of limits for every way in (JSON bodies, uploaded files, `graphdex ingest`), so a document accepted by one
 # is accepted by all, on either store. A title also names the entity its document is about.
@@ -35,12 +40,15 @@ class SourceDocument:
     """A document as given by the user, before it gets an id.
 
     ``source`` identifies the document across ingests: the same source with new text replaces the old version.
+    ``layout`` says where its sections and pages begin in ``text`` (empty for plain text and JSON records); it is not
+    part of the document's version, which its title and text alone decide.
     """
 
     source: str
     title: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    layout: Layout = field(default_factory=Layout)
 
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
@@ -131,14 +139,6 @@ def decode_text(data: bytes, name: str) -> str:
         raise DocumentError(f"{name}: not valid UTF-8 (byte {error.start}); convert it to UTF-8 first") from error
 
 
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as error:  # unreadable (permissions, a folder named like a file...): the file's problem, named
-        raise DocumentError(f"{path}: cannot be read: {error.strerror or error}") from None
-    return decode_text(data, str(path))
-
-
 def _title_of(text: str, fallback: str) -> str:
     heading = _HEADING.search(text[:2000])
     if heading:
@@ -222,7 +222,8 @@ def documents_from_text(text: str, origin: str, suffix: str) -> Iterator[SourceD
         if not text.strip():
             raise DocumentError(f"{origin}: the file is empty")
         title = _title_of(text, stem)[:MAX_TITLE_CHARS]  # derived, not given: shortened rather than refused
-        yield check_document(SourceDocument(source=origin, title=title, text=text, metadata={"path": origin}), origin)
+        layout = markdown_layout(text) if suffix == ".md" else Layout()
+        yield check_document(SourceDocument(source=origin, title=title, text=text, metadata={"path": origin}, layout=layout), origin)
         return
     for record, position in _records_of(text, origin, lines=suffix == ".jsonl"):
         document = document_from_record(record, _record_source(origin, record, position))
@@ -230,10 +231,40 @@ def documents_from_text(text: str, origin: str, suffix: str) -> Iterator[SourceD
         yield document
 
 
+def converted_document(data: bytes, origin: str, suffix: str, where: str) -> SourceDocument:
+    """A PDF, Office or HTML file as one document with its layout. Its title is the one the file names (document
+    properties, the first heading or slide title, <title>), else the file name; ``where`` names it in errors."""
+    if not data.strip():
+        raise DocumentError(f"{where}: the file is empty")
+    try:
+        converted = convert(data, suffix)
+    except ConversionError as error:
+        raise DocumentError(f"{where}: {error}") from None
+    if converted.metadata.get("pages_without_text"):  # indexed, but a person should know what was left out
+        log.warning("%s: page(s) %s have no text layer (scanned?) and are left out", where, converted.metadata["pages_without_text"])
+    title = (converted.title or Path(origin).stem)[:MAX_TITLE_CHARS]  # derived, not given: shortened rather than refused
+    document = SourceDocument(source=origin, title=title, text=converted.text, metadata={"path": origin, **converted.metadata},
+                              layout=converted.layout)
+    return check_document(document, where)
+
+
+def _documents_of(data: bytes, origin: str, suffix: str, where: str) -> Iterator[SourceDocument]:
+    if suffix in CONVERTERS:
+        yield converted_document(data, origin, suffix, where)
+    else:
+        yield from documents_from_text(decode_text(data, where), origin, suffix)
+
+
 def load_file(path: Path) -> Iterator[SourceDocument]:
+    if not path.exists():
+        raise DocumentError(f"{path}: no such file or folder")
     path = path.resolve()
     suffix = _check_suffix(str(path))
-    yield from documents_from_text(_read_text(path), str(path), suffix)
+    try:
+        data = path.read_bytes()
+    except OSError as error:  # unreadable (permissions, a folder named like a file...): the file's problem, named
+        raise DocumentError(f"{path}: cannot be read: {error.strerror or error}") from None
+    yield from _documents_of(data, str(path), suffix, str(path))
 
 
 def load_upload(filename: str, data: bytes) -> list[SourceDocument]:
@@ -241,25 +272,57 @@ def load_upload(filename: str, data: bytes) -> list[SourceDocument]:
     suffix = _check_suffix(filename)
     if not data.strip():
         raise DocumentError(f"{filename}: the file is empty")
-    return list(documents_from_text(decode_text(data, filename), f"upload:{filename}", suffix))
+    return list(_documents_of(data, f"upload:{filename}", suffix, filename))
 
 
-def iter_files(paths: list[Path]) -> list[Path]:
-    """Supported files under ``paths`` (folders recursively, hidden entries skipped), sorted for a stable order."""
-    files: list[Path] = []
+@dataclass
+class FileScan:
+    """The files to read under some paths, and what a folder walk left out, each with the reason."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _skip_reason(name: str, folder: bool) -> str | None:
+    if name.startswith("."):
+        return "hidden folder" if folder else "hidden file"
+    if not folder and name.startswith("~$"):
+        return "Office lock file"
+    if not folder and Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        return f"unsupported file type {Path(name).suffix.lower() or '(none)'}"
+    return None
+
+
+def scan_paths(paths: list[Path]) -> FileScan:
+    """The files to read: each path given that is not a folder (even hidden or unsupported: asked for by name, it is
+    read or refused with its reason), and the supported files in each folder, recursively, in a stable order. Hidden
+    entries, Office lock files (~$name.docx), unsupported types and links to folders are skipped, each listed once
+    with the reason (a hidden folder as a whole)."""
+    scan = FileScan()
     for path in paths:
-        if not path.exists():
-            raise DocumentError(f"{path}: no such file or folder")
-        if path.is_dir():
-            files += sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            files.append(path)
-    return files
+        if not path.is_dir():
+            scan.files.append(path)
+            continue
+        found: list[Path] = []
+        for folder, subfolders, names in os.walk(path, onerror=lambda error: scan.skipped.append((Path(error.filename), f"cannot be listed: {error.strerror}"))):
+            here = Path(folder)
+            for name in list(subfolders):
+                reason = "link to a folder (not followed)" if (here / name).is_symlink() else _skip_reason(name, folder=True)
+                if reason:
+                    subfolders.remove(name)
+                    scan.skipped.append((here / name, reason))
+            subfolders.sort()
+            for name in sorted(names):
+                reason = _skip_reason(name, folder=False) or (None if (here / name).is_file() else "not a regular file")
+                if reason:
+                    scan.skipped.append((here / name, reason))
+                else:
+                    found.append(here / name)
+        scan.files += sorted(found)
+    return scan
 
 
 def load_paths(paths: list[Path]) -> Iterator[SourceDocument]:
-    for file in iter_files(paths):
+    """Every document under ``paths``; the first unreadable file stops it with its DocumentError."""
+    for file in scan_paths(paths).files:
         yield from load_file(file)

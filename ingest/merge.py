@@ -93,6 +93,7 @@ def batch_graph(batch: Sequence[tuple[PreparedDocument, list[ChunkExtraction]]],
             graph.nodes[cid] = Node(cid, NodeType.CHUNK, {
                 "text": chunk.text, "title": doc.title, "document_id": doc_id, "index": chunk.index,
                 "start": chunk.start, "end": chunk.end, "tokens": chunk.tokens,
+                **doc.layout.locate(chunk.start, chunk.end),  # section, page, page_end: only those the file tells
                 **({"extraction_problems": extraction.problems} if extraction.problems else {}),
             })
             graph.problem_chunks += bool(extraction.problems)

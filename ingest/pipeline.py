@@ -224,7 +224,7 @@ class Indexer:
                 report.documents_unchanged += 1
                 report.document_ids.append(doc_id)
                 continue
-            chunks = report.timed("chunking", lambda: self.chunker.split(doc.text))
+            chunks = report.timed("chunking", lambda: self.chunker.split(doc.text, doc.layout.boundaries()))
             if not chunks:
                 report.failed.append((source, "document has no text"))
                 continue

@@ -32,6 +32,9 @@ class Citation:
     doc_id: str
     title: str
     source: str
+    section: str | None = None
+    page: int | None = None
+    page_end: int | None = None
 
 
 @dataclass
@@ -41,7 +44,9 @@ class Answer:
 
 
 def answer_messages(question: str, hits: list[ChunkHit]) -> Messages:
-    sources = "\n\n".join(f"[{n}] {hit.title}\n{hit.text}" for n, hit in enumerate(hits, start=1))
+    # the section and page let the model say where a fact is ("the report, p. 3"); unknown, the label is the title alone
+    sources = "\n\n".join(f"[{n}] {hit.title}{f' ({hit.location()})' if hit.location() else ''}\n{hit.text}"
+                          for n, hit in enumerate(hits, start=1))
     return [{"role": "user", "content": ANSWER_PROMPT.format(sources=sources, question=question)}]
 
 
@@ -52,7 +57,8 @@ def citations_in(text: str, hits: list[ChunkHit]) -> list[Citation]:
         number = int(match.group(1))
         if 1 <= number <= len(hits) and number not in seen:
             seen.append(number)
-    return [Citation(n, hits[n - 1].chunk_id, hits[n - 1].doc_id, hits[n - 1].title, hits[n - 1].source) for n in seen]
+    return [Citation(n, hit.chunk_id, hit.doc_id, hit.title, hit.source, hit.section, hit.page, hit.page_end)
+            for n, hit in ((n, hits[n - 1]) for n in seen)]
 
 
 class Answerer:

@@ -303,7 +303,8 @@ class QueryEngine:
                 continue
             doc = docs.get(node.props["document_id"])
             hits.append(ChunkHit(chunk_id, node.props["document_id"], node.props.get("title", ""),
-                                 doc.props.get("source", "") if doc else "", node.props["text"], round(score, 6)))
+                                 doc.props.get("source", "") if doc else "", node.props["text"], round(score, 6),
+                                 node.props.get("section"), node.props.get("page"), node.props.get("page_end")))
         return hits
 
     def _node_hits(self, ranked: Iterable[tuple[str, float]]) -> list[NodeHit]:

@@ -14,6 +14,20 @@ class ChunkHit:
     source: str
     text: str
     score: float
+    # Where in its document the chunk is, when the file told (converted files, Markdown headings); chunks indexed
+    # before graphdex kept structure have none.
+    section: str | None = None
+    page: int | None = None  # PDF page, or slide number, the chunk starts on
+    page_end: int | None = None  # the last page, when the chunk runs onto a later one
+
+    def location(self) -> str:
+        return describe_location(self.section, self.page, self.page_end)
+
+
+def describe_location(section: str | None, page: int | None, page_end: int | None) -> str:
+    """A section and pages as a person reads them ("Results, p. 3-4"), or "" when neither is known."""
+    pages = (f"p. {page}" + (f"-{page_end}" if page_end else "")) if page is not None else ""
+    return ", ".join(part for part in (section or "", pages) if part)
 
 
 @dataclass

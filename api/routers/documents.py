@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from graphdex.api.deps import JobsDep, KeyCheckedFirst, WorkspaceDep, require_read_key, require_write_key
@@ -33,7 +34,7 @@ _SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
 
 
 @router.post("/documents", status_code=202, dependencies=write_access, openapi_extra=_SUBMISSION_BODY,
-             summary="Queue documents for indexing (JSON body, or multipart upload of .txt/.md/.json/.jsonl files)")
+             summary="Queue documents for indexing (JSON body, or multipart upload of .txt/.md/.json/.jsonl/.pdf/.docx/.pptx/.xlsx/.html files)")
 async def submit_documents(request: Request, jobs: JobsDep) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -61,7 +62,8 @@ async def _uploaded(request: Request) -> list[SourceDocument]:
         raise DocumentError("multipart request without files: send them in form field `files`")
     documents: list[SourceDocument] = []
     for upload in uploads:
-        documents += load_upload(upload.filename or "upload.txt", await upload.read())
+        # converting a PDF or an Office file takes CPU time: off the event loop, which keeps serving other requests
+        documents += await run_in_threadpool(load_upload, upload.filename or "upload.txt", await upload.read())
     return documents
 
 

@@ -84,7 +84,8 @@ def _within_budget(ws: Workspace, hits: list[ChunkHit], budget: int) -> list[Chu
 
 
 def _hits(hits: list[ChunkHit]) -> list[QueryHit]:
-    return [QueryHit(text=h.text, doc_id=h.doc_id, title=h.title, chunk_id=h.chunk_id, score=h.score, source=h.source) for h in hits]
+    return [QueryHit(text=h.text, doc_id=h.doc_id, title=h.title, chunk_id=h.chunk_id, score=h.score, source=h.source,
+                     section=h.section, page=h.page, page_end=h.page_end) for h in hits]
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:

@@ -67,12 +67,14 @@ class ServedWorkspace:
             self._users -= 1
             self._idle.notify_all()
 
-    def close(self, drain_seconds: float = DRAIN_SECONDS) -> None:
-        """Refuses new requests, waits (a bounded time) for those in flight, stops the writer, closes the index."""
+    def close(self, writer_seconds: float | None = 30.0) -> None:
+        """Refuses new requests, waits (a bounded time) for those in flight, stops the writer (waiting at most
+        ``writer_seconds`` for the batch it is writing; None: as long as it takes), closes the index."""
         with self._idle:
             self._closing = True
-            if not self._idle.wait_for(lambda: self._users == 0, drain_seconds):
+            if not self._idle.wait_for(lambda: self._users == 0, DRAIN_SECONDS):
                 log.warning("closing workspace %s with %d request(s) still using it", self.name, self._users)
+        self.service.stop(writer_seconds)
         self._resources.close()
 
 
@@ -125,7 +127,8 @@ class WorkspaceRegistry:
         return served
 
     def _open(self, name: str) -> ServedWorkspace:
-        check_name(name)
+        if not self.layout.exists(name):  # before waiting for another workspace's opening
+            raise unknown(name)
         with self._opening:
             with self._lock:
                 if name in self._deleting:
@@ -166,7 +169,7 @@ class WorkspaceRegistry:
             with self._opening, self._lock:  # after an open under way, never beside it
                 served = self._served.pop(name, None)
             if served is not None:
-                served.close()
+                served.close(writer_seconds=None)  # nothing may still write into a folder about to be removed
             delete_workspace(self.layout, name)
         finally:
             with self._lock:

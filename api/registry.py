@@ -24,7 +24,7 @@ from graphdex.graph.store import StoreError
 
 log = logging.getLogger(__name__)
 
-# how long a deletion waits for the requests already using the workspace before it closes it anyway
+# how long closing a workspace (to delete it, or at shutdown) waits for the requests using it before closing anyway
 DRAIN_SECONDS = 30.0
 
 

@@ -58,11 +58,18 @@ def delete_workspace(layout: Layout, name: str) -> None:
     """Deletes a named workspace completely: graph, vectors and queue. Raises StoreError when another process is
     writing to it (nothing is deleted then)."""
     check_deletable(layout, name)
-    # as its writer: nobody else writes to it while its folder goes, and nobody can open it after
     workspace = Workspace(layout.settings_for(name))
     try:
-        with workspace.store.lock():
+        try:
+            store = workspace.store
+        except StoreError as error:
+            # unreadable (written by another graphdex version, a damaged file) or unreachable: no writer of this
+            # version can have it open, and the Neo4j removal takes the writer lease itself
+            log.warning("deleting workspace %s, which cannot be opened: %s", name, error)
             tombstone = layout.bury(name)
+        else:
+            with store.lock():  # as its writer: nobody else writes while the folder goes, nobody opens it after
+                tombstone = layout.bury(name)
     finally:
         workspace.close()
     finish_removal(layout, tombstone)

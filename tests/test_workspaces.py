@@ -263,6 +263,19 @@ def test_a_deletion_interrupted_by_a_crash_is_finished_at_the_next_start(serve, 
         assert neo4j_nodes(client, "gamma") == 0
 
 
+@pytest.mark.parametrize("store_kind", ["embedded"])  # a damaged file: the embedded store's case
+def test_a_workspace_that_cannot_be_opened_can_still_be_deleted(serve):
+    """A damaged workspace (or one another graphdex version wrote) answers 503, and deleting it is the way out."""
+    with serve() as client:
+        client.post("/workspaces", json={"name": "gamma"})
+        (client.layout.folder("gamma") / "graph").mkdir()
+        (client.layout.folder("gamma") / "graph" / "graph.sqlite").write_bytes(b"not a database" * 100)
+        assert client.get("/workspaces/gamma/documents").status_code == 503
+        assert client.get("/workspaces").json()["workspaces"][1]["error"]
+        assert client.delete("/workspaces/gamma").status_code == 200
+        assert not client.layout.folder("gamma").exists() and client.layout.tombstones() == []
+
+
 def test_queued_work_of_a_named_workspace_resumes_at_start(make_workspace):
     """Documents acknowledged before a restart are indexed without anyone asking for their workspace first."""
     default = make_workspace("resume", extract_workers=0)

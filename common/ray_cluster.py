@@ -292,7 +292,8 @@ class ActorPool:
                                f"models, installed (scripts/ray.sh starts nodes with the graphdex of its checkout)") from error
         if member.place.identity != self._identity:
             mine, theirs = dict(self._identity), dict(member.place.identity)
-            differences = ", ".join(f"{k}: here {mine.get(k)}, there {theirs.get(k)}" for k in mine if mine.get(k) != theirs.get(k))
+            differences = ", ".join(f"{k}: here {mine.get(k)}, there {theirs.get(k)}" for k in sorted(mine.keys() | theirs.keys())
+                                    if mine.get(k) != theirs.get(k))
             raise ClusterError(f"the Ray cluster runs other code than this process ({differences}): its graph would differ from a "
                                f"local build. Install the same graphdex and libraries on every node, or restart a scripts/ray.sh "
                                f"cluster from this checkout")

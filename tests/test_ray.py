@@ -86,6 +86,17 @@ def test_no_chunk_is_lost_when_an_actor_dies(ray_cluster, nlp, sample_records, c
         extractor.close()
 
 
+def test_a_cluster_running_other_code_is_refused(ray_cluster, embedder, monkeypatch):
+    from graphdex.common import ray_cluster as module
+    from graphdex.common.ray_embedder import RayEmbedder
+
+    real = module.code_identity
+    # this process believes it is another graphdex than the one the nodes run (as after a change not deployed)
+    monkeypatch.setattr(module, "code_identity", lambda libraries: (("graphdex", "another checkout"), *real(libraries)[1:]))
+    with pytest.raises(ClusterError, match="runs other code than this process .*graphdex: here another checkout"):
+        RayEmbedder(RayCluster(ray_cluster), embedder.tokenizer, actors=1)
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

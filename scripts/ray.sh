@@ -261,11 +261,17 @@ cmd_start() {
     local t0=$SECONDS deadline=$((SECONDS + START_TIMEOUT)) i
     say "starting the head node ($HEAD_CPUS CPUs, port $PORT) with $RAY"
     launch head --head --port "$PORT" --ray-client-server-port "$CLIENT_PORT" --num-cpus "$HEAD_CPUS" --include-dashboard false
-    wait_started head "$deadline"
+    # the workers can start as soon as the head's GCS listens: they wait for the rest of the head themselves
+    while ! port_open "$PORT"; do
+        [[ -n "$(node_pid head)" ]] || { show_log head; die "the head node exited during startup (see its log above)"; }
+        ((SECONDS < deadline)) || { show_log head; die "the head did not listen on $HOST:$PORT within $START_TIMEOUT s (GRAPHDEX_RAY_START_TIMEOUT)"; }
+        sleep 0.3
+    done
     for ((i = 1; i <= WORKERS; i++)); do
         say "starting worker node $i ($WORKER_CPUS CPUs)"
         launch "worker-$i" --address "$HOST:$PORT" --num-cpus "$WORKER_CPUS"
     done
+    wait_started head "$deadline"
     for ((i = 1; i <= WORKERS; i++)); do wait_started "worker-$i" "$deadline"; done
     wait_joined "$deadline"
     say "ready in $((SECONDS - t0)) s"

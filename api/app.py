@@ -14,32 +14,37 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from graphdex.api.deps import check_api_key, running_service
+from graphdex.api.access import KeyRing
+from graphdex.api.deps import running_service, workspace_in_path
 from graphdex.api.errors import BodySizeLimit, add_error_handlers
-from graphdex.api.routers import documents, graph, health, query
+from graphdex.api.routers import documents, graph, health, query, workspaces
 from graphdex.api.schemas import DocumentsIn
 from graphdex.api.workspace import Workspace
 from graphdex.common.settings import Settings
 
 
 def create_app(settings: Settings | None = None, workspace: Workspace | None = None) -> FastAPI:
-    """The service over one index. ``workspace`` lets tests share loaded models; by default it is built from settings."""
+    """The service over the workspaces of one data directory. ``workspace`` is the default one, which lets tests share
+    loaded models (every other workspace borrows its models); by default it is built from settings."""
     settings = settings or (workspace.settings if workspace else Settings())
-    check_api_key(settings.api_key)
+    keys = KeyRing.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with running_service(app, settings, workspace):
+        with running_service(app, settings, keys, workspace):
             yield
 
     app = FastAPI(title="graphdex", version="0.1.0", lifespan=lifespan,
                   description="Graph-based knowledge index: submit documents, follow their indexing, query with citations, browse the graph.")
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     add_error_handlers(app)
+    # every route of an index twice: unprefixed for the default workspace, and under the workspace's name
     for area in (documents, query, graph, health):
         app.include_router(area.router)
+        app.include_router(area.router, prefix="/workspaces/{workspace}", dependencies=[Depends(workspace_in_path)])
+    app.include_router(workspaces.router)
     app.openapi = _openapi_with_documents_body(app)
     return app
 

@@ -15,6 +15,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from graphdex.api.layout import DEFAULT_WORKSPACE, InvalidWorkspaceName, Layout
+from graphdex.api.lifecycle import DefaultWorkspace, UnknownWorkspace, WorkspaceExists, create_workspace, delete_workspace, unknown
 from graphdex.api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
 from graphdex.api.workspace import Workspace
 from graphdex.common.llm import LLMError, counting_usage
@@ -49,14 +51,28 @@ def main(
     _state["verbose"] = verbose
 
 
-def _workspace(**overrides) -> Workspace:
+# every command that works on one index takes it by name: without it, the default workspace (the data directory itself)
+WORKSPACE_OPTION = typer.Option(DEFAULT_WORKSPACE, "--workspace", help="The workspace to use (see `graphdex workspace --help`).")
+
+
+def _settings(**overrides) -> Settings:
     try:
         settings = Settings(**({"data_dir": _state["data_dir"]} if _state["data_dir"] else {}), **overrides)
     except ValidationError as error:
         _fail(f"invalid configuration: {error}")
     level = logging.DEBUG if _state["verbose"] else getattr(logging, settings.log_level.upper(), logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    return Workspace(settings)
+    return settings
+
+
+def _workspace(name: str = DEFAULT_WORKSPACE, **overrides) -> Workspace:
+    layout = Layout(_settings(**overrides))
+    try:
+        if not layout.exists(name):
+            raise unknown(name)
+        return Workspace(layout.settings_for(name))
+    except (InvalidWorkspaceName, UnknownWorkspace) as error:
+        _fail(str(error))
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -132,13 +148,13 @@ def _load_documents(scan: FileScan) -> tuple[list[SourceDocument], list[str]]:
 @app.command()
 def ingest(paths: list[Path] = typer.Argument(..., help=f"Files ({', '.join(SUPPORTED_SUFFIXES)}) or folders of them (read recursively)."),
            workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, max=64, help="spaCy worker processes (default GRAPHDEX_EXTRACT_WORKERS; 0 = in this process)."),
-           json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON.")) -> None:
+           json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Index documents. Unchanged documents are skipped; changed ones (same source, new text) replace their old version.
 
     A file that cannot be read (corrupt, encrypted, a scanned PDF without text, empty...) is named with the reason and
     left out while the others are indexed; the exit code is then 1. Files a folder walk skips (hidden, unsupported
     types) are listed by reason."""
-    workspace = _workspace(**({"extract_workers": workers} if workers is not None else {}))
+    workspace = _workspace(workspace_name, **({"extract_workers": workers} if workers is not None else {}))
     try:
         scan = scan_paths(paths)
         documents, unreadable = _load_documents(scan)
@@ -186,9 +202,9 @@ def query(text: str = typer.Argument(..., help="The question."),
           mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)} ({DEFAULT_MODE} is the default: the best measured, see the README)."),
           top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, max=200, help="Chunks to return (default GRAPHDEX_TOP_K)."),
           answer: bool = typer.Option(False, "--answer", "-a", help="Also write an answer with [n] citations (needs GRAPHDEX_LLM_MODEL); streamed as the model writes it."),
-          json_output: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+          json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Retrieve ranked, cited context for a question, and optionally an answer written from it."""
-    workspace = _workspace()
+    workspace = _workspace(workspace_name)
     try:
         if answer and workspace.answerer is None:
             _fail("--answer needs a model: set GRAPHDEX_LLM_MODEL (for example openai/gpt-4o-mini or ollama/qwen2.5:14b; see the README)")
@@ -222,9 +238,10 @@ def query(text: str = typer.Argument(..., help="The question."),
 
 
 @app.command()
-def delete(document: str = typer.Argument(..., help="A document id (doc-...) or the source path it was ingested from.")) -> None:
+def delete(document: str = typer.Argument(..., help="A document id (doc-...) or the source path it was ingested from."),
+           workspace_name: str = WORKSPACE_OPTION) -> None:
     """Delete a document and everything only it supported."""
-    workspace = _workspace()
+    workspace = _workspace(workspace_name)
     try:
         with workspace.store.lock():
             report = workspace.maintenance.delete_document(document)
@@ -238,9 +255,9 @@ def delete(document: str = typer.Argument(..., help="A document id (doc-...) or 
 
 
 @app.command()
-def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Counts of nodes per type, edges per type and vectors per index."""
-    workspace = _workspace()
+    workspace = _workspace(workspace_name)
     try:
         data = workspace.stats()
     except StoreError as error:
@@ -263,7 +280,8 @@ def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON.
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all; set GRAPHDEX_API_KEY then)."),
           port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port.")) -> None:
-    """Run the REST API (OpenAPI docs at /docs): queue documents, follow their status, query, browse the graph."""
+    """Run the REST API (OpenAPI docs at /docs): queue documents, follow their status, query, browse the graph.
+    It serves every workspace: the default one at /documents, /query..., the others at /workspaces/NAME/documents..."""
     import uvicorn
 
     from graphdex.api.app import create_app
@@ -285,9 +303,9 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
 
 @app.command()
 def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n", min=1, max=len(SAMPLE_QUESTIONS), help="How many sample questions to answer."),
-         mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}.")) -> None:
+         mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Index the bundled sample corpus (if the index is empty) and answer sample questions."""
-    workspace = _workspace()
+    workspace = _workspace(workspace_name)
     try:
         if workspace.store.counts()["nodes"]["Document"] == 0:
             err.print(f"indexing the sample corpus ({SAMPLE_CORPUS.name}) into {workspace.data_dir} ...")
@@ -303,6 +321,60 @@ def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n
         _fail(str(error))
     finally:
         workspace.close()
+
+
+workspace_app = typer.Typer(help="Workspaces: isolated indexes in one data directory (or one Neo4j database), each with its own graph, "
+                            "vectors and queue. The default workspace is the data directory itself.", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+
+
+@workspace_app.command("create")
+def workspace_create(name: str = typer.Argument(..., help="1 to 63 lowercase letters, digits, '-' and '_'.")) -> None:
+    """Create an empty workspace; then use it with --workspace NAME, or over HTTP at /workspaces/NAME/..."""
+    layout = Layout(_settings())
+    try:
+        create_workspace(layout, name)
+    except (InvalidWorkspaceName, WorkspaceExists, StoreError) as error:
+        _fail(str(error))
+    console.print(f"created workspace {name}")
+
+
+@workspace_app.command("list")
+def workspace_list(json_output: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Every workspace, with its number of documents."""
+    layout = Layout(_settings())
+    rows = []
+    for name in layout.names():
+        workspace = Workspace(layout.settings_for(name))
+        try:
+            rows.append({"name": name, "documents": workspace.store.counts()["nodes"]["Document"]})
+        except StoreError as error:
+            _fail(str(error))
+        finally:
+            workspace.close()
+    if json_output:
+        console.print_json(json.dumps({"workspaces": rows}))
+        return
+    table = Table(title=f"workspaces of {layout.data_dir}")
+    table.add_column("workspace")
+    table.add_column("documents", justify="right")
+    for row in rows:
+        table.add_row(row["name"], str(row["documents"]))
+    console.print(table)
+
+
+@workspace_app.command("delete")
+def workspace_delete(name: str = typer.Argument(..., help="The workspace to delete, with all its documents."),
+                     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Delete a workspace with its graph, vectors and queue (refused while a service or an ingest is writing to it)."""
+    layout = Layout(_settings())
+    if not yes:
+        typer.confirm(f"delete workspace {name} and every document in it?", abort=True)
+    try:
+        delete_workspace(layout, name)
+    except (InvalidWorkspaceName, UnknownWorkspace, DefaultWorkspace, StoreError) as error:
+        _fail(str(error))
+    console.print(f"deleted workspace {name}")
 
 
 if __name__ == "__main__":

@@ -1,57 +1,58 @@
 """What the routes need, reached through FastAPI dependencies instead of a closure.
 
-The service's parts (workspace, job queue, ingestion worker, settings, query slots) are opened once in the app's
+The service's parts (the workspace registry, the API keys, settings, query slots) are opened once in the app's
 lifespan and kept in one typed `ServiceState` on ``app.state``; a route asks for the part it uses, so it can be read
 and tested on its own, and a test can override any dependency.
+
+Every workspace route exists twice: as it always was (the default workspace) and under /workspaces/{workspace}/.
+The route code is the same; the dependencies below resolve the workspace from the path, so a route never knows which
+workspace it serves.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
-import unicodedata
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
+from graphdex.api.access import Access, Grant, InvalidApiKey, KeyRing, Refused
 from graphdex.api.jobs import JobQueue
-from graphdex.api.service import IngestionService
+from graphdex.api.layout import DEFAULT_WORKSPACE, NAME_PATTERN, NAME_RULE, InvalidWorkspaceName, check_name
+from graphdex.api.lifecycle import DefaultWorkspace, UnknownWorkspace, WorkspaceExists
+from graphdex.api.registry import ServedWorkspace, WorkspaceBusy, WorkspaceRegistry
 from graphdex.api.workspace import Workspace
 from graphdex.common.settings import Settings
+
+# the CLI and tests import the start-up refusal from here, where the service's keys are wired
+__all__ = ["InvalidApiKey"]
 
 
 @dataclass(frozen=True)
 class ServiceState:
-    """The running service: one index, its only writer, and the cap on queries computed at once."""
+    """The running service: its workspaces (each with its only writer), its keys, and the cap on queries computed at
+    once, shared by all workspaces as they share the CPU."""
 
     settings: Settings
-    workspace: Workspace
-    jobs: JobQueue
-    service: IngestionService
+    registry: WorkspaceRegistry
+    keys: KeyRing
     query_slots: threading.BoundedSemaphore
 
 
 @contextmanager
-def running_service(app: FastAPI, settings: Settings, workspace: Workspace | None = None) -> Iterator[ServiceState]:
-    """Opens the index for serving, puts its state on ``app.state`` for the dependencies below, and closes
-    everything, in reverse order, when the service stops."""
+def running_service(app: FastAPI, settings: Settings, keys: KeyRing, workspace: Workspace | None = None) -> Iterator[ServiceState]:
+    """Opens the default workspace (and those with queued work) for serving, puts the state on ``app.state`` for the
+    dependencies below, and closes every workspace when the service stops."""
     with ExitStack() as stack:
-        ws = workspace or Workspace(settings)
-        stack.callback(ws.close)
-        # the service is this index's only writer for as long as it runs
-        stack.enter_context(ws.store.lock())
-        jobs = JobQueue(ws.data_dir / "queue" / _queue_name(settings))
-        stack.callback(jobs.close)
-        service = IngestionService(ws, jobs, settings.ingest_batch_documents)
-        ws.indexer  # load the extractor and repair the vectors before the first request
-        ws.warm()  # and build the PageRank projection before the first query
-        service.start()
-        stack.callback(service.stop)
-        state = ServiceState(settings, ws, jobs, service, threading.BoundedSemaphore(settings.max_concurrent_queries))
+        registry = WorkspaceRegistry(workspace or Workspace(settings))
+        stack.callback(registry.close)
+        registry.start()
+        state = ServiceState(settings, registry, keys, threading.BoundedSemaphore(settings.max_concurrent_queries))
         app.state.graphdex = state
         try:
             yield state
@@ -59,9 +60,17 @@ def running_service(app: FastAPI, settings: Settings, workspace: Workspace | Non
             del app.state.graphdex
 
 
-def _queue_name(settings: Settings) -> str:
-    """One queue per graph: the embedded store's, or one Neo4j workspace's."""
-    return "jobs.sqlite" if settings.store == "embedded" else f"jobs-neo4j-{settings.neo4j_workspace}.sqlite"
+@contextmanager
+def workspace_errors() -> Iterator[None]:
+    """The registry's refusals as the caller's 4xx: a malformed name 422, an unknown workspace 404, a conflict 409."""
+    try:
+        yield
+    except InvalidWorkspaceName as error:
+        raise HTTPException(422, str(error)) from None
+    except UnknownWorkspace as error:
+        raise HTTPException(404, str(error)) from None
+    except (WorkspaceExists, WorkspaceBusy, DefaultWorkspace) as error:
+        raise HTTPException(409, str(error)) from None
 
 
 # The getters are async because they only read attributes: FastAPI runs sync dependencies in its thread pool, which
@@ -71,16 +80,46 @@ async def get_settings(request: Request) -> Settings:
     return _state(request).settings
 
 
-async def get_workspace(request: Request) -> Workspace:
-    return _state(request).workspace
-
-
-async def get_jobs(request: Request) -> JobQueue:
-    return _state(request).jobs
+async def get_registry(request: Request) -> WorkspaceRegistry:
+    return _state(request).registry
 
 
 async def get_query_slots(request: Request) -> threading.BoundedSemaphore:
     return _state(request).query_slots
+
+
+# the pattern is published for clients; the check itself is check_name's, whose 422 says what names look like
+WorkspaceName = Annotated[str, Path(description=f"The workspace: {NAME_RULE}; `default` is the one the unprefixed URLs serve.",
+                                    json_schema_extra={"pattern": NAME_PATTERN})]
+
+
+async def workspace_in_path(workspace: WorkspaceName) -> None:
+    """Declares the {workspace} of the /workspaces/{workspace}/... routes, so the OpenAPI schema lists it, and refuses a
+    malformed name with a 422 that says what names look like."""
+    with workspace_errors():
+        check_name(workspace)
+
+
+async def served_workspace(request: Request) -> AsyncIterator[ServedWorkspace]:
+    """The workspace the path names (the default one without a prefix), opened on first use, and counted as in use
+    until the response is done, so that deleting it waits for this request."""
+    registry = _state(request).registry
+    name = request.path_params.get("workspace", DEFAULT_WORKSPACE)
+    with workspace_errors():
+        # opening reads an index from disk or the network: not on the event loop
+        served = registry.acquire(name) if registry.opened(name) else await run_in_threadpool(registry.acquire, name)
+    try:
+        yield served
+    finally:
+        served.leave()
+
+
+async def get_workspace(served: Annotated[ServedWorkspace, Depends(served_workspace)]) -> Workspace:
+    return served.workspace
+
+
+async def get_jobs(served: Annotated[ServedWorkspace, Depends(served_workspace)]) -> JobQueue:
+    return served.jobs
 
 
 def _state(request: Request) -> ServiceState:
@@ -89,69 +128,71 @@ def _state(request: Request) -> ServiceState:
 
 # what a route declares, e.g. `def route(jobs: JobsDep) -> ...`
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[WorkspaceRegistry, Depends(get_registry)]
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]
 QuerySlotsDep = Annotated[threading.BoundedSemaphore, Depends(get_query_slots)]
 
 
-async def require_write_key(request: Request, settings: SettingsDep) -> None:
-    """Writes need the API key whenever one is set."""
-    _check_key(request, settings, for_reads=False)
+async def require_write_key(request: Request) -> Grant:
+    """Writes to the path's workspace need a key for it whenever a key is set."""
+    return _authorize(request, Access.WRITE, _path_workspace(request))
 
 
-async def require_read_key(request: Request, settings: SettingsDep) -> None:
-    """Reads need the API key only when GRAPHDEX_API_KEY_FOR_READS says so."""
-    _check_key(request, settings, for_reads=True)
+async def require_read_key(request: Request) -> Grant:
+    """Reads of the path's workspace need a key for it only when GRAPHDEX_API_KEY_FOR_READS says so."""
+    return _authorize(request, Access.READ, _path_workspace(request))
 
 
-def _check_key(request: Request, settings: Settings, for_reads: bool) -> None:
-    if not settings.api_key or (for_reads and not settings.api_key_for_reads):
-        return
+async def require_listing_key(request: Request) -> Grant:
+    """Listing workspaces is a read about none in particular; the route shows only those the grant covers."""
+    return _authorize(request, Access.READ, None)
+
+
+async def require_admin_key(request: Request) -> Grant:
+    """Creating and deleting workspaces needs the admin key, GRAPHDEX_API_KEY, whenever one is set."""
+    return _authorize(request, Access.ADMIN, None)
+
+
+ListingGrantDep = Annotated[Grant, Depends(require_listing_key)]
+
+# the strongest declared requirement wins (a write route also declares reads when mounted under a workspace)
+_REQUIREMENTS: dict[Callable[..., Any], int] = {require_listing_key: 0, require_read_key: 1, require_write_key: 2, require_admin_key: 3}
+
+
+def _path_workspace(request: Request) -> str:
+    return request.path_params.get("workspace", DEFAULT_WORKSPACE)
+
+
+def _authorize(request: Request, access: Access, workspace: str | None) -> Grant:
     # Starlette decodes header values as latin-1, which maps bytes one to one: encoding back gives the bytes sent,
     # so a key with non-ASCII characters, sent as UTF-8, matches the UTF-8 bytes of the configured one
     given = request.headers.get("x-api-key", "").encode("latin-1")
-    if not secrets.compare_digest(given, settings.api_key.encode("utf-8")):
-        raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
-
-
-class InvalidApiKey(ValueError):
-    """GRAPHDEX_API_KEY is set to something no client could send in a header."""
-
-
-def check_api_key(key: str | None) -> None:
-    """Refuses at start-up a key that could never match, instead of a service that answers 401 (or 500) to all.
-
-    Any UTF-8 text works, non-ASCII included; what cannot work is a key with bytes that are not UTF-8 (the
-    environment hands those over as lone surrogates), control characters (not allowed in a header) or spaces at
-    either end (HTTP strips them from header values)."""
-    if not key:
-        return
     try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidApiKey("GRAPHDEX_API_KEY is not valid UTF-8 text; set it to a UTF-8 string") from None
-    if any(unicodedata.category(c) == "Cc" for c in key):
-        raise InvalidApiKey("GRAPHDEX_API_KEY contains control characters, which an HTTP header cannot carry")
-    if key != key.strip():
-        raise InvalidApiKey("GRAPHDEX_API_KEY starts or ends with whitespace, which HTTP strips from headers; remove it")
+        return _state(request).keys.check(given, access, workspace)
+    except Refused as refused:
+        raise HTTPException(refused.status, str(refused)) from None
 
 
 class KeyCheckedFirst(APIRoute):
     """A route that checks its API key before FastAPI reads and validates the request.
 
     FastAPI parses a JSON body before it runs any dependency, so with the key only in a dependency, a caller
-    without the key would learn from a 422 what the body should be. Routes declare their access as before
-    (``dependencies=[Depends(require_write_key)]``); this class runs that same check first."""
+    without the key would learn from a 422 what the body should be (or from a 404 which workspaces exist). Routes
+    declare their access as before (``dependencies=[Depends(require_write_key)]``); this class runs that same check
+    first. A route under /workspaces/{workspace}/ is at least a read of that workspace, even one open without a
+    prefix (health)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        declared = {d.dependency for d in self.dependencies}
-        for_reads = require_read_key in declared and require_write_key not in declared
-        if not declared & {require_read_key, require_write_key}:
-            return handler
+        declared = [d.call for d in self.dependant.dependencies if d.call in _REQUIREMENTS]
+        requirement = max(declared, key=_REQUIREMENTS.__getitem__, default=None)
 
         async def key_checked(request: Request) -> Response:
-            _check_key(request, _state(request).settings, for_reads)
+            if requirement is not None:
+                await requirement(request)
+            elif "workspace" in request.path_params:
+                await require_read_key(request)
             return await handler(request)
 
         return key_checked

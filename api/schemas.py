@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from graphdex.api.jobs import STATUSES
+from graphdex.api.layout import NAME_PATTERN, NAME_RULE, check_name
 from graphdex.common.settings import Settings
 from graphdex.ingest.documents import MAX_SOURCE_CHARS, MAX_TITLE_CHARS, text_problem
 from graphdex.query.engine import DEFAULT_MODE, MODES
@@ -90,3 +91,12 @@ class QueryOut(BaseModel):
     citations: list[CitationOut] = Field(default_factory=list, description="The results the answer cites, by their [n] in the answer (n = rank in results).")
     llm_usage: dict[str, int] = Field(default_factory=dict, description="Model calls and tokens this query cost.")
     seconds: float
+
+
+class WorkspaceIn(BaseModel):
+    name: str = Field(..., description=f"The new workspace's name: {NAME_RULE}.", json_schema_extra={"pattern": NAME_PATTERN})
+
+    @field_validator("name")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        return check_name(value)  # its ValueError says what names look like

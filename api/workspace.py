@@ -24,6 +24,7 @@ from graphdex.ingest.extraction import Extractor
 from graphdex.ingest.llm_extractor import LLMExtractor, make_summarizer
 from graphdex.ingest.maintenance import Maintenance
 from graphdex.ingest.pipeline import Indexer
+from graphdex.ingest.shared_extractor import SharedExtractor
 from graphdex.ingest.target import IndexTarget
 from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor, load_spacy
 from graphdex.query.answer import Answerer
@@ -38,11 +39,16 @@ log = logging.getLogger(__name__)
 
 
 class Workspace:
-    """Everything one data directory needs, created lazily so that `stats` does not load spaCy or the model."""
+    """Everything one index needs, created lazily so that `stats` does not load spaCy or the model.
 
-    def __init__(self, settings: Settings) -> None:
+    ``shared``: another workspace whose heavy parts (embedder, spaCy model, language model, extractor) this one uses
+    instead of loading its own; the service's named workspaces all borrow the default one's. A workspace closes only
+    what it owns."""
+
+    def __init__(self, settings: Settings, shared: Workspace | None = None) -> None:
         self.settings = settings
         self.guard = ReadWriteLock()  # queries read under it; the indexer's mutations take it exclusively
+        self._shared = shared
 
     @cached_property
     def data_dir(self) -> Path:
@@ -61,12 +67,14 @@ class Workspace:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return make_embedder(self.settings)
+        return self._shared.embedder if self._shared else make_embedder(self.settings)
 
     @cached_property
     def cluster(self) -> RayCluster | None:
         """The Ray cluster of GRAPHDEX_RAY_ADDRESS, connected (or a ClusterError saying what to do); None without it,
-        and then Ray is never imported."""
+        and then Ray is never imported. Borrowed, with its actors, like the other heavy parts."""
+        if self._shared:
+            return self._shared.cluster
         s = self.settings
         if not s.ray_address:
             return None
@@ -78,6 +86,8 @@ class Workspace:
     def write_embedder(self) -> Embedder:
         """The embedder of the write path (ingest, delete, repair): the bundled model's actors on the Ray cluster
         when there is one. Queries keep ``embedder``: one short text, which a round trip would only slow down."""
+        if self._shared:
+            return self._shared.write_embedder
         s = self.settings
         if self.cluster is None or s.embedder != "local":
             return self.embedder
@@ -95,7 +105,7 @@ class Workspace:
 
     @cached_property
     def nlp(self):
-        return load_spacy(self.settings.spacy_model)
+        return self._shared.nlp if self._shared else load_spacy(self.settings.spacy_model)
 
     def token_counter(self) -> TokenCounter:
         return token_counter(self.embedder)
@@ -103,19 +113,23 @@ class Workspace:
     @cached_property
     def llm(self) -> LiteLLMChat | None:
         """The chat model of GRAPHDEX_LLM_MODEL, or None: then everything runs on spaCy and no answers are written."""
-        return make_llm(self.settings, self.data_dir)
+        return self._shared.llm if self._shared else make_llm(self.settings, self.data_dir)
 
-    def _extractor(self) -> Extractor:
+    @cached_property
+    def extractor(self) -> Extractor:
+        """spaCy worker processes or the model's call pool: one for every workspace that borrows from this one."""
+        if self._shared:
+            return self._shared.extractor
         s = self.settings
         if s.extractor == "llm":
-            return LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency)
+            return SharedExtractor(LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency))
         config = SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window)
         if self.cluster is not None:
             from graphdex.ingest.ray_workers import RayExtractor
 
-            return RayExtractor(self.cluster, config, s.ray_extract_actors, s.extract_batch_chunks)
+            return SharedExtractor(RayExtractor(self.cluster, config, s.ray_extract_actors, s.extract_batch_chunks))
         workers = s.extract_workers if s.extract_workers is not None else max(1, (os.cpu_count() or 2) - 1)
-        return SpacyExtractor(config, workers, s.extract_batch_chunks)
+        return SharedExtractor(SpacyExtractor(config, workers, s.extract_batch_chunks))
 
     @cached_property
     def maintenance(self) -> Maintenance:
@@ -132,7 +146,7 @@ class Workspace:
     def indexer(self) -> Indexer:
         s = self.settings
         maintenance = self.maintenance
-        return Indexer(target=maintenance.target, extractor=self._extractor(), chunker=Chunker(self.token_counter(), s.chunk_tokens, s.chunk_overlap),
+        return Indexer(target=maintenance.target, extractor=self.extractor, chunker=Chunker(self.token_counter(), s.chunk_tokens, s.chunk_overlap),
                        maintenance=maintenance, llm_usage=self.llm.usage if self.llm else None, write_batch_chunks=s.write_batch_chunks)
 
     @cached_property
@@ -165,9 +179,9 @@ class Workspace:
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.projections.close()
-        if "indexer" in self.__dict__:
-            self.indexer.close()
-        if self.__dict__.get("cluster") is not None:
-            self.cluster.close()  # the actors of the write embedder (and of the extractor, if the indexer never closed it)
+        if "extractor" in self.__dict__ and self._shared is None:  # the indexers only use it
+            self.extractor.close()
+        if self.__dict__.get("cluster") is not None and self._shared is None:
+            self.cluster.close()  # the actors of the write embedder (the extractor's are gone already)
         if "store" in self.__dict__:
             self.store.close()

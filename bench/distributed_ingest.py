@@ -46,8 +46,7 @@ def phase_build(args: argparse.Namespace) -> dict[str, Any]:
               "driver_peak_mib": memory.peak_mib, "counts": workspace.store.counts(),
               "load_average_1min": [load_before, os.getloadavg()[0]]}  # other jobs on the machine move these figures
     if workspace.cluster is not None:
-        result["extraction_batches_by_node"] = indexer.extractor.work_by_node
-        result["embedding_items_by_node"] = workspace.write_embedder.work_by_node
+        result["work_items_by_node"] = {pool.label: dict(pool.work_by_node) for pool in workspace.cluster.pools}
     workspace.close()
     return result
 
@@ -124,7 +123,7 @@ def main() -> None:
                 ["build", "seconds", "words/s", "words/s per worker", "actors start s", "same graph", "extraction batches by node"],
                 [["local (spaCy process + ONNX here)", local["seconds"], local["words_per_second"], "", local["open_seconds"], "", ""]]
                 + [[f"Ray, {r['workers']} worker node(s)", r["seconds"], r["words_per_second"], r["words_per_second_per_worker"], r["open_seconds"],
-                    r["same_graph_counts_as_local"], ", ".join(str(n) for n in r["extraction_batches_by_node"].values())] for r in distributed])
+                    r["same_graph_counts_as_local"], ", ".join(str(n) for n in r["work_items_by_node"]["spaCy extraction"].values())] for r in distributed])
     write_json(args.out, {"machine": machine(), "data": str(args.data), "passages": local["documents"], "words": local["words"],
                           "local": local, "ray": distributed})
 

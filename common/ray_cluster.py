@@ -132,6 +132,11 @@ class RayCluster:
         self._pools.append(pool)
         return pool
 
+    @property
+    def pools(self) -> list[ActorPool]:
+        """The actor pools started on this connection (each knows where its work ran)."""
+        return list(self._pools)
+
     def close(self) -> None:
         """Ends the actors this connection started; the connection itself lasts as long as the process."""
         for pool in self._pools:
@@ -304,6 +309,7 @@ class ActorPool:
             self._ray.kill(member.actor, no_restart=True)
 
     def close(self) -> None:
+        log.info("Ray %s work items per node: %s", self.label, {node[:8]: n for node, n in self.work_by_node.items()})
         self._kill([*self._live, *self._starting])
         self._live.clear()
         self._starting.clear()

@@ -7,6 +7,7 @@ give the local vectors bit for bit, whichever actor ran them.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -36,26 +37,29 @@ class OnnxActor:
 
 
 class RayEmbedder:
-    """Embedder with the name and vectors of the local model (an index does not care which of the two built it)."""
+    """Embedder with the name and vectors of the local model (an index does not care which of the two built it).
+
+    The writers of several workspaces may share it, each in its own thread: one embedding at a time keeps the pool's
+    bookkeeping single-threaded, and costs little, since each embedding already spreads over every actor."""
 
     def __init__(self, cluster: RayCluster, tokenizer: MiniLMTokenizer, *, model_path: Path | None = None, tokenizer_path: Path | None = None,
                  threads: int = 0, actors: int | None = None) -> None:
         self.name = OnnxMiniLMEmbedder.name
         self.dim = OnnxMiniLMEmbedder.dim
         self._tokenizer = tokenizer
+        self._lock = threading.Lock()
         count = actors or max(1, cluster.nodes())
         self._pool = cluster.pool(OnnxActor, (model_path, tokenizer_path, threads), count, label="embedding", count_setting="GRAPHDEX_RAY_EMBED_ACTORS",
                                   distributions=EMBEDDING_LIBRARIES)
-
-    @property
-    def work_by_node(self) -> dict[str, int]:
-        """Work items embedded per Ray node id so far."""
-        return dict(self._pool.work_by_node)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._tokenizer.count_tokens(texts)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return self._embed(texts)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         calls = self._tokenizer.plan(self._tokenizer.encode(texts)) if texts else []
         items = [calls[i : i + CALLS_PER_ITEM] for i in range(0, len(calls), CALLS_PER_ITEM)]

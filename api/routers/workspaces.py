@@ -1,0 +1,69 @@
+"""Workspaces: isolated corpora served side by side, each with its own graph, vectors and queue.
+
+Creating and deleting needs the admin key; listing shows the workspaces the caller's key may read. A workspace's own
+routes are the usual ones under /workspaces/{workspace}/ (app.py mounts them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from graphdex.api.deps import (JobsDep, KeyCheckedFirst, ListingGrantDep, RegistryDep, WorkspaceDep, WorkspaceName, require_admin_key,
+                               require_read_key, workspace_errors)
+from graphdex.api.lifecycle import UnknownWorkspace
+from graphdex.api.registry import WorkspaceBusy, WorkspaceRegistry
+from graphdex.api.schemas import WorkspaceIn
+from graphdex.api.workspace import Workspace
+from graphdex.graph.model import NodeType
+from graphdex.graph.store import StoreError
+
+router = APIRouter(route_class=KeyCheckedFirst, prefix="/workspaces", tags=["workspaces"])
+
+
+@router.post("", status_code=201, dependencies=[Depends(require_admin_key)], summary="Create an empty workspace (409 if it exists)")
+def create_workspace(body: WorkspaceIn, registry: RegistryDep) -> dict[str, Any]:
+    with workspace_errors():
+        registry.create(body.name)
+    return {"name": body.name, "url": f"/workspaces/{body.name}"}
+
+
+@router.get("", summary="Every workspace the key may read, with its document counts")
+def list_workspaces(registry: RegistryDep, grant: ListingGrantDep) -> dict[str, Any]:
+    return {"workspaces": [_summary(registry, name) for name in registry.names() if grant.covers(name)]}
+
+
+def _summary(registry: WorkspaceRegistry, name: str) -> dict[str, Any]:
+    """Name and counts; a workspace that cannot be opened (its store unreachable) says why instead of failing the list."""
+    try:
+        served = registry.acquire(name)
+    except (UnknownWorkspace, WorkspaceBusy, StoreError) as error:  # deleted meanwhile, or its store unavailable
+        return {"name": name, "error": str(error)}
+    try:
+        with served.workspace.guard.read():
+            documents = len(served.workspace.store.node_ids(NodeType.DOCUMENT))
+        return {"name": name, "documents": documents, "queue": served.jobs.counts()}
+    except StoreError as error:
+        return {"name": name, "error": str(error)}
+    finally:
+        served.leave()
+
+
+@router.get("/{workspace}", dependencies=[Depends(require_read_key)], summary="A workspace: counts per node type, edge type and vector index, queue")
+def workspace_stats(workspace: WorkspaceName, ws: WorkspaceDep, jobs: JobsDep) -> dict[str, Any]:
+    with ws.guard.read():
+        return {"name": workspace, **_neo4j_name(ws), **ws.stats(), "queue": jobs.counts()}
+
+
+def _neo4j_name(ws: Workspace) -> dict[str, str]:
+    """On Neo4j, the `workspace` property its nodes carry: the $workspace parameter of the Browser queries."""
+    return {"neo4j_workspace": ws.settings.neo4j_workspace} if ws.settings.store == "neo4j" else {}
+
+
+@router.delete("/{workspace}", dependencies=[Depends(require_admin_key)],
+               summary="Delete a workspace with its graph, vectors and queue (the default workspace cannot be deleted: 409)")
+def delete_workspace(workspace: WorkspaceName, registry: RegistryDep) -> dict[str, Any]:
+    with workspace_errors():
+        registry.delete(workspace)
+    return {"name": workspace, "deleted": True}

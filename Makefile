@@ -28,11 +28,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/graphdex demo
 
-## Run the whole test suite. The store tests start the local Neo4j server (scripts/neo4j.sh) when it is not running.
+## Run the whole test suite. The store tests start the local Neo4j server (scripts/neo4j.sh) when it is not running,
+## the distributed-ingestion tests a local Ray cluster (scripts/ray.sh).
 test: $(STAMP) chromium
 	$(PY) -m pytest
 
-## The fast local loop: everything that needs neither the Neo4j server nor the browser (CI runs `make test`).
+## The fast local loop: everything that needs neither the Neo4j server nor the browser (CI runs `make test`). The Ray
+## tests stay in: their two-node cluster (scripts/ray.sh) comes from the pip package and starts in about 15 s.
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not neo4j"
 

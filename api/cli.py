@@ -20,6 +20,7 @@ from graphdex.api.lifecycle import DefaultWorkspace, UnknownWorkspace, Workspace
 from graphdex.api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
 from graphdex.api.workspace import Workspace
 from graphdex.common.llm import LLMError, counting_usage
+from graphdex.common.ray_cluster import ClusterError
 from graphdex.common.settings import Settings
 from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import SUPPORTED_SUFFIXES, DocumentError, FileScan, SourceDocument, load_file, load_paths, scan_paths
@@ -162,7 +163,7 @@ def ingest(paths: list[Path] = typer.Argument(..., help=f"Files ({', '.join(SUPP
                 report = _run_ingest(workspace, documents)
         else:
             report = IngestReport()  # nothing readable: the index is not even opened for writing
-    except (DocumentError, StoreError) as error:
+    except (DocumentError, StoreError, ClusterError) as error:
         _fail(str(error))
     finally:
         workspace.close()
@@ -246,7 +247,7 @@ def delete(document: str = typer.Argument(..., help="A document id (doc-...) or 
             report = workspace.maintenance.delete_document(document)
     except KeyError:
         _fail(f"no document with id or source {document!r} (see `graphdex stats` for what is indexed)")
-    except StoreError as error:
+    except (StoreError, ClusterError) as error:
         _fail(str(error))
     finally:
         workspace.close()
@@ -290,8 +291,9 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
     if host not in ("127.0.0.1", "localhost", "::1") and not workspace.settings.api_key:
         err.print("[yellow]warning:[/] listening beyond this machine with no GRAPHDEX_API_KEY: anyone who can reach it can add and delete documents")
     try:
+        workspace.cluster  # an unreachable GRAPHDEX_RAY_ADDRESS stops the start here, with what to do, not in a traceback
         service = create_app(workspace=workspace)
-    except InvalidApiKey as error:
+    except (InvalidApiKey, ClusterError) as error:
         _fail(str(error))
     try:
         uvicorn.run(service, host=host, port=port, log_level=workspace.settings.log_level.lower())
@@ -315,7 +317,7 @@ def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n
             if result.chunks:
                 best = result.chunks[0]
                 console.print(f"[bold]best evidence[/] [{best.title}]: {best.text}\n")
-    except (DocumentError, StoreError, QueryError) as error:
+    except (DocumentError, StoreError, QueryError, ClusterError) as error:
         _fail(str(error))
     finally:
         workspace.close()

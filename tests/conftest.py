@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -19,19 +20,24 @@ from graphdex.ingest.spacy_extractor import load_spacy
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "api" / "sample_corpus" / "wiki_sample.jsonl"
 NEO4J_SCRIPT = REPO / "scripts" / "neo4j.sh"
+RAY_SCRIPT = REPO / "scripts" / "ray.sh"
 
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "neo4j: needs the real Neo4j server (deselected by `make test-fast`)")
+    config.addinivalue_line("markers", "ray: needs the local two-node Ray cluster of scripts/ray.sh (started by the ray_cluster fixture)")
 
 
 def pytest_collection_modifyitems(items) -> None:
     """Marks every test that reaches the Neo4j server, directly or through a store parameter, so the fast local
-    loop (`make test-fast`) can leave them out; `make test` and CI still run them all."""
+    loop (`make test-fast`) can leave them out; `make test` and CI still run them all. Tests on the Ray cluster
+    are marked `ray` (`-m "not ray"` leaves them out)."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "neo4j_server" in item.fixturenames or "neo4j" in params.values():
             item.add_marker(pytest.mark.neo4j)
+        if "ray_cluster" in item.fixturenames:
+            item.add_marker(pytest.mark.ray)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +56,24 @@ def neo4j_server() -> dict[str, str]:
     yield {"uri": uri, "user": settings.neo4j_user, "password": settings.neo4j_password}
     if started:
         subprocess.run([str(NEO4J_SCRIPT), "stop"], check=False)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> str:
+    """A real Ray cluster on this machine, a head and a separate worker node (scripts/ray.sh), started for the
+    session when it is not running and stopped afterwards; its GRAPHDEX_RAY_ADDRESS. If it cannot start, the tests
+    that need it fail: they are never skipped."""
+    env = {**os.environ}
+    env.setdefault("RAY", str(Path(sys.executable).with_name("ray")))  # the ray of this interpreter's environment
+    started = False
+    if subprocess.run([str(RAY_SCRIPT), "status"], env=env, capture_output=True).returncode != 0:
+        subprocess.run([str(RAY_SCRIPT), "start"], env=env, check=True)
+        started = True
+    yield f"127.0.0.1:{env.get('GRAPHDEX_RAY_PORT', '6379')}"
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()  # this process's driver goes before the cluster does
+    if started:
+        subprocess.run([str(RAY_SCRIPT), "stop"], env=env, check=False)
 
 
 def drop_neo4j_workspace(server: dict[str, str], workspace: str) -> None:

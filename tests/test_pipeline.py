@@ -144,7 +144,7 @@ def test_empty_documents_are_reported_not_indexed(make_workspace):
     assert workspace.store.counts()["nodes"]["Document"] == 0
 
 
-def test_both_stores_hold_the_same_graph(make_workspace, corpus):
+def test_both_stores_hold_the_same_graph(make_workspace, corpus, neo4j_server):
     embedded = make_workspace("embedded", store="embedded")
     server = make_workspace("server", store="neo4j")
     for workspace in (embedded, server):

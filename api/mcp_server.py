@@ -1,8 +1,8 @@
 """graphdex as an MCP server: the tools and resources an agent (a desktop assistant, an IDE agent) uses.
 
-One server definition, two transports: stdio (`graphdex mcp`, see stdio_mcp_server below) and streamable HTTP on the REST
-service (mcp_http.py). Either way the tools work on a running service's state (ServiceState: the registry of
-workspaces, each with its durable queue and its only writer, and the query slots) through the functions the REST
+One server definition, two transports: stdio (`graphdex mcp`, see stdio_mcp_server below) and streamable HTTP on
+the REST service (mcp_http.py). Either way the tools work on a running service's state (ServiceState: the registry
+of workspaces, each with its durable queue and its only writer, and the query slots) through the functions the REST
 routes call (actions.py), so a document added by an agent is queued, indexed and deleted exactly as one posted to
 /documents, and a search takes a query slot like POST /query.
 
@@ -81,6 +81,7 @@ def presented_key(headers: Mapping[str, str] | None) -> bytes:
 
 
 async def _remember_headers(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Server middleware: the handler of every request runs with its headers in ``_headers``."""
     token = _headers.set(getattr(ctx.request, "headers", None))
     try:
         return await call_next(ctx)
@@ -135,10 +136,12 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
                                                        "graph) is the best on most questions, above all multi-hop ones; `naive` is plain "
                                                        "vector search over passages.")] = DEFAULT_MODE,
                top_k: Annotated[int | None, Field(ge=1, le=200, description="Passages to return; default: the server's GRAPHDEX_TOP_K.")] = None,
+               max_context_tokens: Annotated[int | None, Field(ge=1, le=1_000_000, description="Stop adding passages once their tokens would "
+                                                                                            "pass this budget.")] = None,
                workspace: WorkspaceArg = None) -> SearchResult:
         """Find the passages of the indexed documents that best answer a question, best first, each with its
         citation (document id, title, source, chunk id, score, section and page when known)."""
-        request = QueryIn(query=query, mode=mode, **({"top_k": top_k} if top_k is not None else {}))
+        request = QueryIn(query=query, mode=mode, max_context_tokens=max_context_tokens, **({"top_k": top_k} if top_k is not None else {}))
         state = service()
         with workspace_for(workspace, Access.READ) as (name, served):
             result, hits = actions.retrieve(request, served.workspace, state.settings.top_k, state.query_slots)

@@ -5,7 +5,7 @@ Start it with `graphdex serve`. OpenAPI documentation is served at /docs. User m
 (the store unreachable), never the caller.
 
 This module only assembles the app: the routes are in `routers/`, their bodies in `schemas.py`, what they need in
-`deps.py`, and how failures become responses in `errors.py`.
+`deps.py`, and how failures become responses in `errors.py`; the MCP endpoint for agents is `mcp_http.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from fastapi import Depends, FastAPI
 from graphdex.api.access import KeyRing
 from graphdex.api.deps import running_service, workspace_in_path
 from graphdex.api.errors import BodySizeLimit, add_error_handlers
+from graphdex.api.mcp_http import MCP_PATH, McpEndpoint
+from graphdex.api.mcp_server import create_mcp_server
 from graphdex.api.routers import documents, graph, health, query, workspaces
 from graphdex.api.schemas import DocumentsIn
 from graphdex.api.workspace import Workspace
@@ -34,7 +36,8 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with running_service(app, settings, keys, workspace):
-            yield
+            async with mcp.running():
+                yield
 
     app = FastAPI(title="graphdex", version="0.1.0", lifespan=lifespan,
                   description="Graph-based knowledge index: submit documents, follow their indexing, query with citations, browse the graph.")
@@ -45,6 +48,9 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
         app.include_router(area.router)
         app.include_router(area.router, prefix="/workspaces/{workspace}", dependencies=[Depends(workspace_in_path)])
     app.include_router(workspaces.router)
+    # agents' endpoint (MCP over streamable HTTP): the same workspaces, writers and query slots as the routes above
+    mcp = McpEndpoint(create_mcp_server(lambda: app.state.graphdex, log_level=settings.log_level), keys, settings.max_request_bytes)
+    app.add_route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     app.openapi = _openapi_with_documents_body(app)
     return app
 

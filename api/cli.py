@@ -302,6 +302,29 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
 
 
 @app.command()
+def mcp(workspace_name: str = WORKSPACE_OPTION) -> None:
+    """Serve the index to an MCP client (a desktop assistant, an IDE agent) over stdio: search with citations, entities
+    and the graph around them, adding and deleting documents. Tools that name no workspace use --workspace.
+
+    No API key applies: whoever starts this process owns the index. Documents are indexed in the background as by
+    `graphdex serve`, and like it this process is the index's only writer while it runs; to share an index between
+    agents and the REST API, point the agents at the service's /mcp endpoint instead (see the README)."""
+    from graphdex.api.mcp_server import stdio_mcp_server
+
+    settings = _settings()
+    layout = Layout(settings)
+    try:
+        if not layout.exists(workspace_name):
+            raise unknown(workspace_name)
+    except (InvalidWorkspaceName, UnknownWorkspace) as error:
+        _fail(str(error))
+    try:
+        stdio_mcp_server(settings, workspace_name).run("stdio")
+    except* StoreError as group:  # the index cannot be opened (locked by another writer, Neo4j unreachable)
+        _fail("; ".join(str(error) for error in group.exceptions))
+
+
+@app.command()
 def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n", min=1, max=len(SAMPLE_QUESTIONS), help="How many sample questions to answer."),
          mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Index the bundled sample corpus (if the index is empty) and answer sample questions."""

@@ -45,14 +45,20 @@ class ServiceState:
 
 
 @contextmanager
-def running_service(app: FastAPI, settings: Settings, keys: KeyRing, workspace: Workspace | None = None) -> Iterator[ServiceState]:
-    """Opens the default workspace (and those with queued work) for serving, puts the state on ``app.state`` for the
-    dependencies below, and closes every workspace when the service stops."""
+def open_service(settings: Settings, keys: KeyRing, workspace: Workspace | None = None) -> Iterator[ServiceState]:
+    """Opens the default workspace (and those with queued work) for serving, and closes every workspace when the
+    service stops. The REST app and `graphdex mcp` both serve through this."""
     with ExitStack() as stack:
         registry = WorkspaceRegistry(workspace or Workspace(settings))
         stack.callback(registry.close)
         registry.start()
-        state = ServiceState(settings, registry, keys, threading.BoundedSemaphore(settings.max_concurrent_queries))
+        yield ServiceState(settings, registry, keys, threading.BoundedSemaphore(settings.max_concurrent_queries))
+
+
+@contextmanager
+def running_service(app: FastAPI, settings: Settings, keys: KeyRing, workspace: Workspace | None = None) -> Iterator[ServiceState]:
+    """The open service, on ``app.state`` for the dependencies below while the app runs."""
+    with open_service(settings, keys, workspace) as state:
         app.state.graphdex = state
         try:
             yield state

@@ -19,6 +19,7 @@ from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graphdex.api.actions import NotFound
 from graphdex.common.llm import LLMError
 from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import DocumentError, excerpt
@@ -76,6 +77,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(DocumentError, _callers_mistake)
     app.add_exception_handler(QueryError, _callers_mistake)
+    app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(LLMError, _model_down)
     app.add_exception_handler(StoreError, _store_down)
 
@@ -121,6 +123,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 async def _callers_mistake(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": excerpt(str(error), MAX_MESSAGE_CHARS)}, status_code=422)
+
+
+async def _not_found(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": excerpt(str(error), MAX_MESSAGE_CHARS)}, status_code=404)
 
 
 async def _model_down(request: Request, error: Exception) -> JSONResponse:

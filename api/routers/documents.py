@@ -14,12 +14,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from graphdex.api import actions
 from graphdex.api.deps import JobsDep, KeyCheckedFirst, WorkspaceDep, require_read_key, require_write_key
-from graphdex.api.schemas import MAX_DOCUMENTS_PER_REQUEST, DocumentIn, DocumentsIn, JobStatus
-from graphdex.api.workspace import Workspace
-from graphdex.common.ids import content_hash, document_id
-from graphdex.graph.model import Node, NodeType
-from graphdex.ingest.documents import DocumentError, SourceDocument, document_from_record, load_upload
+from graphdex.api.schemas import DocumentsIn, JobStatus
+from graphdex.ingest.documents import DocumentError, SourceDocument, load_upload
 
 router = APIRouter(route_class=KeyCheckedFirst, tags=["documents"])
 write_access = [Depends(require_write_key)]
@@ -44,15 +42,10 @@ async def submit_documents(request: Request, jobs: JobsDep) -> dict[str, Any]:
             body = DocumentsIn.model_validate_json(await request.body())
         except ValidationError as error:
             raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
-        documents = [document_from_record(d.model_dump(), _source_of(d)) for d in body.documents]
+        documents = actions.documents_from_json(body.documents)
     else:
         raise HTTPException(415, f"unsupported content type {content_type!r}: send application/json or multipart/form-data")
-    if not documents:
-        raise DocumentError("no documents in the request")
-    if len(documents) > MAX_DOCUMENTS_PER_REQUEST:
-        raise DocumentError(f"{len(documents):,} documents in one request; send at most {MAX_DOCUMENTS_PER_REQUEST:,}")
-    submitted = jobs.submit([(document_id(d.source), d) for d in documents])
-    return {"documents": [{"id": j.id, "status": j.status, "source": j.source, "title": j.title} for j in submitted]}
+    return {"documents": actions.submit_documents(jobs, documents)}
 
 
 async def _uploaded(request: Request) -> list[SourceDocument]:
@@ -67,11 +60,6 @@ async def _uploaded(request: Request) -> list[SourceDocument]:
     return documents
 
 
-def _source_of(doc: DocumentIn) -> str:
-    """A document sent without a source is known by its content: sending it again changes nothing."""
-    return doc.source or f"api:{content_hash(doc.title + chr(0) + doc.text)[:16]}"
-
-
 @router.get("/documents", dependencies=read_access, summary="Submitted documents, newest first")
 def list_documents(jobs: JobsDep, status: JobStatus | None = None, limit: int = Query(50, ge=1, le=1000),
                    offset: int = Query(0, ge=0, le=1_000_000_000)) -> dict[str, Any]:
@@ -81,36 +69,13 @@ def list_documents(jobs: JobsDep, status: JobStatus | None = None, limit: int = 
 
 @router.get("/documents/{doc_id}", dependencies=read_access, summary="A document's indexing status")
 def get_document(doc_id: str, jobs: JobsDep, ws: WorkspaceDep) -> dict[str, Any]:
-    job = jobs.get(doc_id)
-    if job is not None:
-        return job.to_dict()
-    node = _stored_document(ws, doc_id)
-    if node is None:
-        raise HTTPException(404, f"no document {doc_id!r}")
-    # indexed outside the service (graphdex ingest)
-    return {"id": doc_id, "status": "done", "source": node.props.get("source"), "title": node.props.get("title"),
-            "chunks": node.props.get("chunk_count"), "words": node.props.get("words")}
+    return actions.document_status(jobs, ws, doc_id)
 
 
 @router.delete("/documents/{doc_id}", status_code=202, dependencies=write_access,
                summary="Delete a document (202, status deleting, then 404): what only it supported goes, shared nodes lose its support")
 def delete_document(doc_id: str, jobs: JobsDep, ws: WorkspaceDep) -> dict[str, Any]:
-    # only marks the delete (the worker carries it out): a request never waits for an ingestion batch
-    marked = jobs.request_delete(doc_id)
-    if marked is None:
-        node = _stored_document(ws, doc_id)
-        if node is None:
-            raise HTTPException(404, f"no document {doc_id!r}")
-        marked = jobs.request_delete(doc_id, indexed_as=(str(node.props.get("source", "")), str(node.props.get("title", ""))))
-        assert marked is not None  # indexed_as always marks
-    job, was = marked
-    return {**job.to_dict(), "was": was}
-
-
-def _stored_document(ws: Workspace, doc_id: str) -> Node | None:
-    with ws.guard.read():
-        node = ws.store.get_nodes([doc_id]).get(doc_id)
-    return node if node is not None and node.type == NodeType.DOCUMENT else None
+    return actions.delete_document(jobs, ws, doc_id)
 
 
 @router.post("/documents/{doc_id}/retry", status_code=202, dependencies=write_access, summary="Queue a failed document again")

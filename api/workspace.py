@@ -80,10 +80,12 @@ class Workspace:
 
     def _extractor(self) -> Extractor:
         s = self.settings
+        spacy_config = SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window)
         if s.extractor == "llm":
-            return LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency)
+            fallback = SpacyExtractor(spacy_config, workers=0) if s.llm_extraction_fallback == "spacy" else None
+            return LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency, fallback)
         workers = s.extract_workers if s.extract_workers is not None else max(1, (os.cpu_count() or 2) - 1)
-        return SpacyExtractor(SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window), workers, s.extract_batch_chunks)
+        return SpacyExtractor(spacy_config, workers, s.extract_batch_chunks)
 
     @cached_property
     def maintenance(self) -> Maintenance:

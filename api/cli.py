@@ -179,7 +179,7 @@ def query(text: str = typer.Argument(..., help="The question."),
                     parts.append(delta)
                     console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
                 console.print()
-                for citation in citations_in("".join(parts), result.chunks):
+                for citation in citations_in("".join(parts), text, result.chunks):
                     console.print(f"  [{citation.number}] {citation.title} ({citation.chunk_id})", markup=False, highlight=False)
         if usage.calls or usage.cached:
             err.print(f"[dim]model: {usage.calls} call(s), {usage.cached} cached, {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens[/]")

@@ -25,7 +25,8 @@ Sources:
 Question: {question}"""
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
-COPY_WINDOW = 30  # characters either side of a citation that, found together in the prompt, show it was copied
+COPY_WINDOW = 30  # characters beside a citation that, found with it in the prompt, show it was copied
+MIN_COPY = 10  # fewer characters than this beside it (the answer's start or end) show nothing
 
 
 @dataclass
@@ -56,11 +57,18 @@ def citations_in(text: str, question: str, hits: list[ChunkHit]) -> list[Citatio
     """The sources an answer cites, in order of first citation; numbers outside the context, and numbers that stand
     in text copied from the prompt (its source list, its "[1] or [2][3]" example), are ignored."""
     prompt = _flat(answer_messages(question, hits)[-1]["content"])
+
+    def copied(before: str, citation: str, after: str) -> bool:
+        # one side is enough: a model repeating the source list drifts from it between two sources
+        return ((len(_flat(before)) >= MIN_COPY and _flat(before + citation) in prompt)
+                or (len(_flat(after)) >= MIN_COPY and _flat(citation + after) in prompt)
+                or _flat(before + citation + after) in prompt)
+
     seen: list[int] = []
     for match in _CITATION.finditer(text):
         number = int(match.group(1))
-        around = _flat(text[max(0, match.start() - COPY_WINDOW) : match.end() + COPY_WINDOW])
-        if 1 <= number <= len(hits) and number not in seen and around not in prompt:
+        before, after = text[max(0, match.start() - COPY_WINDOW) : match.start()], text[match.end() : match.end() + COPY_WINDOW]
+        if 1 <= number <= len(hits) and number not in seen and not copied(before, match.group(0), after):
             seen.append(number)
     return [Citation(n, hits[n - 1].chunk_id, hits[n - 1].doc_id, hits[n - 1].title, hits[n - 1].source) for n in seen]
 

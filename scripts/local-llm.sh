@@ -33,7 +33,8 @@ Commands:
             /v1/models answers, and print the graphdex settings that use it. A no-op (exit 0) when already running.
   stop      Stop the server (SIGTERM; SIGKILL after 20 s). A no-op when not running.
   restart   stop, then start.
-  status    Exit 0 when the server is running and answers /v1/models, 3 otherwise.
+  status    Exit 0 when the server is running and accepts connections (answering /v1/models, or busy with a
+            request: it answers one at a time), 3 otherwise.
   logs [N]  Print the last N (default 40) lines of the server log.
 
 Environment:
@@ -48,9 +49,10 @@ Environment:
   CMAKE_ARGS                        extra llama.cpp build options             (default: CPU only, no multimodal/tests/tools)
   PYTHON                            interpreter the build venv is made from   (default: python3)
 
-Point graphdex at it with:
+Point graphdex at it as at any OpenAI-compatible server (README, "Run with a local model"):
   GRAPHDEX_LLM_MODEL=openai/$MODEL_ALIAS GRAPHDEX_LLM_API_BASE=http://127.0.0.1:<port>/v1 GRAPHDEX_LLM_API_KEY=local
   GRAPHDEX_LLM_CONCURRENCY=1   (the server answers one request at a time; more only queue up and time out)
+  GRAPHDEX_LLM_MAX_TOKENS=256  (the model repeats itself until stopped)
 EOF
 }
 
@@ -184,8 +186,8 @@ print_ready() {
     cat <<EOF
   Log:      $LOG_FILE
   graphdex: export GRAPHDEX_LLM_MODEL=openai/$MODEL_ALIAS GRAPHDEX_LLM_API_BASE=http://$HOST:$PORT/v1 GRAPHDEX_LLM_API_KEY=local
-            export GRAPHDEX_LLM_CONCURRENCY=1    # one request at a time is all this server does
-            export GRAPHDEX_EXTRACTOR=llm        # optional: LLM extraction
+            export GRAPHDEX_LLM_CONCURRENCY=1 GRAPHDEX_LLM_MAX_TOKENS=256  # one request at a time; it repeats itself until stopped
+            export GRAPHDEX_EXTRACTOR=llm GRAPHDEX_LLM_EXTRACTION_FALLBACK=spacy  # optional: LLM extraction, spaCy where it gives nothing
 EOF
 }
 
@@ -210,8 +212,9 @@ cmd_start() {
     local pid
     pid="$(server_pid)"
     if [[ -n "$pid" ]]; then
+        # /v1/models waits while the server is answering a request, so the open port is the sign of life here
         say "already running (pid $pid)"
-        wait_ready "$pid"
+        port_open || die "pid $pid runs but port $HOST:$PORT is closed; see $LOG_FILE, or 'scripts/local-llm.sh restart'"
         print_ready "$pid"
         return 0
     fi
@@ -222,11 +225,13 @@ cmd_start() {
     local t0=$SECONDS
     rm -f "$PID_FILE"
     [[ ! -f "$LOG_FILE" ]] || mv -f "$LOG_FILE" "$LOG_FILE.1"
-    # A new session (setsid) so the server outlives this shell; the child writes its own pid, then becomes the server.
+    # --interrupt_requests false: by default the server cuts a streamed answer short as soon as another request arrives
+    # (a second query, even a status check). A new session (setsid) so the server outlives this shell; the child
+    # writes its own pid, then becomes the server.
     # exec 9>&-: the server must not hold the start/stop lock.
     local launcher=(bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE"
         "$VENV_PY" "$SERVER_SCRIPT" --model "$MODEL_PATH" --model_alias "$MODEL_ALIAS" --chat_format gemma3 --host "$HOST" --port "$PORT"
-        --n_ctx "$N_CTX" --n_threads "$THREADS" --n_threads_batch "$THREADS")
+        --n_ctx "$N_CTX" --n_threads "$THREADS" --n_threads_batch "$THREADS" --interrupt_requests false)
     if command -v setsid >/dev/null 2>&1; then launcher=(setsid "${launcher[@]}"); fi
     (exec 9>&-; cd "$RUN_DIR"; nohup "${launcher[@]}" </dev/null >>"$LOG_FILE" 2>&1 &)
     local i
@@ -270,11 +275,15 @@ cmd_status() {
         say "not running"
         return 3
     fi
-    if ! models_answer; then
-        say "process running (pid $pid) but http://$HOST:$PORT/v1/models does not answer (starting up or failing; see $LOG_FILE)"
+    if ! port_open; then
+        say "process running (pid $pid) but port $HOST:$PORT is closed (starting up or failing; see $LOG_FILE)"
         return 3
     fi
-    say "running (pid $pid) at http://$HOST:$PORT/v1, model $MODEL_ALIAS"
+    if models_answer; then
+        say "running (pid $pid) at http://$HOST:$PORT/v1, model $MODEL_ALIAS"
+    else  # requests are answered one at a time, /v1/models included
+        say "running (pid $pid) at http://$HOST:$PORT/v1, busy answering a request"
+    fi
 }
 
 cmd_logs() {

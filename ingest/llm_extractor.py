@@ -88,19 +88,30 @@ def _salvage(text: str, data: dict[str, Any] | None) -> dict[str, Any] | None:
     _collect(value, entities, relations)
     if not entities and not relations:
         return None
-    in_schema = isinstance(value, dict) and ("entities" in value or "relations" in value)
+    in_schema = isinstance(value, dict) and bool(set(value)) and set(value) <= {"entities", "relations"}
     return {"entities": entities, "relations": relations, "partial": cut is not None and cut != data, "off_schema": not in_schema}
 
 
 def parse_extraction(text: str) -> dict[str, Any] | None:
     """``{"entities": [...], "relations": [...]}`` from a model's answer (with ``"partial": True`` when only some
     records could be recovered, ``"off_schema": True`` when they were read from another shape), or None when
-    nothing usable is in it."""
+    nothing usable is in it. An answer with other keys beside the two lists is of another shape: a small model puts
+    an entity's own fields at the top and the prompt's example relation in "relations"."""
     data = parse_json_object(text)
-    if (data is not None and ("entities" in data or "relations" in data)
+    if (data is not None and ("entities" in data or "relations" in data) and set(data) <= {"entities", "relations"}
             and isinstance(data.get("entities", []), list) and isinstance(data.get("relations", []), list)):
         return {"entities": data.get("entities", []), "relations": data.get("relations", [])}
     return _delimited(text) or _salvage(text, data)
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"\W+", "", text.casefold())
+
+
+def _in_passage(name: Any, chunk: ChunkInput) -> bool:
+    """Is the name written in the chunk or its title (ignoring case, spaces and punctuation)?"""
+    letters = _letters(name) if isinstance(name, str) else ""
+    return bool(letters) and letters in _letters(f"{chunk.title} {chunk.text}")
 
 
 def _strength(value: Any) -> int:
@@ -158,6 +169,14 @@ class LLMExtractor:
                 log.warning("chunk %s: the model's answer was JSON of another shape; kept the %d entities and %d relations in it",
                             chunk.chunk_id, len(parsed["entities"]), len(parsed["relations"]))
                 result.problems.append("off-schema model answer" + suffix)
+            if parsed.get("partial") or parsed.get("off_schema"):
+                # a broken answer is held to the passage: a small model lists the prompt's type names ("Person",
+                # "Organization") or its chat template's "model" as entities
+                named = [r.get("name") if isinstance(r, dict) else r for r in parsed["entities"]]
+                invented = [n for n in named if isinstance(n, str) and not _in_passage(n, chunk)]
+                if invented:
+                    result.problems.append("names not in the passage dropped" + suffix + ": " + ", ".join(invented)[:200])
+                parsed["entities"] = [r for r, n in zip(parsed["entities"], named) if _in_passage(n, chunk)]
             records["entities"] += parsed["entities"]
             records["relations"] += parsed["relations"]
             messages = messages + [{"role": "assistant", "content": answer}, {"role": "user", "content": GLEANING_PROMPT}]

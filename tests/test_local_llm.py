@@ -20,9 +20,8 @@ from graphdex.query.answer import answer_messages
 from tests.conftest import FILM_DOCS
 
 QUESTION = "Where was the director of The Harbor Lights born?"
-KNOWN_PROBLEMS = ("partial model answer", "off-schema model answer", "names not in the passage dropped", "unparseable model answer", "empty model answer",
-                  "model call failed",
-                  "extracted by spaCy instead")
+KNOWN_PROBLEMS = ("partial model answer", "off-schema model answer", "names not in the passage dropped", "unparseable model answer",
+                  "empty model answer", "model call failed", "extracted by spaCy instead")
 KEYWORD_FALLBACKS = ("model call failed", "its low-level keywords are not in the question", "no usable keywords in the model's answer")
 
 

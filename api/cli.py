@@ -226,7 +226,7 @@ def query(text: str = typer.Argument(..., help="The question."),
                     parts.append(delta)
                     console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
                 console.print()
-                for citation in citations_in("".join(parts), result.chunks):
+                for citation in citations_in("".join(parts), text, result.chunks):
                     where = describe_location(citation.section, citation.page, citation.page_end)
                     console.print(f"  [{citation.number}] {citation.title}{f', {where}' if where else ''} ({citation.chunk_id})", markup=False, highlight=False)
         if usage.calls or usage.cached:

@@ -121,15 +121,16 @@ class Workspace:
         if self._shared:
             return self._shared.extractor
         s = self.settings
+        spacy_config = SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window)
         if s.extractor == "llm":
-            return SharedExtractor(LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency))
-        config = SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window)
+            fallback = SpacyExtractor(spacy_config, workers=0) if s.llm_extraction_fallback == "spacy" else None
+            return SharedExtractor(LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency, fallback))
         if self.cluster is not None:
             from graphdex.ingest.ray_workers import RayExtractor
 
-            return SharedExtractor(RayExtractor(self.cluster, config, s.ray_extract_actors, s.extract_batch_chunks))
+            return SharedExtractor(RayExtractor(self.cluster, spacy_config, s.ray_extract_actors, s.extract_batch_chunks))
         workers = s.extract_workers if s.extract_workers is not None else max(1, (os.cpu_count() or 2) - 1)
-        return SharedExtractor(SpacyExtractor(config, workers, s.extract_batch_chunks))
+        return SharedExtractor(SpacyExtractor(spacy_config, workers, s.extract_batch_chunks))
 
     @cached_property
     def maintenance(self) -> Maintenance:

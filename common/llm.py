@@ -55,6 +55,54 @@ def parse_json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
+def parse_cut_json(text: str) -> dict[str, Any] | list[Any] | None:
+    """The first JSON object or array of an answer that was cut off (an output token limit, a model that loops), with
+    what it completed: the open brackets are closed after the last complete element of an array, or the last complete
+    member of the outermost object. An object inside an array is never cut, so a half-written record is dropped whole
+    rather than kept with its fields missing. None when nothing complete is in it."""
+    text = _FENCE.sub("", text.strip())
+    start = min((i for i in (text.find("{"), text.find("[")) if i != -1), default=-1)
+    if start == -1:
+        return None
+    cuts: list[tuple[int, str]] = []  # (end of a complete part, the brackets that close it)
+    stack: list[str] = []
+    in_string = escaped = False
+    for i in range(start, len(text)):
+        char = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append("}" if char == "{" else "]")
+        elif char in "}]":
+            if not stack or stack.pop() != char:
+                break  # not JSON from here on
+            if not stack:
+                cuts.append((i + 1, ""))
+                break
+            if stack[-1] == "]":
+                cuts.append((i + 1, "".join(reversed(stack))))
+        elif char == "," and (stack[-1] == "]" or len(stack) == 1):
+            cuts.append((i, "".join(reversed(stack))))
+    for end, closing in reversed(cuts[-_CUT_ATTEMPTS:]):
+        try:
+            value = json.loads(_TRAILING_COMMA.sub(r"\1", text[start:end] + closing))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, (dict, list)):
+            return value
+    return None
+
+
+_CUT_ATTEMPTS = 20  # a cut point whose prefix does not parse is followed by earlier ones; bounded, as answers can be long
+
+
 class LLMError(RuntimeError):
     """The model could not be called (after retries) or is misconfigured; the message says what to do."""
 
@@ -102,7 +150,7 @@ class LLM(Protocol):
     model: str
     usage: Usage
 
-    def complete(self, messages: Messages, *, json_mode: bool = False) -> str: ...
+    def complete(self, messages: Messages, *, json_mode: bool = False, max_tokens: int | None = None) -> str: ...
 
     def stream(self, messages: Messages) -> Iterator[str]: ...
 
@@ -118,8 +166,11 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(model: str, messages: Messages, json_mode: bool) -> str:
-        return hashlib.sha256(json.dumps([model, messages, json_mode], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    def key(model: str, messages: Messages, json_mode: bool, max_tokens: int | None = None) -> str:
+        # an answer cut at a token limit is not the answer to the same prompt without one (and keys made before there
+        # were limits stay valid)
+        parts = [model, messages, json_mode] + ([max_tokens] if max_tokens else [])
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
         with self._lock:
@@ -146,7 +197,8 @@ class LiteLLMChat:
     """A chat model called through litellm."""
 
     def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, timeout: float = 60.0,
-                 max_retries: int = 4, concurrency: int = 4, cache: ResponseCache | None = None, temperature: float = 0.0) -> None:
+                 max_retries: int = 4, concurrency: int = 4, cache: ResponseCache | None = None, temperature: float = 0.0,
+                 max_tokens: int | None = None) -> None:
         self._litellm = import_litellm("GRAPHDEX_LLM_MODEL is set")
         self.model = model
         self.usage = Usage()
@@ -156,6 +208,12 @@ class LiteLLMChat:
         self._slots = threading.BoundedSemaphore(concurrency)
         self._cache = cache
         self._temperature = temperature
+        self._max_tokens = max_tokens
+
+    def _token_limit(self, wanted: int | None) -> int | None:
+        """The tighter of the call's own bound and the configured one (None: the provider's default)."""
+        limits = [n for n in (wanted, self._max_tokens) if n]
+        return min(limits) if limits else None
 
     def _count(self, **amounts: int) -> None:
         self.usage.add(**amounts)
@@ -169,10 +227,12 @@ class LiteLLMChat:
                      exceptions.InternalServerError)
         return isinstance(error, transient)
 
-    def _call(self, messages: Messages, json_mode: bool, stream: bool):
+    def _call(self, messages: Messages, json_mode: bool, stream: bool, max_tokens: int | None):
         options = dict(self._options)
         if json_mode:
             options["response_format"] = {"type": "json_object"}
+        if max_tokens:
+            options["max_tokens"] = max_tokens
         for attempt in range(self._max_retries + 1):
             try:
                 with self._slots:
@@ -187,12 +247,15 @@ class LiteLLMChat:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def complete(self, messages: Messages, *, json_mode: bool = False) -> str:
-        key = ResponseCache.key(self.model, messages, json_mode) if self._cache else ""
+    def complete(self, messages: Messages, *, json_mode: bool = False, max_tokens: int | None = None) -> str:
+        """The model's answer; ``max_tokens`` bounds it for calls whose answer is short by nature (a small model that
+        loops writes until the limit)."""
+        limit = self._token_limit(max_tokens)
+        key = ResponseCache.key(self.model, messages, json_mode, limit) if self._cache else ""
         if self._cache and (hit := self._cache.get(key)) is not None:
             self._count(cached=1)
             return hit
-        response = self._call(messages, json_mode, stream=False)
+        response = self._call(messages, json_mode, stream=False, max_tokens=limit)
         text = response.choices[0].message.content or ""
         usage = getattr(response, "usage", None)
         self._count(calls=1, prompt=getattr(usage, "prompt_tokens", 0) or 0, completion=getattr(usage, "completion_tokens", 0) or 0)
@@ -202,14 +265,15 @@ class LiteLLMChat:
 
     def stream(self, messages: Messages) -> Iterator[str]:
         """Text deltas as the model writes them (a cached answer comes back as one piece)."""
-        key = ResponseCache.key(self.model, messages, False) if self._cache else ""
+        limit = self._token_limit(None)
+        key = ResponseCache.key(self.model, messages, False, limit) if self._cache else ""
         if self._cache and (hit := self._cache.get(key)) is not None:
             self._count(cached=1)
             yield hit
             return
         parts: list[str] = []
         prompt_tokens = completion_tokens = 0
-        for chunk in self._call(messages, False, stream=True):
+        for chunk in self._call(messages, False, stream=True, max_tokens=limit):
             delta = chunk.choices[0].delta.content if chunk.choices else None
             if delta:
                 parts.append(delta)
@@ -229,4 +293,4 @@ def make_llm(settings: Settings, data_dir: Path) -> LiteLLMChat | None:
         return None
     cache = ResponseCache(data_dir / "llm-cache.sqlite") if settings.llm_cache else None
     return LiteLLMChat(settings.llm_model, api_base=settings.llm_api_base, api_key=settings.llm_api_key, timeout=settings.llm_timeout,
-                       max_retries=settings.llm_max_retries, concurrency=settings.llm_concurrency, cache=cache)
+                       max_retries=settings.llm_max_retries, concurrency=settings.llm_concurrency, cache=cache, max_tokens=settings.llm_max_tokens)

@@ -41,8 +41,10 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(None, description="API key for the model; default: the provider's usual variable (OPENAI_API_KEY, ANTHROPIC_API_KEY...).")
     llm_timeout: float = Field(120.0, gt=0, description="Seconds before a model call times out (then it is retried).")
     llm_max_retries: int = Field(4, ge=0, le=20, description="Retries of a call that hit a rate limit, timeout or server error, with exponential backoff.")
-    llm_concurrency: int = Field(4, ge=1, le=256, description="Model calls in flight at once.")
+    llm_concurrency: int = Field(4, ge=1, le=256, description="Model calls in flight at once (1 for a local server that answers one request at a time, such as `scripts/local-llm.sh`: more only queue there and time out).")
+    llm_max_tokens: int | None = Field(None, ge=16, description="Most tokens the model may write per call; unset = the provider's default. Set it for a small local model, which can repeat itself until its context is full (`scripts/local-llm.sh` suggests 256).")
     llm_cache: bool = Field(True, description="Keep model responses in <data dir>/llm-cache.sqlite and never pay twice for the same prompt.")
+    llm_extraction_fallback: Literal["none", "spacy"] = Field("none", description="What a chunk gets when the model's answer yields no entity (the call failed after its retries, or the answer was empty or unreadable): `none` (stored and marked, without entities) or `spacy` (the spaCy extractor's entities and relations for that chunk, marked as such). `spacy` suits a small local model.")
     llm_gleaning: int = Field(0, ge=0, le=5, description="Extra extraction passes per chunk asking the model for what it missed (each costs one call).")
     llm_entity_types: list[str] = Field(
         default_factory=lambda: ["PERSON", "ORGANIZATION", "LOCATION", "EVENT", "WORK", "PRODUCT", "CONCEPT"],

@@ -2,20 +2,22 @@
 
 The model is asked for JSON; a delimited-line format is accepted as a fallback, because small local models often
 drift from JSON. Nothing a model writes can crash a batch: whatever parses is kept, and a chunk whose answer did not
-parse at all is marked (``ChunkExtraction.problems``) and logged.
+parse at all is marked (``ChunkExtraction.problems``) and logged. What a small model really does (Gemma 3 270M through
+scripts/local-llm.sh, README "Run with a local model") shaped the salvage: it answers with one entity object instead
+of the asked lists, adds fields nobody asked for, and loops until the token limit cuts it off mid-string.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Iterator
 
-from graphdex.common.llm import LLM, LLMError, Messages, parse_json_object
+from graphdex.common.llm import LLM, LLMError, Messages, parse_cut_json, parse_json_object
 from graphdex.common.resolution import clean_surface, resolve_key
-from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
+from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, Extractor, RelationMention
 
 log = logging.getLogger(__name__)
 
@@ -56,32 +58,60 @@ def _delimited(text: str) -> dict[str, Any] | None:
     return {"entities": entities, "relations": relations} if entities or relations else None
 
 
-_FLAT_OBJECT = re.compile(r"\{[^{}]*\}")
+def _collect(value: Any, entities: list, relations: list, key: str = "") -> None:
+    """The records anywhere in a JSON value: objects with a source and a target are relations, objects with a name
+    are entities (their other fields are not searched: a small model nests invented structures there), and bare
+    strings listed under "entities" are entity names."""
+    if isinstance(value, dict):
+        if "source" in value and "target" in value:
+            relations.append(value)
+        elif isinstance(value.get("name"), str):
+            entities.append(value)
+        else:
+            for child_key, child in value.items():
+                _collect(child, entities, relations, child_key)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, str) and key == "entities":
+                entities.append({"name": item})
+            else:
+                _collect(item, entities, relations, key)
 
 
-def _salvage(text: str) -> dict[str, Any] | None:
-    """The complete records of an answer that was cut off (output token limit) or broken half way."""
-    entities, relations = [], []
-    for match in _FLAT_OBJECT.finditer(text):
-        try:
-            record = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "source" in record and "target" in record:
-            relations.append(record)
-        elif isinstance(record, dict) and "name" in record:
-            entities.append(record)
-    return {"entities": entities, "relations": relations, "partial": True} if entities or relations else None
+def _salvage(text: str, data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The records of an answer that is not the JSON asked for: cut off (an output token limit) or broken half way
+    (``"partial"``), or another shape, such as one entity object with made-up fields (``"off_schema"``)."""
+    cut = parse_cut_json(text)  # all that is complete from the first bracket on; ``data`` may be a record inside it
+    value = cut if cut is not None else data
+    entities: list = []
+    relations: list = []
+    _collect(value, entities, relations)
+    if not entities and not relations:
+        return None
+    in_schema = isinstance(value, dict) and bool(set(value)) and set(value) <= {"entities", "relations"}
+    return {"entities": entities, "relations": relations, "partial": cut is not None and cut != data, "off_schema": not in_schema}
 
 
 def parse_extraction(text: str) -> dict[str, Any] | None:
     """``{"entities": [...], "relations": [...]}`` from a model's answer (with ``"partial": True`` when only some
-    records could be recovered), or None when nothing usable is in it."""
+    records could be recovered, ``"off_schema": True`` when they were read from another shape), or None when
+    nothing usable is in it. An answer with other keys beside the two lists is of another shape: a small model puts
+    an entity's own fields at the top and the prompt's example relation in "relations"."""
     data = parse_json_object(text)
-    if (data is not None and ("entities" in data or "relations" in data)
+    if (data is not None and ("entities" in data or "relations" in data) and set(data) <= {"entities", "relations"}
             and isinstance(data.get("entities", []), list) and isinstance(data.get("relations", []), list)):
         return {"entities": data.get("entities", []), "relations": data.get("relations", [])}
-    return _delimited(text) or _salvage(text)
+    return _delimited(text) or _salvage(text, data)
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"\W+", "", text.casefold())
+
+
+def _in_passage(name: Any, chunk: ChunkInput) -> bool:
+    """Is the name written in the chunk or its title (ignoring case, spaces and punctuation)?"""
+    letters = _letters(name) if isinstance(name, str) else ""
+    return bool(letters) and letters in _letters(f"{chunk.title} {chunk.text}")
 
 
 def _strength(value: Any) -> int:
@@ -92,12 +122,18 @@ def _strength(value: Any) -> int:
 
 
 class LLMExtractor:
-    """Extractor backed by a chat model; chunks are sent concurrently (the model client bounds how many at once)."""
+    """Extractor backed by a chat model; chunks are sent concurrently (the model client bounds how many at once).
 
-    def __init__(self, llm: LLM, entity_types: Iterable[str], gleaning: int = 0, concurrency: int = 4) -> None:
+    ``fallback`` (the spaCy extractor, in this process) extracts the chunks whose model answer yielded no entity, so a
+    weak or failing model leaves no chunk without entities; it runs one chunk at a time, as spaCy is not thread-safe.
+    """
+
+    def __init__(self, llm: LLM, entity_types: Iterable[str], gleaning: int = 0, concurrency: int = 4, fallback: Extractor | None = None) -> None:
         self.llm = llm
         self.entity_types = [t.upper() for t in entity_types]
         self.gleaning = gleaning
+        self.fallback = fallback
+        self._fallback_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="graphdex-llm")
 
     def extract(self, chunks: Iterable[ChunkInput]) -> Iterator[ChunkExtraction]:
@@ -118,24 +154,45 @@ class LLMExtractor:
                 log.warning("chunk %s: extraction call failed: %s", chunk.chunk_id, error)
                 result.problems.append(f"model call failed: {error}")
                 break
+            suffix = " (gleaning)" if round_ else ""
             parsed = parse_extraction(answer)
             if parsed is None:
-                log.warning("chunk %s: the model's answer was neither JSON nor the delimited format; kept nothing from it", chunk.chunk_id)
-                result.problems.append("unparseable model answer" + (" (gleaning)" if round_ else ""))
+                log.warning("chunk %s: the model's answer was %s; kept nothing from it", chunk.chunk_id,
+                            "empty" if not answer.strip() else "neither JSON nor the delimited format")
+                result.problems.append(("empty model answer" if not answer.strip() else "unparseable model answer") + suffix)
                 break
             if parsed.get("partial"):
                 log.warning("chunk %s: the model's answer was cut off; kept %d entities and %d relations from it",
                             chunk.chunk_id, len(parsed["entities"]), len(parsed["relations"]))
-                result.problems.append("partial model answer" + (" (gleaning)" if round_ else ""))
+                result.problems.append("partial model answer" + suffix)
+            if parsed.get("off_schema"):
+                log.warning("chunk %s: the model's answer was JSON of another shape; kept the %d entities and %d relations in it",
+                            chunk.chunk_id, len(parsed["entities"]), len(parsed["relations"]))
+                result.problems.append("off-schema model answer" + suffix)
+            if parsed.get("partial") or parsed.get("off_schema"):
+                # a broken answer is held to the passage: a small model lists the prompt's type names ("Person",
+                # "Organization") or its chat template's "model" as entities
+                named = [r.get("name") if isinstance(r, dict) else r for r in parsed["entities"]]
+                invented = [n for n in named if isinstance(n, str) and not _in_passage(n, chunk)]
+                if invented:
+                    result.problems.append("names not in the passage dropped" + suffix + ": " + ", ".join(invented)[:200])
+                parsed["entities"] = [r for r, n in zip(parsed["entities"], named) if _in_passage(n, chunk)]
             records["entities"] += parsed["entities"]
             records["relations"] += parsed["relations"]
             messages = messages + [{"role": "assistant", "content": answer}, {"role": "user", "content": GLEANING_PROMPT}]
         self._to_mentions(chunk, records, result)
+        if not result.entities and result.problems and self.fallback is not None:
+            with self._fallback_lock:
+                substitute = next(iter(self.fallback.extract([chunk])))
+            result.entities, result.relations = substitute.entities, substitute.relations
+            result.problems.append("extracted by spaCy instead")
         return result
 
     def _to_mentions(self, chunk: ChunkInput, records: dict[str, list], result: ChunkExtraction) -> None:
         keys: dict[str, tuple[str, str]] = {}  # lower-cased name -> (key, surface)
         for record in records["entities"]:
+            if isinstance(record, str):
+                record = {"name": record}  # a bare name where an object was asked for
             if not isinstance(record, dict) or not isinstance(record.get("name"), str):
                 continue
             surface = clean_surface(record["name"])
@@ -165,6 +222,8 @@ class LLMExtractor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if self.fallback is not None:
+            self.fallback.close()
 
 
 SUMMARY_PROMPT = """Merge these descriptions of {name} into one neutral paragraph of at most three sentences.

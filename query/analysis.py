@@ -14,6 +14,8 @@ class QueryKeywords:
     low_level: list[str] = field(default_factory=list)  # entity-like phrases, matched against entity names
     high_level: list[str] = field(default_factory=list)  # themes, matched against relations and communities
     spans: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, text) word n-grams, longest first
+    source: str = "spacy"  # who picked low_level and high_level: "spacy" or "llm"
+    fallback_reason: str = ""  # why spaCy's were used although a model is configured
 
 MAX_NGRAM = 8
 

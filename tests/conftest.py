@@ -21,23 +21,27 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "api" / "sample_corpus" / "wiki_sample.jsonl"
 NEO4J_SCRIPT = REPO / "scripts" / "neo4j.sh"
 RAY_SCRIPT = REPO / "scripts" / "ray.sh"
+LOCAL_LLM_SCRIPT = REPO / "scripts" / "local-llm.sh"
 
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "neo4j: needs the real Neo4j server (deselected by `make test-fast`)")
     config.addinivalue_line("markers", "ray: needs the local two-node Ray cluster of scripts/ray.sh (started by the ray_cluster fixture)")
+    config.addinivalue_line("markers", "local_llm: needs the real local model server of scripts/local-llm.sh (deselected by `make test-fast`)")
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Marks every test that reaches the Neo4j server, directly or through a store parameter, so the fast local
-    loop (`make test-fast`) can leave them out; `make test` and CI still run them all. Tests on the Ray cluster
-    are marked `ray` (`-m "not ray"` leaves them out)."""
+    """Marks every test that reaches the Neo4j server, directly or through a store parameter, and every test that
+    reaches the local model server, so the fast local loop (`make test-fast`) can leave them out; `make test` and CI
+    still run them all. Tests on the Ray cluster are marked `ray` (`-m "not ray"` leaves them out)."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "neo4j_server" in item.fixturenames or "neo4j" in params.values():
             item.add_marker(pytest.mark.neo4j)
         if "ray_cluster" in item.fixturenames:
             item.add_marker(pytest.mark.ray)
+        if "local_llm_server" in item.fixturenames:
+            item.add_marker(pytest.mark.local_llm)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +78,23 @@ def ray_cluster() -> str:
         sys.modules["ray"].shutdown()  # this process's driver goes before the cluster does
     if started:
         subprocess.run([str(RAY_SCRIPT), "stop"], env=env, check=False)
+
+
+@pytest.fixture(scope="session")
+def local_llm_server() -> str:
+    """The API base of a real local model: GRAPHDEX_TEST_LOCAL_LLM_API_BASE if set, else the server of
+    scripts/local-llm.sh (Gemma 3 270M), started for the session when it is not running (the first start builds
+    llama-cpp-python, minutes) and stopped afterwards. If it cannot start, the tests that need it fail."""
+    api_base = os.environ.get("GRAPHDEX_TEST_LOCAL_LLM_API_BASE")
+    started = False
+    if not api_base:
+        api_base = f"http://127.0.0.1:{os.environ.get('GRAPHDEX_LOCAL_LLM_PORT', '8093')}/v1"
+        if subprocess.run([str(LOCAL_LLM_SCRIPT), "status"], capture_output=True).returncode != 0:
+            subprocess.run([str(LOCAL_LLM_SCRIPT), "start"], check=True)
+            started = True
+    yield api_base
+    if started:
+        subprocess.run([str(LOCAL_LLM_SCRIPT), "stop"], check=False)
 
 
 def drop_neo4j_workspace(server: dict[str, str], workspace: str) -> None:

@@ -55,7 +55,7 @@ def query_stream(body: QueryIn, ws: WorkspaceDep, settings: SettingsDep, slots: 
             yield _sse("error", {"detail": str(error)})
             return
         text = "".join(parts)
-        yield _sse("done", {"answer": text, "citations": [c.__dict__ for c in citations_in(text, hits)]})
+        yield _sse("done", {"answer": text, "citations": [c.__dict__ for c in citations_in(text, body.query, hits)]})
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

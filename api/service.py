@@ -14,6 +14,7 @@ import threading
 from graphdex.api.jobs import Job, JobQueue
 from graphdex.api.workspace import Workspace
 from graphdex.graph.model import NodeType
+from graphdex.common.ray_cluster import ClusterError
 from graphdex.graph.store import StoreUnavailable
 from graphdex.ingest.documents import SourceDocument
 
@@ -62,10 +63,10 @@ class IngestionService:
         try:
             report = self.workspace.indexer.ingest(documents)
             self.workspace.graph_changed()
-        except StoreUnavailable as error:  # an outage, not the documents' fault: they wait in the queue for the store
+        except (StoreUnavailable, ClusterError) as error:  # an outage, not the documents' fault: they wait in the queue
             self.jobs.release([job.id for job, _ in batch])
             self._outage_pause = min(MAX_OUTAGE_PAUSE_SECONDS, self._outage_pause * 2 or 1.0)
-            log.warning("the graph store is unavailable (%s); %d document(s) back in the queue, retrying in %.0f s", error, len(batch), self._outage_pause)
+            log.warning("%s; %d document(s) back in the queue, retrying in %.0f s", error, len(batch), self._outage_pause)
             self._stop.wait(self._outage_pause)
             return
         except Exception as error:  # the batch failed as a whole (disk full, a bug...): say so on each document

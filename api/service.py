@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 
 # after a delete failed (the store unreachable...), wait this long before trying again rather than spin
 RETRY_DELETES_AFTER_SECONDS = 1.0
-# the longest wait between two attempts while the graph store is unavailable (the wait doubles from 1 s up to it)
-MAX_OUTAGE_PAUSE_SECONDS = 30.0
+# the longest wait between two attempts while the store is unavailable (the wait doubles from 1 s up to it). An
+# attempt during an outage costs little (the store's circuit breaker fails it at once), so the cap is short and the
+# queue resumes within seconds of the store's return
+MAX_OUTAGE_PAUSE_SECONDS = 8.0
 
 
 class IngestionService:

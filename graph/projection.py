@@ -119,6 +119,10 @@ def _about_edges(store: GraphStore, index: Mapping[str, int], chunks_of: Mapping
     return pairs
 
 
+# how long closing waits for a rebuild under way (a whole-graph read over Bolt takes seconds on a large graph)
+CLOSE_WAIT_SECONDS = 60.0
+
+
 class ProjectionKeeper:
     """Serves the last complete projection and rebuilds it off the query path when the store has changed.
 
@@ -138,6 +142,7 @@ class ProjectionKeeper:
         self._worker: threading.Thread | None = None
         self._next_allowed = 0.0
         self._closed = False
+        self._closing = threading.Event()  # wakes a rebuild that is waiting out its spacing
 
     def get(self) -> GraphProjection:
         """The last complete projection; the caller must hold ``shared``, as queries do."""
@@ -169,14 +174,22 @@ class ProjectionKeeper:
             worker.join(timeout)
 
     def close(self) -> None:
+        """Stops rebuilding, and waits for a rebuild under way: the store is closed next, and a read still running on
+        it would break the driver's connections under it."""
         with self._lock:
             self._closed = True
+            worker = self._worker
+        self._closing.set()
+        if worker is not None:
+            worker.join(CLOSE_WAIT_SECONDS)
+            if worker.is_alive():
+                log.warning("a graph projection rebuild was still running %.0f s after the close", CLOSE_WAIT_SECONDS)
 
     def _refresh_loop(self) -> None:
         while not self._closed:
             pause = self._next_allowed - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
+            if pause > 0 and self._closing.wait(pause):
+                return
             with self._shared():
                 try:
                     current = self._current

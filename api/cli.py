@@ -25,7 +25,6 @@ from graphdex.common.settings import Settings
 from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import SUPPORTED_SUFFIXES, DocumentError, FileScan, SourceDocument, load_file, load_paths, scan_paths
 from graphdex.ingest.pipeline import IngestReport
-from graphdex.query.answer import citations_in
 from graphdex.query.engine import DEFAULT_MODE, MODES, QueryError
 from graphdex.query.results import QueryResult, describe_location
 
@@ -221,12 +220,11 @@ def query(text: str = typer.Argument(..., help="The question."),
                 err.print("[yellow]nothing found[/]: is the index empty? `graphdex stats` shows what is indexed, `graphdex ingest PATH` adds documents")
             elif answer:
                 console.print("[bold]answer[/] ", end="")
-                parts = []
-                for delta in workspace.answerer.stream(text, result.chunks):
-                    parts.append(delta)
+                stream = workspace.answerer.stream(text, result.chunks)
+                for delta in stream:
                     console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
                 console.print()
-                for citation in citations_in("".join(parts), text, result.chunks):
+                for citation in stream.citations:
                     where = describe_location(citation.section, citation.page, citation.page_end)
                     console.print(f"  [{citation.number}] {citation.title}{f', {where}' if where else ''} ({citation.chunk_id})", markup=False, highlight=False)
         if usage.calls or usage.cached:

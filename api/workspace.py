@@ -163,7 +163,7 @@ class Workspace:
 
     @cached_property
     def answerer(self) -> Answerer | None:
-        return Answerer(self.llm) if self.llm is not None else None
+        return Answerer(self.llm, self.settings.llm_answer_format) if self.llm is not None else None
 
     def graph_changed(self) -> None:
         """After a write: rebuild the PageRank projection in the background, so the next queries find it fresh."""

@@ -1,5 +1,6 @@
 """A real small model end to end: LLM extraction against spaCy on the same chunks, LLM query keywords, and streamed
-cited answers through the REST API, with every failure of the model counted by kind.
+cited answers through the REST API (as prose, and as JSON statements under a schema: GRAPHDEX_LLM_ANSWER_FORMAT), with
+every failure of the model counted by kind.
 
 The model is the one `scripts/local-llm.sh start` serves (Gemma 3 270M on llama-cpp-python, wired exactly as any
 OpenAI-compatible server: GRAPHDEX_LLM_MODEL=openai/gemma-3-270m and GRAPHDEX_LLM_API_BASE); --start starts it when
@@ -195,6 +196,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=256, help="GRAPHDEX_LLM_MAX_TOKENS (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=120, help="GRAPHDEX_LLM_TIMEOUT, seconds (default: %(default)s)")
     parser.add_argument("--top-k", type=int, default=5, help="chunks of context per answer (default: %(default)s)")
+    parser.add_argument("--answer-formats", type=lambda text: text.split(","), default=["text", "json"],
+                        help="GRAPHDEX_LLM_ANSWER_FORMAT values to answer with, comma-separated (default: text,json)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -227,8 +230,12 @@ def main() -> None:
                    "completion_tokens_per_second": usage["completion_tokens"] / max(sum(s for _, s in llm_timed.results), 1e-9)}
             console.print(f"LLM: {llm['chunks']} chunks in {llm['ingest_seconds']:.1f} s")
             keywords = keyword_latency(llm_ws, questions)
-            answers = streamed_answers(llm_ws, questions, args.top_k)
             llm_ws.close()
+            answers = {}
+            for answer_format in args.answer_formats:  # the same index, answered in each format
+                answer_ws = Workspace(scratch_settings(Path(scratch) / "llm", extract_workers=0, **llm_settings, llm_answer_format=answer_format))
+                answers[answer_format] = streamed_answers(answer_ws, questions, args.top_k)
+                answer_ws.close()
     finally:
         if started:
             subprocess.run([str(LOCAL_LLM), "stop"], check=False)
@@ -238,10 +245,12 @@ def main() -> None:
                 [[name, r["entities_per_chunk"], r["relations_per_chunk"], r["chunks_with_entities"], r["seconds_per_chunk"], r["chunks_lost"]]
                  for name, r in (("spacy", spacy), (args.model, llm))])
     print_table("Model failures by kind (chunks)", ["kind", "chunks"], sorted(llm["failures"]["by_kind"].items()))
-    print_table("Queries", ["question", "keywords s", "keywords from", "first token s", "total s", "citations"],
-                [[k["question"][:50], k["seconds"], k["source"] + (f" ({k['fallback_reason']})" if k["fallback_reason"] else ""),
-                  a["first_token_seconds"] or 0.0, a["total_seconds"], ",".join(map(str, a["citations"])) or "-"]
-                 for k, a in zip(keywords["runs"], answers["runs"])])
+    print_table("Keywords", ["question", "seconds", "from"],
+                [[k["question"][:50], k["seconds"], k["source"] + (f" ({k['fallback_reason']})" if k["fallback_reason"] else "")] for k in keywords["runs"]])
+    print_table("Streamed answers", ["format", "question", "first token s", "total s", "citations", "answer"],
+                [[answer_format, a["question"][:40], a["first_token_seconds"] or 0.0, a["total_seconds"], ",".join(map(str, a["citations"])) or "-",
+                  " ".join(a["answer"].split())[:60]]
+                 for answer_format, run in answers.items() for a in run["runs"]])
     write_json(args.out, {"benchmark": "local_llm", "machine": machine(), "model": args.model, "api_base": args.api_base, "data": str(args.data),
                           "settings": {k: v for k, v in llm_settings.items() if k != "llm_api_key"}, "spacy": spacy, "llm": llm,
                           "keywords": keywords, "answers": answers})

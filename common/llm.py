@@ -27,6 +27,7 @@ from graphdex.common.settings import Settings
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
+JsonSchema = dict[str, Any]
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
@@ -150,9 +151,10 @@ class LLM(Protocol):
     model: str
     usage: Usage
 
-    def complete(self, messages: Messages, *, json_mode: bool = False, max_tokens: int | None = None) -> str: ...
+    def complete(self, messages: Messages, *, json_mode: bool = False, json_schema: JsonSchema | None = None,
+                 max_tokens: int | None = None) -> str: ...
 
-    def stream(self, messages: Messages) -> Iterator[str]: ...
+    def stream(self, messages: Messages, *, json_schema: JsonSchema | None = None) -> Iterator[str]: ...
 
 
 class ResponseCache:
@@ -166,10 +168,10 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(model: str, messages: Messages, json_mode: bool, max_tokens: int | None = None) -> str:
-        # an answer cut at a token limit is not the answer to the same prompt without one (and keys made before there
-        # were limits stay valid)
-        parts = [model, messages, json_mode] + ([max_tokens] if max_tokens else [])
+    def key(model: str, messages: Messages, json_mode: bool, max_tokens: int | None = None, json_schema: JsonSchema | None = None) -> str:
+        # an answer cut at a token limit, or held to a schema, is not the answer to the same prompt without one (and
+        # keys made before there were limits or schemas stay valid)
+        parts = [model, messages, json_mode] + ([max_tokens] if max_tokens else []) + ([json_schema] if json_schema else [])
         return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def get(self, key: str) -> str | None:
@@ -227,9 +229,14 @@ class LiteLLMChat:
                      exceptions.InternalServerError)
         return isinstance(error, transient)
 
-    def _call(self, messages: Messages, json_mode: bool, stream: bool, max_tokens: int | None):
+    def _call(self, messages: Messages, json_mode: bool, stream: bool, max_tokens: int | None, json_schema: JsonSchema | None = None):
         options = dict(self._options)
-        if json_mode:
+        if json_schema:
+            # OpenAI's structured-output shape, which litellm passes on and llama.cpp, vLLM and Ollama enforce as a grammar
+            # whatever "strict" says; not strict, because OpenAI's strict subset refuses length bounds (a small model's
+            # statement needs one, or it loops until the token limit and never names its sources)
+            options["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": False}}
+        elif json_mode:
             options["response_format"] = {"type": "json_object"}
         if max_tokens:
             options["max_tokens"] = max_tokens
@@ -247,15 +254,16 @@ class LiteLLMChat:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def complete(self, messages: Messages, *, json_mode: bool = False, max_tokens: int | None = None) -> str:
+    def complete(self, messages: Messages, *, json_mode: bool = False, json_schema: JsonSchema | None = None,
+                 max_tokens: int | None = None) -> str:
         """The model's answer; ``max_tokens`` bounds it for calls whose answer is short by nature (a small model that
-        loops writes until the limit)."""
+        loops writes until the limit); ``json_schema`` asks the server to hold the answer to that schema."""
         limit = self._token_limit(max_tokens)
-        key = ResponseCache.key(self.model, messages, json_mode, limit) if self._cache else ""
+        key = ResponseCache.key(self.model, messages, json_mode, limit, json_schema) if self._cache else ""
         if self._cache and (hit := self._cache.get(key)) is not None:
             self._count(cached=1)
             return hit
-        response = self._call(messages, json_mode, stream=False, max_tokens=limit)
+        response = self._call(messages, json_mode, stream=False, max_tokens=limit, json_schema=json_schema)
         text = response.choices[0].message.content or ""
         usage = getattr(response, "usage", None)
         self._count(calls=1, prompt=getattr(usage, "prompt_tokens", 0) or 0, completion=getattr(usage, "completion_tokens", 0) or 0)
@@ -263,17 +271,17 @@ class LiteLLMChat:
             self._cache.put(key, self.model, text)
         return text
 
-    def stream(self, messages: Messages) -> Iterator[str]:
+    def stream(self, messages: Messages, *, json_schema: JsonSchema | None = None) -> Iterator[str]:
         """Text deltas as the model writes them (a cached answer comes back as one piece)."""
         limit = self._token_limit(None)
-        key = ResponseCache.key(self.model, messages, False, limit) if self._cache else ""
+        key = ResponseCache.key(self.model, messages, False, limit, json_schema) if self._cache else ""
         if self._cache and (hit := self._cache.get(key)) is not None:
             self._count(cached=1)
             yield hit
             return
         parts: list[str] = []
         prompt_tokens = completion_tokens = 0
-        for chunk in self._call(messages, False, stream=True, max_tokens=limit):
+        for chunk in self._call(messages, False, stream=True, max_tokens=limit, json_schema=json_schema):
             delta = chunk.choices[0].delta.content if chunk.choices else None
             if delta:
                 parts.append(delta)

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
         description="Entity types the LLM extractor may assign (comma-separated).",
     )
     llm_summary_threshold: int = Field(6, ge=2, le=100, description="An entity or relation with more distinct descriptions than this gets an LLM summary instead of the joined sentences.")
+    llm_answer_format: Literal["text", "json"] = Field("text", description="How the model writes an answer: `text` (prose citing the sources as [1], [2]) or `json` (short statements, each with the numbers of the sources it rests on, under a JSON schema the server enforces: llama.cpp, vLLM, Ollama, OpenAI). `json` gets real citations out of a model too small to follow the citation instruction (`scripts/local-llm.sh`); the answer reads and streams as prose with [n] citations either way.")
     llm_keywords: bool = Field(True, description="With a model configured, let it pick a query's low- and high-level keywords (spaCy otherwise).")
 
     embedder: str = Field("local", description="`local` (bundled MiniLM ONNX, offline) or a litellm embedding model such as `openai/text-embedding-3-small`.")

@@ -10,14 +10,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Literal
 
 from graphdex.common.llm import LLM, Messages
+from graphdex.query.cited_json import CitedJsonReader, answer_schema
 from graphdex.query.results import ChunkHit
+
+AnswerFormat = Literal["text", "json"]
 
 ANSWER_PROMPT = """Answer the question using only the numbered sources below. After each statement, cite the sources
 that support it in square brackets, like [1] or [2][3]. If the sources do not contain the answer, say so plainly
 instead of guessing. Be concise.
+
+Sources:
+{sources}
+
+Question: {question}"""
+
+JSON_ANSWER_PROMPT = """Answer the question using only the numbered sources below, as a few short statements. Give each
+statement the numbers of the sources that support it. If the sources do not contain the answer, write one statement
+that says so and give the numbers of the sources that come closest. Reply with JSON only: an object whose
+"statements" list holds one object per statement, with the statement in "text" and its source numbers in "sources".
 
 Sources:
 {sources}
@@ -47,11 +60,12 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
 
 
-def answer_messages(question: str, hits: list[ChunkHit]) -> Messages:
+def answer_messages(question: str, hits: list[ChunkHit], answer_format: AnswerFormat = "text") -> Messages:
     # the section and page let the model say where a fact is ("the report, p. 3"); unknown, the label is the title alone
     sources = "\n\n".join(f"[{n}] {hit.title}{f' ({hit.location()})' if hit.location() else ''}\n{hit.text}"
                           for n, hit in enumerate(hits, start=1))
-    return [{"role": "user", "content": ANSWER_PROMPT.format(sources=sources, question=question)}]
+    prompt = JSON_ANSWER_PROMPT if answer_format == "json" else ANSWER_PROMPT
+    return [{"role": "user", "content": prompt.format(sources=sources, question=question)}]
 
 
 def _flat(text: str) -> str:
@@ -75,17 +89,58 @@ def citations_in(text: str, question: str, hits: list[ChunkHit]) -> list[Citatio
         before, after = text[max(0, match.start() - COPY_WINDOW) : match.start()], text[match.end() : match.end() + COPY_WINDOW]
         if 1 <= number <= len(hits) and number not in seen and not copied(before, match.group(0), after):
             seen.append(number)
+    return _citations(seen, hits)
+
+
+def _citations(numbers: list[int], hits: list[ChunkHit]) -> list[Citation]:
     return [Citation(n, hit.chunk_id, hit.doc_id, hit.title, hit.source, hit.section, hit.page, hit.page_end)
-            for n, hit in ((n, hits[n - 1]) for n in seen)]
+            for n, hit in ((n, hits[n - 1]) for n in numbers)]
+
+
+class AnswerStream:
+    """An answer's text as the model writes it; once read to the end, its citations."""
+
+    def __init__(self, deltas: Iterator[str], question: str, hits: list[ChunkHit], reader: CitedJsonReader | None) -> None:
+        self._deltas, self._question, self._hits, self._reader = deltas, question, hits, reader
+        self._parts: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        for delta in self._deltas:
+            prose = self._reader.feed(delta) if self._reader is not None else delta
+            if prose:
+                self._parts.append(prose)
+                yield prose
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    @property
+    def citations(self) -> list[Citation]:
+        if self._reader is not None:
+            return _citations(self._reader.cited, self._hits)
+        return citations_in(self.text, self._question, self._hits)
 
 
 class Answerer:
-    def __init__(self, llm: LLM) -> None:
+    """Writes cited answers with a chat model. ``answer_format="json"`` asks for statements with their source numbers
+    under a JSON schema the server enforces (see graphdex.query.cited_json); the answer reads as prose either way."""
+
+    def __init__(self, llm: LLM, answer_format: AnswerFormat = "text") -> None:
         self.llm = llm
+        self.answer_format = answer_format
+
+    def _schema(self, hits: list[ChunkHit]) -> dict | None:
+        return answer_schema(len(hits)) if self.answer_format == "json" else None
 
     def answer(self, question: str, hits: list[ChunkHit]) -> Answer:
-        text = self.llm.complete(answer_messages(question, hits)).strip()
-        return Answer(text, citations_in(text, question, hits))
+        written = self.llm.complete(answer_messages(question, hits, self.answer_format), json_schema=self._schema(hits))
+        stream = self._read(iter([written]), question, hits)
+        text = "".join(stream).strip()
+        return Answer(text, stream.citations)
 
-    def stream(self, question: str, hits: list[ChunkHit]) -> Iterator[str]:
-        yield from self.llm.stream(answer_messages(question, hits))
+    def stream(self, question: str, hits: list[ChunkHit]) -> AnswerStream:
+        return self._read(self.llm.stream(answer_messages(question, hits, self.answer_format), json_schema=self._schema(hits)), question, hits)
+
+    def _read(self, deltas: Iterator[str], question: str, hits: list[ChunkHit]) -> AnswerStream:
+        return AnswerStream(deltas, question, hits, CitedJsonReader(len(hits)) if self.answer_format == "json" else None)

@@ -33,6 +33,7 @@ class StandInModel:
     def __init__(self, recordings: Path = RECORDINGS) -> None:
         self.recordings: list[dict[str, Any]] = json.loads(recordings.read_text())
         self.calls: Counter = Counter()  # recording name -> calls received
+        self.response_formats: dict[str, Any] = {}  # recording name -> the response_format of its last call
         self.unmatched: list[str] = []
         self.embedding_calls = 0
         self._lock = threading.Lock()
@@ -112,6 +113,7 @@ class StandInModel:
                     self._send_json(400, {"error": {"message": "the stand-in has no recording for this prompt", "type": "invalid_request_error"}})
                     return
                 name, response = found
+                model.response_formats[name] = request.get("response_format")
                 if "status" in response:
                     self._send_json(response["status"], {"error": {"message": response.get("message", "Rate limit reached"), "type": "rate_limit_exceeded"}})
                     return

@@ -148,3 +148,23 @@ def test_litellm_embedder_over_http(standin):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.allclose(vectors[0], vectors[2], atol=1e-6) and not np.allclose(vectors[0], vectors[1])
     assert standin.embedding_calls == 3  # one probe for the dimension, then two batches of at most two texts
+
+
+def test_json_answers_cite_only_sources_of_the_context(make_workspace, standin):
+    workspace = make_workspace("llm", **llm_settings(standin), llm_answer_format="json")
+    workspace.indexer.ingest(FILM_DOCS)
+    with TestClient(create_app(workspace=workspace)) as client:
+        with client.stream("POST", "/query/stream", json={"query": QUESTION, "mode": "graph", "top_k": 5}) as response:
+            events = [block for block in response.read().decode().split("\n\n") if block.strip()]
+        body = client.post("/query", json={"query": QUESTION, "mode": "graph", "top_k": 5}).json()  # the cached answer
+    # the schema went to the server with the context's source numbers as the only allowed ones
+    schema = standin.response_formats["answer-harbor-json"]["json_schema"]["schema"]
+    assert schema["properties"]["statements"]["items"]["properties"]["sources"]["items"]["enum"] == list(range(1, len(body["results"]) + 1))
+    # read back as prose with [n]; 9 is not a source; the statement the token limit cut keeps its words, uncited
+    assert body["answer"] == ("The Harbor Lights was directed by Maria Kessler. [1] She was born in Leipzig on 4 May 1899. [2] "
+                              "Her later fi")
+    assert [c["chunk_id"] for c in body["citations"]] == [r["chunk_id"] for r in body["results"][:2]]
+    tokens = [json.loads(block.split("data: ", 1)[1])["text"] for block in events if block.startswith("event: token")]
+    done = json.loads(events[-1].split("data: ", 1)[1])
+    assert len(tokens) > 3 and "".join(tokens) == done["answer"] == body["answer"]
+    assert [c["number"] for c in done["citations"]] == [1, 2]

@@ -17,7 +17,6 @@ from graphdex.api import actions
 from graphdex.api.deps import KeyCheckedFirst, QuerySlotsDep, SettingsDep, WorkspaceDep, require_read_key
 from graphdex.api.schemas import CitationOut, QueryIn, QueryOut
 from graphdex.common.llm import LLMError, counting_usage
-from graphdex.query.answer import citations_in
 from graphdex.query.engine import QueryError
 
 router = APIRouter(route_class=KeyCheckedFirst, tags=["query"], dependencies=[Depends(require_read_key)])
@@ -46,16 +45,14 @@ def query_stream(body: QueryIn, ws: WorkspaceDep, settings: SettingsDep, slots: 
 
     def events() -> Iterator[str]:
         yield _sse("context", {"query": result.query, "mode": result.mode, "results": [h.model_dump() for h in actions.query_hits(hits)]})
-        parts: list[str] = []
+        stream = answerer.stream(body.query, hits)
         try:
-            for delta in answerer.stream(body.query, hits):
-                parts.append(delta)
+            for delta in stream:
                 yield _sse("token", {"text": delta})
         except LLMError as error:
             yield _sse("error", {"detail": str(error)})
             return
-        text = "".join(parts)
-        yield _sse("done", {"answer": text, "citations": [c.__dict__ for c in citations_in(text, body.query, hits)]})
+        yield _sse("done", {"answer": stream.text, "citations": [c.__dict__ for c in stream.citations]})
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

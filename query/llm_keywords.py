@@ -21,11 +21,17 @@ log = logging.getLogger(__name__)
 KEYWORDS_PROMPT = """Pick the search keywords of a question for a knowledge graph.
 - "low_level": the specific entities, names, titles and terms the question mentions (as written in the question).
 - "high_level": the broader themes, relations or concepts it is about.
-Answer with JSON only: {"low_level": ["..."], "high_level": ["..."]}
+Answer with JSON only: an object with the list "low_level" and the list "high_level", each of strings.
 
 Question: """
 
 MAX_TOKENS = 200  # ten keywords of each level fit easily; a model that loops is cut here rather than at its context size
+MAX_KEYWORDS = 10
+_KEYWORD_LIST = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 80}, "maxItems": MAX_KEYWORDS}
+# held by servers that enforce a schema (llama.cpp, vLLM, Ollama, OpenAI): the answer always parses, and the length
+# bounds keep a looping model from spending its whole token budget on one keyword
+KEYWORDS_SCHEMA = {"type": "object", "properties": {"low_level": _KEYWORD_LIST, "high_level": _KEYWORD_LIST},
+                   "required": ["low_level", "high_level"], "additionalProperties": False}
 _WORD = re.compile(r"\w")
 
 
@@ -37,7 +43,8 @@ class LLMQueryAnalyzer:
     def analyze(self, question: str) -> QueryKeywords:
         keywords = self.fallback.analyze(question)
         try:
-            answer = self.llm.complete([{"role": "user", "content": KEYWORDS_PROMPT + question}], json_mode=True, max_tokens=MAX_TOKENS)
+            answer = self.llm.complete([{"role": "user", "content": KEYWORDS_PROMPT + question}], json_mode=True, json_schema=KEYWORDS_SCHEMA,
+                                       max_tokens=MAX_TOKENS)
         except LLMError as error:
             log.warning("keyword extraction by the model failed, using spaCy's: %s", error)
             return replace(keywords, fallback_reason="model call failed")
@@ -60,4 +67,4 @@ def _strings(data: dict, key: str) -> list[str]:
         values = [values]
     if not isinstance(values, list):
         return []
-    return [v.strip() for v in values if isinstance(v, str) and _WORD.search(v)][:10]
+    return [v.strip() for v in values if isinstance(v, str) and _WORD.search(v)][:MAX_KEYWORDS]

@@ -92,6 +92,8 @@ def test_keywords_and_cited_answer(make_workspace, standin):
     result = workspace.engine.retrieve(QUESTION, "graph", 5)
     assert result.keywords["low_level"] == ["The Harbor Lights", "director"]
     assert result.keywords["high_level"] == ["film director", "birthplace"]
+    keywords_format = standin.response_formats["keywords-harbor"]
+    assert keywords_format["type"] == "json_schema" and set(keywords_format["json_schema"]["schema"]["required"]) == {"low_level", "high_level"}
     answer = workspace.answerer.answer(QUESTION, result.chunks)
     assert "born in Leipzig on 4 May 1899 [2]" in answer.text
     # [1] and [2] map to the first two results; [9] is not a source and is dropped

@@ -4,7 +4,9 @@ worker nodes, next to a local build of the same passages in the same run.
 For each worker count, scripts/ray.sh starts a cluster on this machine whose head offers no CPUs (so every actor runs
 on a worker node) and whose worker nodes offer one CPU each; each build runs in its own process on a fresh index, and
 the Ray builds' graphs are checked against the local one (node and edge counts per type). "Per worker" is the build's
-words/s divided by the worker nodes. The actors' start (loading spaCy and the model) is timed apart from the build.
+words/s divided by the worker nodes. The actors' start (loading spaCy and the model) is timed apart from the build. The
+writer's own CPU seconds (a Ray build's driver does nothing but chunk, merge and write) give the words one writer
+core handles per second: the number of workers one writer can keep busy.
 
     python bench/distributed_ingest.py --limit 600 --out bench/results/distributed_ingest.json
     python bench/distributed_ingest.py --workers 1,2,3 --limit 0     # every passage, up to 3 worker nodes
@@ -20,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,13 @@ def phase_build(args: argparse.Namespace) -> dict[str, Any]:
         with Timer() as opening:
             indexer = workspace.indexer  # connects and starts the actors (spaCy, model) on a cluster
             workspace.write_embedder.embed(["warm-up"])
+        cpu_before = time.process_time()
         report = indexer.ingest(documents)
+        driver_cpu = time.process_time() - cpu_before
+    # the driver's own CPU (all its threads, not its spaCy child processes nor the actors): on a cluster, that is the
+    # single writer's work alone, whose words per CPU-second bound how many workers one writer can keep busy
     result = {"seconds": report.seconds, "open_seconds": opening.seconds, "words": report.words, "chunks": report.chunks,
+              "driver_cpu_seconds": driver_cpu, "words_per_driver_cpu_second": report.words / max(driver_cpu, 1e-9),
               "documents": report.documents_added, "words_per_second": report.words / report.seconds, "stage_seconds": dict(report.stage_seconds),
               "driver_peak_mib": memory.peak_mib, "counts": workspace.store.counts(),
               "load_average_1min": [load_before, os.getloadavg()[0]]}  # other jobs on the machine move these figures
@@ -120,10 +128,12 @@ def main() -> None:
         run["same_graph_counts_as_local"] = run["counts"] == local["counts"]
 
     print_table(f"Building {local['documents']:,} passages ({local['words']:,} words, {local['chunks']:,} chunks) on {os.cpu_count()} cores",
-                ["build", "seconds", "words/s", "words/s per worker", "actors start s", "same graph", "extraction batches by node"],
-                [["local (spaCy process + ONNX here)", local["seconds"], local["words_per_second"], "", local["open_seconds"], "", ""]]
-                + [[f"Ray, {r['workers']} worker node(s)", r["seconds"], r["words_per_second"], r["words_per_second_per_worker"], r["open_seconds"],
-                    r["same_graph_counts_as_local"], ", ".join(str(n) for n in r["work_items_by_node"]["spaCy extraction"].values())] for r in distributed])
+                ["build", "seconds", "words/s", "words/s per worker", "writer CPU s", "words per writer CPU s", "actors start s", "same graph",
+                 "extraction batches by node"],
+                [["local (spaCy process + ONNX here)", local["seconds"], local["words_per_second"], "", local["driver_cpu_seconds"], "",
+                  local["open_seconds"], "", ""]]
+                + [[f"Ray, {r['workers']} worker node(s)", r["seconds"], r["words_per_second"], r["words_per_second_per_worker"], r["driver_cpu_seconds"],
+                    r["words_per_driver_cpu_second"], r["open_seconds"], r["same_graph_counts_as_local"], ", ".join(str(n) for n in r["work_items_by_node"]["spaCy extraction"].values())] for r in distributed])
     write_json(args.out, {"machine": machine(), "data": str(args.data), "passages": local["documents"], "words": local["words"],
                           "local": local, "ray": distributed})
 

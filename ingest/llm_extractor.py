@@ -26,12 +26,13 @@ SYSTEM_PROMPT = """You build a knowledge graph from text. Read the passage and l
 2. the relations the passage states between two of those entities.
 
 Use only these entity types: {types}.
-Answer with one JSON object and nothing else:
-{{"entities": [{{"name": "...", "type": "...", "description": "what the passage says about it, one sentence"}}],
-  "relations": [{{"source": "entity name", "target": "entity name", "keywords": ["short predicate, e.g. directed by"],
-                  "description": "the fact, one sentence", "strength": 1-10}}]}}
-Name entities as the passage does, in full. Every relation's source and target must be names from your entity list.
-Do not invent facts that the passage does not state."""
+Answer with one JSON object and nothing else. Its "entities" list holds one object per entity: its "name" as the
+passage writes it, in full; its "type"; and a "description", one sentence of what the passage says about it. Its
+"relations" list holds one object per relation: the "source" and "target" entity names (names from your entity list),
+"keywords" (one to three short predicates, such as "directed by"), a "description" stating the fact in one sentence,
+and a "strength" from 1 to 10. Do not invent facts that the passage does not state."""
+# The shape is told in words, not shown as a template: a small model copies a template's placeholders ("...") as its
+# answer, and a server that enforces extraction_schema holds the shape anyway.
 
 USER_PROMPT = """Title of the document: {title}
 
@@ -40,6 +41,26 @@ Passage:
 
 GLEANING_PROMPT = """Some entities or relations of the passage may be missing from your answer. List only the missing ones,
 in the same JSON format. If nothing is missing, answer {"entities": [], "relations": []}."""
+
+MAX_RECORDS = 25  # of each kind per answer: a dense passage names fewer; a looping model is stopped here
+_NAME = {"type": "string", "minLength": 1, "maxLength": 120}
+_SENTENCE = {"type": "string", "maxLength": 300}
+
+
+def extraction_schema(entity_types: list[str]) -> dict[str, Any]:
+    """The answer's JSON schema, for servers that enforce one (llama.cpp, vLLM, Ollama, OpenAI): a model then cannot
+    drift into another shape, and the length bounds keep one that loops from spending its budget on a single field."""
+    entity = {"type": "object", "properties": {"name": _NAME, "type": {"type": "string", "enum": entity_types}, "description": _SENTENCE},
+              "required": ["name", "type", "description"], "additionalProperties": False}
+    relation = {"type": "object",
+                "properties": {"source": _NAME, "target": _NAME,
+                               "keywords": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60}, "minItems": 1, "maxItems": 3},
+                               "description": _SENTENCE, "strength": {"type": "integer", "minimum": 1, "maximum": 10}},
+                "required": ["source", "target", "keywords", "description", "strength"], "additionalProperties": False}
+    return {"type": "object", "properties": {"entities": {"type": "array", "items": entity, "maxItems": MAX_RECORDS},
+                                             "relations": {"type": "array", "items": relation, "maxItems": MAX_RECORDS}},
+            "required": ["entities", "relations"], "additionalProperties": False}
+
 
 _DELIMITED = re.compile(r"^\s*\(?\"?(entity|relation(?:ship)?)\"?\s*(?:<\|>|\|)\s*(.+?)\)?\s*$", re.IGNORECASE | re.MULTILINE)
 
@@ -131,6 +152,7 @@ class LLMExtractor:
     def __init__(self, llm: LLM, entity_types: Iterable[str], gleaning: int = 0, concurrency: int = 4, fallback: Extractor | None = None) -> None:
         self.llm = llm
         self.entity_types = [t.upper() for t in entity_types]
+        self.schema = extraction_schema(self.entity_types)
         self.gleaning = gleaning
         self.fallback = fallback
         self._fallback_lock = threading.Lock()
@@ -149,7 +171,7 @@ class LLMExtractor:
         records: dict[str, list] = {"entities": [], "relations": []}
         for round_ in range(1 + self.gleaning):
             try:
-                answer = self.llm.complete(messages, json_mode=True)
+                answer = self.llm.complete(messages, json_mode=True, json_schema=self.schema)
             except LLMError as error:
                 log.warning("chunk %s: extraction call failed: %s", chunk.chunk_id, error)
                 result.problems.append(f"model call failed: {error}")
@@ -169,14 +191,14 @@ class LLMExtractor:
                 log.warning("chunk %s: the model's answer was JSON of another shape; kept the %d entities and %d relations in it",
                             chunk.chunk_id, len(parsed["entities"]), len(parsed["relations"]))
                 result.problems.append("off-schema model answer" + suffix)
-            if parsed.get("partial") or parsed.get("off_schema"):
-                # a broken answer is held to the passage: a small model lists the prompt's type names ("Person",
-                # "Organization") or its chat template's "model" as entities
-                named = [r.get("name") if isinstance(r, dict) else r for r in parsed["entities"]]
-                invented = [n for n in named if isinstance(n, str) and not _in_passage(n, chunk)]
-                if invented:
-                    result.problems.append("names not in the passage dropped" + suffix + ": " + ", ".join(invented)[:200])
-                parsed["entities"] = [r for r, n in zip(parsed["entities"], named) if _in_passage(n, chunk)]
+            # every answer is held to the passage: an entity is named in its chunk or title (its provenance). A small
+            # model lists the prompt's type names ("Person", "Organization"), its chat template's "model", or, held
+            # to a schema, names it knows from elsewhere
+            named = [r.get("name") if isinstance(r, dict) else r for r in parsed["entities"]]
+            invented = [n for n in named if isinstance(n, str) and not _in_passage(n, chunk)]
+            if invented:
+                result.problems.append("names not in the passage dropped" + suffix + ": " + ", ".join(invented)[:200])
+            parsed["entities"] = [r for r, n in zip(parsed["entities"], named) if not isinstance(n, str) or _in_passage(n, chunk)]
             records["entities"] += parsed["entities"]
             records["relations"] += parsed["relations"]
             messages = messages + [{"role": "assistant", "content": answer}, {"role": "user", "content": GLEANING_PROMPT}]

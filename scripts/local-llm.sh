@@ -53,6 +53,7 @@ Point graphdex at it as at any OpenAI-compatible server (README, "Run with a loc
   GRAPHDEX_LLM_MODEL=openai/$MODEL_ALIAS GRAPHDEX_LLM_API_BASE=http://127.0.0.1:<port>/v1 GRAPHDEX_LLM_API_KEY=local
   GRAPHDEX_LLM_CONCURRENCY=1   (the server answers one request at a time; more only queue up and time out)
   GRAPHDEX_LLM_MAX_TOKENS=256  (the model repeats itself until stopped)
+  GRAPHDEX_LLM_ANSWER_FORMAT=json  (answers as statements with their sources, held to a schema: real citations)
 EOF
 }
 
@@ -187,6 +188,7 @@ print_ready() {
   Log:      $LOG_FILE
   graphdex: export GRAPHDEX_LLM_MODEL=openai/$MODEL_ALIAS GRAPHDEX_LLM_API_BASE=http://$HOST:$PORT/v1 GRAPHDEX_LLM_API_KEY=local
             export GRAPHDEX_LLM_CONCURRENCY=1 GRAPHDEX_LLM_MAX_TOKENS=256  # one request at a time; it repeats itself until stopped
+            export GRAPHDEX_LLM_ANSWER_FORMAT=json  # answers as statements with their sources, held to a schema: real citations
             export GRAPHDEX_EXTRACTOR=llm GRAPHDEX_LLM_EXTRACTION_FALLBACK=spacy  # optional: LLM extraction, spaCy where it gives nothing
 EOF
 }

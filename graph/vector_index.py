@@ -1,4 +1,5 @@
-"""HNSW vector indexes (hnswlib), one per searchable node type, updated in place and saved atomically.
+"""HNSW vector indexes (hnswlib), one per searchable node type, updated in place and saved atomically: the
+``VectorIndexes`` of graph/vectors.py for the embedded store (and for Neo4j with GRAPHDEX_NEO4J_VECTORS=local).
 
 Saving writes every index and its id map under a new generation number, then flips ``current.json`` to that
 generation with an atomic rename. A crash at any moment leaves the previous generation intact and readable.
@@ -147,6 +148,7 @@ class VectorIndexSet:
         self._params = (m, ef_construction, ef_search)
         self.dim = dim
         self.model_name = model_name
+        self.in_store = False  # files beside the graph: written after its transaction, healed from the dirty marker
         self.indexes: dict[NodeType, HnswVectorIndex] = {}
         self._generation = 0
         self._suspect = False

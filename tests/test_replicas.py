@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from graphdex.api.app import create_app
+from graphdex.common.settings import Settings
 from tests.conftest import FILM_DOCS, drop_neo4j_workspace
 from tests.test_live_server import running_server
 
@@ -112,3 +113,9 @@ def test_a_replica_without_a_writer_url_refuses_writes_naming_the_writer(make_wo
         health = client.get("/health").json()
         assert health["ingest"] is False and health["queue"] is None
     assert not list(Path(workspace.settings.data_dir).rglob("*.sqlite")), "a replica has no queue"
+
+
+@pytest.mark.parametrize("settings", [{"store": "embedded"}, {"store": "neo4j", "neo4j_vectors": "local"}])
+def test_a_replica_needs_everything_in_neo4j(settings):
+    with pytest.raises(ValueError, match="GRAPHDEX_NEO4J_VECTORS=neo4j"):
+        Settings(ingest=False, **settings)

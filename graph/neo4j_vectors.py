@@ -86,6 +86,16 @@ class Neo4jVectorIndex:
         found = {r["id"]: r["v"] for r in rows}
         return np.asarray([found[i] for i in ids], dtype=np.float32)
 
+    def similarities(self, ids: Sequence[str], vector: np.ndarray) -> dict[str, float]:
+        """Computed in the database: only the scores cross the wire, not the vectors."""
+        if not ids:
+            return {}
+        rows = self._store._read(
+            f"UNWIND $ids AS id MATCH (n:{self._label} {{workspace: $ws, id: id}}) WHERE n.embedding IS NOT NULL "
+            "RETURN n.id AS id, vector.similarity.cosine(n.embedding, $vector) AS score",
+            ids=list(ids), vector=np.asarray(vector, dtype=np.float32).ravel().tolist())
+        return {r["id"]: 2.0 * float(r["score"]) - 1.0 for r in rows}
+
     def ids(self) -> set[str]:
         return set(self.digests())
 

@@ -120,6 +120,11 @@ class HnswVectorIndex:
                 return np.zeros((0, self.dim), dtype=np.float32)
             return np.asarray(self._index.get_items([self._label_of[i] for i in ids]), dtype=np.float32)
 
+    def similarities(self, ids: Sequence[str], vector: np.ndarray) -> dict[str, float]:
+        with self._lock:
+            present = [i for i in ids if i in self._label_of]
+            return dict(zip(present, (self.get(present) @ np.asarray(vector, dtype=np.float32)).tolist())) if present else {}
+
     def ids(self) -> set[str]:
         return set(self._label_of)
 

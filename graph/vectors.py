@@ -50,6 +50,10 @@ class VectorIndex(Protocol):
         """The vectors of ``ids``, one row each in that order (KeyError for an id without one)."""
         ...
 
+    def similarities(self, ids: Sequence[str], vector: np.ndarray) -> dict[str, float]:
+        """The cosine similarity of ``vector`` to each of ``ids`` that has a vector (one call: no round trip per id)."""
+        ...
+
     def ids(self) -> set[str]:
         ...
 

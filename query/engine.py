@@ -242,9 +242,7 @@ class QueryEngine:
             return {}
         # only the strongest candidates are re-scored: fetching thousands of vectors per query costs more than the rest
         chunks = dict(sorted(chunks.items(), key=lambda item: -item[1])[:RESCORED_CHUNKS])
-        index = self.vectors[NodeType.CHUNK]
-        ids = [c for c in chunks if c in index]
-        similarity = dict(zip(ids, (index.get(ids) @ qv).tolist())) if ids else {}
+        similarity = self.vectors[NodeType.CHUNK].similarities(list(chunks), qv)
         graph = _normalise(chunks)
         return {c: graph[c] + CHUNK_SIMILARITY_WEIGHT * similarity.get(c, 0.0) for c in chunks}
 

@@ -131,6 +131,10 @@ def test_neo4j_index_gives_the_ids_scores_and_order_of_hnswlib(neo4j_vectors):
         expected, found = local.search(query, 10), remote.search(query, 10)
         assert [i for i, _ in found] == [i for i, _ in expected]
         np.testing.assert_allclose([s for _, s in found], [s for _, s in expected], atol=1e-5)
+        wanted = ids[:30] + ["missing"]
+        expected, found = local.similarities(wanted, query), remote.similarities(wanted, query)
+        assert found.keys() == expected.keys() == set(ids[:30])
+        np.testing.assert_allclose([found[i] for i in ids[:30]], [expected[i] for i in ids[:30]], atol=1e-5)
 
 
 def test_neo4j_workspaces_never_see_each_others_vectors(neo4j_vectors):

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 from graphdex.api.jobs import JobQueue
+from graphdex.api.replica import not_the_writer
 from graphdex.api.schemas import MAX_DOCUMENTS_PER_REQUEST, DocumentIn, QueryHit, QueryIn
 from graphdex.api.workspace import Workspace
 from graphdex.common.ids import content_hash, document_id
@@ -49,13 +50,17 @@ def submit_documents(jobs: JobQueue, documents: list[SourceDocument]) -> list[di
     return [{"id": j.id, "status": j.status, "source": j.source, "title": j.title} for j in submitted]
 
 
-def document_status(jobs: JobQueue, ws: Workspace, doc_id: str) -> dict[str, Any]:
-    """A submitted document's status, or a document indexed outside the service (`graphdex ingest`) as done."""
-    job = jobs.get(doc_id)
+def document_status(jobs: JobQueue | None, ws: Workspace, doc_id: str) -> dict[str, Any]:
+    """A submitted document's status, or a document indexed outside the service (`graphdex ingest`) as done. Without
+    the queue (a query replica that forwards nothing) an indexed document is still `done`; any other status is the
+    writer's to tell."""
+    job = jobs.get(doc_id) if jobs is not None else None
     if job is not None:
         return job.to_dict()
     node = _stored_document(ws, doc_id)
     if node is None:
+        if jobs is None:
+            raise not_the_writer(ws, f"{doc_id!r} is not indexed; whether it is pending, failed or unknown is known")
         raise NotFound(f"no document {doc_id!r}")
     return {"id": doc_id, "status": "done", "source": node.props.get("source"), "title": node.props.get("title"),
             "chunks": node.props.get("chunk_count"), "words": node.props.get("words")}
@@ -116,10 +121,10 @@ def query_hits(hits: list[ChunkHit]) -> list[QueryHit]:
 # Every read holds the read side of the workspace's lock, so an answer never mixes the graph before and after an
 # ingestion batch.
 
-def graph_stats(ws: Workspace, jobs: JobQueue) -> dict[str, Any]:
-    """Counts per node type, edge type and vector index, and the queue's counts per status."""
+def graph_stats(ws: Workspace, queue_counts: dict[str, int] | None) -> dict[str, Any]:
+    """Counts per node type, edge type and vector index, and the queue's counts per status (None on a replica)."""
     with ws.guard.read():
-        return {**ws.stats(), "queue": jobs.counts()}
+        return {**ws.stats(), "queue": queue_counts}
 
 
 def find_entities(ws: Workspace, text: str, limit: int) -> list[dict[str, Any]]:

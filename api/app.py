@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI
 from graphdex.api.access import KeyRing
 from graphdex.api.deps import running_service, workspace_in_path
 from graphdex.api.errors import BodySizeLimit, add_error_handlers
+from graphdex.api.forward import WriterForwarder
 from graphdex.api.mcp_http import MCP_PATH, McpEndpoint
 from graphdex.api.mcp_server import create_mcp_server
 from graphdex.api.routers import documents, graph, health, query, workspaces
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
 
     app = FastAPI(title="graphdex", version="0.1.0", lifespan=lifespan,
                   description="Graph-based knowledge index: submit documents, follow their indexing, query with citations, browse the graph.")
+    if not settings.ingest and settings.writer_url:
+        # a query replica passes document and workspace requests on to the writer (inside the body limit below)
+        app.add_middleware(WriterForwarder, writer_url=settings.writer_url)
     app.add_middleware(BodySizeLimit, limit=settings.max_request_bytes)
     add_error_handlers(app)
     # every route of an index twice: unprefixed for the default workspace, and under the workspace's name

@@ -289,7 +289,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
     if host not in ("127.0.0.1", "localhost", "::1") and not workspace.settings.api_key:
         err.print("[yellow]warning:[/] listening beyond this machine with no GRAPHDEX_API_KEY: anyone who can reach it can add and delete documents")
     try:
-        workspace.cluster  # an unreachable GRAPHDEX_RAY_ADDRESS stops the start here, with what to do, not in a traceback
+        if workspace.settings.ingest:  # a query replica never indexes: no cluster to reach
+            workspace.cluster  # an unreachable GRAPHDEX_RAY_ADDRESS stops the start here, with what to do, not in a traceback
         service = create_app(workspace=workspace)
     except (InvalidApiKey, ClusterError) as error:
         _fail(str(error))

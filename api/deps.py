@@ -125,7 +125,13 @@ async def get_workspace(served: Annotated[ServedWorkspace, Depends(served_worksp
 
 
 async def get_jobs(served: Annotated[ServedWorkspace, Depends(served_workspace)]) -> JobQueue:
+    """The ingestion queue (NotTheWriter, a 503 naming the writer, on a query replica)."""
     return served.jobs
+
+
+async def get_queue(served: Annotated[ServedWorkspace, Depends(served_workspace)]) -> JobQueue | None:
+    """The ingestion queue, or None on a query replica: for reads that can do without it."""
+    return served.queue
 
 
 def _state(request: Request) -> ServiceState:
@@ -137,6 +143,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[WorkspaceRegistry, Depends(get_registry)]
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]
+QueueDep = Annotated[JobQueue | None, Depends(get_queue)]
 QuerySlotsDep = Annotated[threading.BoundedSemaphore, Depends(get_query_slots)]
 
 

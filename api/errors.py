@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graphdex.api.actions import NotFound
 from graphdex.common.llm import LLMError
+from graphdex.api.replica import NotTheWriter
 from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import DocumentError, excerpt
 from graphdex.query.engine import QueryError
@@ -80,6 +81,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(LLMError, _model_down)
     app.add_exception_handler(StoreError, _store_down)
+    app.add_exception_handler(NotTheWriter, _not_the_writer)
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
@@ -131,6 +133,11 @@ async def _not_found(request: Request, error: Exception) -> JSONResponse:
 
 async def _model_down(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"the language model failed: {error}"}, status_code=502)
+
+
+async def _not_the_writer(request: Request, error: Exception) -> JSONResponse:
+    """A write (or a queue read) on a query replica that forwards nothing: 503, the message naming the writer."""
+    return JSONResponse({"detail": str(error)}, status_code=503)
 
 
 async def _store_down(request: Request, error: Exception) -> JSONResponse:

@@ -129,4 +129,4 @@ class GraphStats(BaseModel):
     nodes: dict[str, int] = Field(description="Nodes per type: Document, Chunk, Entity, Relation, Community.")
     edges: dict[str, int] = Field(description="Edges per type.")
     vectors: dict[str, int] = Field(description="Vectors per index.")
-    queue: dict[str, int] = Field(description="Submitted documents per status.")
+    queue: dict[str, int] | None = Field(description="Submitted documents per status (null on a query replica: the writer holds the queue).")

@@ -40,6 +40,7 @@ from graphdex.api.lifecycle import UnknownWorkspace
 from graphdex.api.mcp_schemas import (Deletion, DocumentStatus, Entity, EntityMatch, EntityMatches, EntityNeighbourhood, GraphStats, Neighbour,
                                       SearchResult, Submission, Subgraph, SubgraphEdge, SubgraphNode, SubmittedDocument)
 from graphdex.api.registry import ServedWorkspace, WorkspaceBusy
+from graphdex.api.replica import NotTheWriter
 from graphdex.api.schemas import MAX_DOCUMENTS_PER_REQUEST, DocumentIn, Mode, QueryIn
 from graphdex.common.llm import LLMError
 from graphdex.common.settings import Settings
@@ -96,7 +97,7 @@ def _reported_as(error_type: type[ToolError | ResourceError]) -> Iterator[None]:
     logs and reports without details."""
     try:
         yield
-    except (DocumentError, QueryError, actions.NotFound, InvalidWorkspaceName, UnknownWorkspace, WorkspaceBusy, Refused) as error:
+    except (DocumentError, QueryError, actions.NotFound, InvalidWorkspaceName, UnknownWorkspace, WorkspaceBusy, Refused, NotTheWriter) as error:
         raise error_type(excerpt(str(error), MAX_ERROR_CHARS)) from None
     except StoreError as error:
         raise error_type(excerpt(f"the graph store is unavailable: {error}", MAX_ERROR_CHARS)) from None
@@ -194,7 +195,7 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
                         workspace: WorkspaceArg = None) -> DocumentStatus:
         """Where a document's indexing is: pending, processing, done, failed (with the error) or deleting."""
         with workspace_for(workspace, Access.READ) as (name, served):
-            status = actions.document_status(served.jobs, served.workspace, document_id)
+            status = actions.document_status(served.queue, served.workspace, document_id)
         return DocumentStatus.from_dict(name, status)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False))
@@ -208,7 +209,7 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
 
     def stats_of(workspace: str | None) -> str:
         with workspace_for(workspace, Access.READ, ResourceError) as (name, served):
-            counts = actions.graph_stats(served.workspace, served.jobs)
+            counts = actions.graph_stats(served.workspace, served.queue_counts())
         return GraphStats(workspace=name, **{field: counts[field] for field in GraphStats.model_fields if field != "workspace"}).model_dump_json(indent=2)
 
     @server.resource("graphdex://stats", name="stats", mime_type="application/json")

@@ -17,6 +17,7 @@ from contextlib import ExitStack
 
 from graphdex.api.jobs import JobQueue
 from graphdex.api.layout import DEFAULT_WORKSPACE, Layout, check_name, queue_path
+from graphdex.api.replica import not_the_writer
 from graphdex.api.lifecycle import check_deletable, create_workspace, delete_workspace, finish_interrupted_removals, unknown
 from graphdex.api.service import IngestionService
 from graphdex.api.workspace import Workspace
@@ -33,7 +34,8 @@ class WorkspaceBusy(Exception):
 
 
 class ServedWorkspace:
-    """One open workspace: index, queue, writer thread, and the count of requests using it."""
+    """One open workspace: index, queue, writer thread, and the count of requests using it. On a query replica
+    (GRAPHDEX_INGEST=false) only the index: no queue, no writer thread, no writer lease."""
 
     def __init__(self, name: str, workspace: Workspace, batch_documents: int) -> None:
         self.name = name
@@ -41,18 +43,33 @@ class ServedWorkspace:
         self._users = 0
         self._closing = False
         self._idle = threading.Condition()
+        self.queue: JobQueue | None = None
+        self.service: IngestionService | None = None
         with ExitStack() as stack:
             stack.callback(workspace.close)
-            # the service is this index's only writer for as long as it serves it
-            stack.enter_context(workspace.store.lock())
-            self.jobs = JobQueue(queue_path(workspace.settings))
-            stack.callback(self.jobs.close)
-            self.service = IngestionService(workspace, self.jobs, batch_documents)
-            workspace.indexer  # load the extractor and repair the vectors before the first request
+            if workspace.settings.ingest:
+                # the service is this index's only writer for as long as it serves it
+                stack.enter_context(workspace.store.lock())
+                self.queue = JobQueue(queue_path(workspace.settings))
+                stack.callback(self.queue.close)
+                self.service = IngestionService(workspace, self.queue, batch_documents)
+                workspace.indexer  # load the extractor and repair the vectors before the first request
             workspace.warm()  # and build the PageRank projection before the first query
-            self.service.start()
-            stack.callback(self.service.stop)
+            if self.service is not None:
+                self.service.start()
+                stack.callback(self.service.stop)
             self._resources = stack.pop_all()
+
+    @property
+    def jobs(self) -> JobQueue:
+        """The ingestion queue; NotTheWriter on a query replica, which has none."""
+        if self.queue is None:
+            raise not_the_writer(self.workspace, "documents are submitted, followed and deleted")
+        return self.queue
+
+    def queue_counts(self) -> dict[str, int] | None:
+        """Queued documents per status; None on a query replica (the writer knows them)."""
+        return self.queue.counts() if self.queue is not None else None
 
     def enter(self) -> bool:
         """A request starts using the workspace; False once it is closing."""
@@ -74,7 +91,8 @@ class ServedWorkspace:
             self._closing = True
             if not self._idle.wait_for(lambda: self._users == 0, DRAIN_SECONDS):
                 log.warning("closing workspace %s with %d request(s) still using it", self.name, self._users)
-        self.service.stop(writer_seconds)
+        if self.service is not None:
+            self.service.stop(writer_seconds)
         self._resources.close()
 
 
@@ -93,8 +111,10 @@ class WorkspaceRegistry:
     def start(self) -> None:
         """Finishes deletions a crash interrupted, opens the default workspace, and every named one with queued
         work: documents acknowledged before a restart are indexed without waiting for someone to ask."""
-        finish_interrupted_removals(self.layout)
         self._served[DEFAULT_WORKSPACE] = ServedWorkspace(DEFAULT_WORKSPACE, self._primary, self.settings.ingest_batch_documents)
+        if not self.settings.ingest:  # a query replica: named workspaces, their queues and removals are the writer's
+            return
+        finish_interrupted_removals(self.layout)
         for name in self.layout.names()[1:]:
             if self._has_queued_work(name):
                 log.warning("resuming the queue of workspace %s", name)
@@ -121,6 +141,9 @@ class WorkspaceRegistry:
     def acquire(self, name: str) -> ServedWorkspace:
         """The workspace, opened if need be, counted as in use until ``leave()``. Raises InvalidWorkspaceName,
         UnknownWorkspace, or WorkspaceBusy while it is being deleted."""
+        if not self.settings.ingest and name != DEFAULT_WORKSPACE:
+            check_name(name)
+            raise not_the_writer(self._primary, f"workspace {name!r} (named workspaces are served by the writer) is served")
         served = self._served.get(name) or self._open(name)
         if not served.enter():
             raise WorkspaceBusy(f"workspace {name!r} is being deleted")
@@ -151,6 +174,8 @@ class WorkspaceRegistry:
         """Raises InvalidWorkspaceName, WorkspaceExists, or WorkspaceBusy while a workspace of that name is being
         deleted. The new workspace opens on first use."""
         check_name(name)
+        if not self.settings.ingest:
+            raise not_the_writer(self._primary, "workspaces are created")
         with self._lock:
             if name in self._deleting:
                 raise WorkspaceBusy(f"workspace {name!r} is being deleted; create it again once that has finished")
@@ -160,6 +185,8 @@ class WorkspaceRegistry:
     def delete(self, name: str) -> None:
         """Stops and closes the workspace if it is open, then removes it completely (see lifecycle.py). Raises
         DefaultWorkspace, InvalidWorkspaceName, UnknownWorkspace, or WorkspaceBusy when a delete is under way."""
+        if not self.settings.ingest:
+            raise not_the_writer(self._primary, "workspaces are deleted")
         check_deletable(self.layout, name)
         with self._lock:
             if name in self._deleting:

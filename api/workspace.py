@@ -16,6 +16,7 @@ from graphdex.graph.networkx_store import NetworkxGraphStore
 from graphdex.common.rwlock import ReadWriteLock
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vector_index import VectorIndexSet
+from graphdex.graph.vectors import VectorIndexes
 from graphdex.common.tokens import TokenCounter, token_counter
 from graphdex.ingest.chunking import Chunker
 from graphdex.ingest.community_layer import CommunityPolicy
@@ -97,8 +98,12 @@ class Workspace:
                            threads=s.embed_threads, actors=s.ray_embed_actors)
 
     @cached_property
-    def vectors(self) -> VectorIndexSet:
+    def vectors(self) -> VectorIndexes:
         s = self.settings
+        if s.store == "neo4j" and s.neo4j_vectors == "neo4j":
+            from graphdex.graph.neo4j_vectors import Neo4jVectorIndexes
+
+            return Neo4jVectorIndexes(self.store, self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction)
         # vectors belong to one graph: the embedded store's, or one Neo4j workspace's
         folder = "vectors" if s.store == "embedded" else f"vectors-neo4j-{s.neo4j_workspace}"
         return VectorIndexSet(self.data_dir / folder, self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)

@@ -206,13 +206,14 @@ def load_questions(directory: Path) -> list[Question]:
     return questions
 
 
-def open_index(index_dir: Path, documents: list[SourceDocument], store: str = "embedded", neo4j_workspace: str = "bench-qa"):
-    """A workspace over ``documents``, reusing ``index_dir`` when it already holds them (re-ingest is a no-op)."""
+def open_index(index_dir: Path, documents: list[SourceDocument], store: str = "embedded", neo4j_workspace: str = "bench-qa", **settings: Any):
+    """A workspace over ``documents``, reusing ``index_dir`` when it already holds them (re-ingest is a no-op);
+    ``settings``: more Settings fields (such as neo4j_vectors)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from graphdex.api.workspace import Workspace
 
-    overrides: dict[str, Any] = {"store": store}
+    overrides: dict[str, Any] = {"store": store, **settings}
     if store == "neo4j":
         overrides["neo4j_workspace"] = neo4j_workspace
     workspace = Workspace(scratch_settings(index_dir, **overrides))

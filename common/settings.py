@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRAPHDEX_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("./graphdex-data"), description="Directory of the embedded store and vector indexes.")
-    store: Literal["embedded", "neo4j"] = Field("embedded", description="Graph store: `embedded` (networkx persisted in SQLite under the data directory) or `neo4j` (a Neo4j 5 server; vectors stay under the data directory).")
+    store: Literal["embedded", "neo4j"] = Field("embedded", description="Graph store: `embedded` (networkx persisted in SQLite under the data directory) or `neo4j` (a Neo4j 5 server; vectors too, see GRAPHDEX_NEO4J_VECTORS).")
 
     chunk_tokens: int = Field(200, ge=16, le=8192, description="Maximum tokens per chunk.")
     chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of a document.")
@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     neo4j_password: str = Field("graphdex-dev-password", description="Neo4j password (the local server of `scripts/neo4j.sh` uses this default).")
     neo4j_database: str = Field("neo4j", description="Neo4j database (Community edition has one: `neo4j`).")
     neo4j_workspace: str = Field("default", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Name that keeps this corpus apart from others in the same Neo4j database.")
+    neo4j_vectors: Literal["neo4j", "local"] = Field("neo4j", description="With GRAPHDEX_STORE=neo4j, where the vectors live: `neo4j` (a property of each node, searched with Neo4j's native vector indexes and written in the same transaction as the node, so API processes keep no vector state: what query replicas need) or `local` (hnswlib files under the data directory, as before).")
+
+    ingest: bool = Field(True, description="Whether `graphdex serve` indexes documents (the writer). `false` makes a query replica: no ingestion queue, no writer lease, nothing on disk; it answers queries from Neo4j and forwards document and workspace requests to GRAPHDEX_WRITER_URL (503 naming the writer without it). Needs GRAPHDEX_STORE=neo4j and GRAPHDEX_NEO4J_VECTORS=neo4j.")
+    writer_url: str | None = Field(None, pattern=r"^https?://\S+$", description="Base URL of the writer (`http://writer:8000`) to which a query replica (GRAPHDEX_INGEST=false) forwards document submissions, uploads, status reads and deletes, and workspace creation, deletion and listing, with the caller's API key.")
 
     api_key: str | None = Field(None, description="When set, write endpoints of the REST API require this key in the `X-API-Key` header.")
     api_key_for_reads: bool = Field(False, description="Require the API key for read endpoints (queries, status, graph) as well.")
@@ -106,6 +110,13 @@ class Settings(BaseSettings):
     def _llm_extractor_needs_a_model(self) -> "Settings":
         if self.extractor == "llm" and not self.llm_model:
             raise ValueError("GRAPHDEX_EXTRACTOR=llm needs GRAPHDEX_LLM_MODEL (for example openai/gpt-4o-mini or ollama/qwen2.5:14b)")
+        return self
+
+    @model_validator(mode="after")
+    def _replica_needs_shared_state(self) -> "Settings":
+        if not self.ingest and (self.store != "neo4j" or self.neo4j_vectors != "neo4j"):
+            raise ValueError("GRAPHDEX_INGEST=false (a query replica) needs GRAPHDEX_STORE=neo4j and GRAPHDEX_NEO4J_VECTORS=neo4j: "
+                             "a replica must read everything from the database it shares with the writer")
         return self
 
     @model_validator(mode="after")

@@ -23,9 +23,12 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
+import numpy as np
+
 from graphdex.graph.breaker import CircuitBreaker
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.store import StoreError, StoreUnavailable
+from graphdex.graph.vectors import VectorChanges
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ LEASE_MILLISECONDS = 60 * 1000
 CONNECT_SECONDS = 5.0
 RETRY_SECONDS = 5.0
 _READABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# properties the store sets itself: a node's own properties never overwrite them
+_RESERVED = frozenset({"id", "workspace", "embedding", "embedding_digest"})
 
 
 def entity_label(entity_type: str) -> str:
@@ -59,7 +64,7 @@ def _primitive(value: Any) -> bool:
 
 def _readable_props(props: dict[str, Any]) -> dict[str, Any]:
     """The properties Neo4j can hold natively (nested maps stay in the JSON copy only)."""
-    return {k: v for k, v in props.items() if _READABLE.match(k) and _primitive(v) and k not in ("id", "workspace")}
+    return {k: v for k, v in props.items() if _READABLE.match(k) and _primitive(v) and k not in _RESERVED}
 
 
 def _find(var: str, id_expr: str) -> str:
@@ -155,6 +160,21 @@ class Neo4jGraphStore:
             for statement in statements:
                 session.run(statement).consume()
 
+    def _schema(self, statement: str, **params: Any) -> None:
+        """A schema statement or procedure (auto-commit: Neo4j runs schema changes outside managed transactions)."""
+        with self._reachable("schema"), self._driver.session(database=self._database) as session:
+            session.run(statement, **params).consume()
+
+    @property
+    def workspace(self) -> str:
+        return self._workspace
+
+    def writer(self) -> str | None:
+        """Who holds the writer lease of this workspace ("host:pid:nonce"), if anyone: what a query replica names as
+        the place to send writes to."""
+        rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE coalesce(m.writer_until, 0) >= timestamp() RETURN m.writer AS writer")
+        return rows[0]["writer"] if rows else None
+
     def _check_schema_version(self, uri: str) -> None:
         """A workspace written by a graphdex that stored elements differently is refused, not misread."""
         rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.version > 0 RETURN coalesce(m.schema_version, 1) AS schema")
@@ -199,8 +219,12 @@ class Neo4jGraphStore:
                     out[edge.key] = edge
         return out
 
-    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = ()) -> None:
+    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = (),
+              vectors: VectorChanges | None = None) -> None:
+        """``vectors`` (of Neo4jVectorIndexes) are set on their nodes by the same transaction, after the nodes are
+        written; an upserted node keeps the embedding it had unless ``vectors`` gives it a new one."""
         delete_nodes = list(delete_nodes)
+        vector_rows, vector_deletes = _vector_rows(vectors)
         node_rows: dict[tuple[str, str], list[dict]] = {}
         for node in nodes:
             kind = entity_label(str(node.props.get("type", ""))) if node.type == NodeType.ENTITY else ""
@@ -226,7 +250,9 @@ class Neo4jGraphStore:
                 for part in _chunks(rows):
                     tx.run(
                         f"UNWIND $rows AS row MERGE (n:{primary} {{workspace: $ws, id: row.id}}) "
+                        "WITH n, row, n.embedding AS embedding, n.embedding_digest AS digest "
                         "SET n = row.props, n.workspace = $ws, n.id = row.id, n.graphdex_type = row.type, "
+                        "n.embedding = embedding, n.embedding_digest = digest, "
                         f"n.props_json = row.props_json, n.contrib_json = row.contrib_json, n.support_chunks = row.support_chunks{relabel}",
                         rows=list(part), ws=ws,
                     ).consume()
@@ -241,6 +267,18 @@ class Neo4jGraphStore:
                     ).single()["n"]
                     if written != len(part):  # raising rolls the whole transaction back
                         raise StoreError(f"{len(part) - written} {type_} edges do not join a stored or written {source_label} to a {target_label}")
+            for label, rows in vector_rows.items():
+                for part in _chunks(rows):
+                    written = tx.run(
+                        f"UNWIND $rows AS row MATCH (n:{label} {{workspace: $ws, id: row.id}}) "
+                        "SET n.embedding = row.vector, n.embedding_digest = row.digest RETURN count(n) AS n",
+                        rows=list(part), ws=ws).single()["n"]
+                    if written != len(part):
+                        raise StoreError(f"{len(part) - written} {label} vectors belong to no stored or written {label}")
+            for label, ids in vector_deletes.items():
+                for part in _chunks(ids):
+                    tx.run(f"UNWIND $ids AS id MATCH (n:{label} {{workspace: $ws, id: id}}) REMOVE n.embedding, n.embedding_digest",
+                           ids=list(part), ws=ws).consume()
             # every write bumps the version readers watch, and renews this writer's lease
             tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1, m.schema_version = $schema "
                    "WITH m WHERE $lease IS NOT NULL AND m.writer = $lease SET m.writer_until = timestamp() + $ttl",
@@ -414,6 +452,16 @@ class Neo4jGraphStore:
 
     def close(self) -> None:
         self._driver.close()
+
+
+def _vector_rows(vectors: VectorChanges | None) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """Vector changes as Cypher parameters, by node label (a fixed enum, never user input)."""
+    if not vectors:
+        return {}, {}
+    added = {NodeType(t).value: [{"id": i, "vector": row.tolist(), "digest": d} for i, row, d in zip(ids, np.asarray(matrix, dtype=np.float32), digests)]
+             for t, (ids, matrix, digests) in vectors.added.items() if len(ids)}
+    deleted = {NodeType(t).value: list(ids) for t, ids in vectors.deleted.items()}
+    return added, {label: ids for label, ids in deleted.items() if ids}
 
 
 def _unreachable(error: Exception) -> bool:

@@ -20,6 +20,7 @@ import networkx as nx
 
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.store import StoreError
+from graphdex.graph.vectors import VectorChanges
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,10 @@ class NetworkxGraphStore:
                 out[(source, type_, target)] = self._graph.edges[source, target, type_]["edge"]
         return out
 
-    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = ()) -> None:
+    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = (),
+              vectors: VectorChanges | None = None) -> None:
+        if vectors:
+            raise StoreError("the embedded store keeps no vectors: they live in the hnswlib indexes beside it")
         delete_nodes = list(delete_nodes)
         delete_edges = list(delete_edges)
         known = {n.id: n.type for n in nodes}

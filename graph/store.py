@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Iterable, Iterator, Protocol, Sequence
 
 from graphdex.graph.model import Edge, EdgeKey, Node, NodeType
+from graphdex.graph.vectors import VectorChanges
 
 
 class StoreError(RuntimeError):
@@ -34,10 +35,13 @@ class GraphStore(Protocol):
     def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
         ...
 
-    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = ()) -> None:
+    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = (),
+              vectors: VectorChanges | None = None) -> None:
         """Upsert and delete in one atomic step: all of it is stored, or none of it.
 
-        Deleting a node deletes its edges. Deletions are applied before upserts.
+        Deleting a node deletes its edges (and, in a store that keeps vectors, its vector). Deletions are applied
+        before upserts. ``vectors``: only for a store whose vector indexes live in it (``VectorIndexes.in_store``),
+        written in the same step; the embedded store refuses them.
         """
         ...
 

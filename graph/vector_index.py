@@ -1,4 +1,5 @@
-"""HNSW vector indexes (hnswlib), one per searchable node type, updated in place and saved atomically.
+"""HNSW vector indexes (hnswlib), one per searchable node type, updated in place and saved atomically: the
+``VectorIndexes`` of graph/vectors.py for the embedded store (and for Neo4j with GRAPHDEX_NEO4J_VECTORS=local).
 
 Saving writes every index and its id map under a new generation number, then flips ``current.json`` to that
 generation with an atomic rename. A crash at any moment leaves the previous generation intact and readable.
@@ -119,6 +120,11 @@ class HnswVectorIndex:
                 return np.zeros((0, self.dim), dtype=np.float32)
             return np.asarray(self._index.get_items([self._label_of[i] for i in ids]), dtype=np.float32)
 
+    def similarities(self, ids: Sequence[str], vector: np.ndarray) -> dict[str, float]:
+        with self._lock:
+            present = [i for i in ids if i in self._label_of]
+            return dict(zip(present, (self.get(present) @ np.asarray(vector, dtype=np.float32)).tolist())) if present else {}
+
     def ids(self) -> set[str]:
         return set(self._label_of)
 
@@ -147,6 +153,7 @@ class VectorIndexSet:
         self._params = (m, ef_construction, ef_search)
         self.dim = dim
         self.model_name = model_name
+        self.in_store = False  # files beside the graph: written after its transaction, healed from the dirty marker
         self.indexes: dict[NodeType, HnswVectorIndex] = {}
         self._generation = 0
         self._suspect = False

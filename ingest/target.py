@@ -18,7 +18,7 @@ from graphdex.common.embedder import Embedder
 from graphdex.common.faults import crash_point
 from graphdex.graph.model import Edge, EdgeKey, Node, NodeType
 from graphdex.graph.store import GraphStore
-from graphdex.graph.vector_index import VectorIndexSet
+from graphdex.graph.vectors import VectorChanges, VectorIndexes
 from graphdex.ingest.derive import embedding_text
 
 #: New vectors by node type: (node ids, one row per id, digests of the texts embedded).
@@ -33,7 +33,7 @@ def text_digest(node: Node) -> str:
 @dataclass(frozen=True, kw_only=True)
 class IndexTarget:
     store: GraphStore
-    vectors: VectorIndexSet
+    vectors: VectorIndexes
     embedder: Embedder
     #: Held around each mutation (the write side of the service's readers-writer lock); embedding runs outside it.
     exclusive: Callable[[], AbstractContextManager[None]] = field(default=nullcontext)
@@ -52,8 +52,16 @@ class IndexTarget:
               delete_edges: Iterable[EdgeKey] = (), delete_vectors: Mapping[NodeType, Iterable[str]] | None = None) -> None:
         """One atomic graph write, then the vectors, under the lock. The vectors' dirty marker is made durable
         before anything changes, so a crash anywhere until the operation's closing save is found and healed by
-        ``Maintenance.recover`` on the next start."""
+        ``Maintenance.recover`` on the next start. Vectors kept in the store are written by the graph's own
+        transaction instead: then the two cannot diverge, and the marker is only for the community layer."""
         self.vectors.mark_dirty()
+        if self.vectors.in_store:
+            changes = VectorChanges(vectors, {t: list(ids) for t, ids in (delete_vectors or {}).items()})
+            with self.exclusive():
+                if nodes or edges or delete_nodes or delete_edges or changes:
+                    self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges, vectors=changes)
+                    crash_point("apply.graph_written")
+            return
         with self.exclusive():
             # the graph first: when its (atomic) write fails, nothing changed and the vectors still match it
             if nodes or edges or delete_nodes or delete_edges:

@@ -26,7 +26,7 @@ from graphdex.common.ids import entity_id
 from graphdex.graph.model import EdgeType, Node, NodeType
 from graphdex.graph.projection import ProjectionKeeper
 from graphdex.graph.store import GraphStore
-from graphdex.graph.vector_index import VectorIndexSet
+from graphdex.graph.vectors import VectorIndexes
 from graphdex.common.resolution import normalize_key
 from graphdex.query.analysis import QueryKeywords, SpacyQueryAnalyzer
 from graphdex.query.results import ChunkHit, NodeHit, QueryResult
@@ -76,7 +76,7 @@ def _sharpen(hits: list[tuple[str, float]], temperature: float = 0.05) -> list[t
 
 
 class QueryEngine:
-    def __init__(self, store: GraphStore, vectors: VectorIndexSet, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
+    def __init__(self, store: GraphStore, vectors: VectorIndexes, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
                  ppr_alpha: float = 0.3, ppr_iterations: int = 10,
                  shared: Callable[[], AbstractContextManager[None]] = nullcontext,
                  rebuild_shared: Callable[[], AbstractContextManager[None]] | None = None) -> None:
@@ -242,9 +242,7 @@ class QueryEngine:
             return {}
         # only the strongest candidates are re-scored: fetching thousands of vectors per query costs more than the rest
         chunks = dict(sorted(chunks.items(), key=lambda item: -item[1])[:RESCORED_CHUNKS])
-        index = self.vectors[NodeType.CHUNK]
-        ids = [c for c in chunks if c in index]
-        similarity = dict(zip(ids, (index.get(ids) @ qv).tolist())) if ids else {}
+        similarity = self.vectors[NodeType.CHUNK].similarities(list(chunks), qv)
         graph = _normalise(chunks)
         return {c: graph[c] + CHUNK_SIMILARITY_WEIGHT * similarity.get(c, 0.0) for c in chunks}
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from graphdex.api import actions
-from graphdex.api.deps import JobsDep, KeyCheckedFirst, WorkspaceDep, require_read_key, require_write_key
+from graphdex.api.deps import JobsDep, KeyCheckedFirst, QueueDep, WorkspaceDep, require_read_key, require_write_key
 from graphdex.api.schemas import DocumentsIn, JobStatus
 from graphdex.ingest.documents import DocumentError, SourceDocument, load_upload
 
@@ -68,8 +68,8 @@ def list_documents(jobs: JobsDep, status: JobStatus | None = None, limit: int = 
 
 
 @router.get("/documents/{doc_id}", dependencies=read_access, summary="A document's indexing status")
-def get_document(doc_id: str, jobs: JobsDep, ws: WorkspaceDep) -> dict[str, Any]:
-    return actions.document_status(jobs, ws, doc_id)
+def get_document(doc_id: str, queue: QueueDep, ws: WorkspaceDep) -> dict[str, Any]:
+    return actions.document_status(queue, ws, doc_id)
 
 
 @router.delete("/documents/{doc_id}", status_code=202, dependencies=write_access,

@@ -12,15 +12,15 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from graphdex.api import actions
 from graphdex.api.actions import MAX_SUBGRAPH_NODES
-from graphdex.api.deps import KeyCheckedFirst, JobsDep, WorkspaceDep, require_read_key
+from graphdex.api.deps import KeyCheckedFirst, QueueDep, WorkspaceDep, require_read_key
 from graphdex.graph.model import NodeType
 
 router = APIRouter(route_class=KeyCheckedFirst, prefix="/graph", tags=["graph"], dependencies=[Depends(require_read_key)])
 
 
 @router.get("/stats", summary="Counts per node type, edge type and vector index")
-def graph_stats(ws: WorkspaceDep, jobs: JobsDep) -> dict[str, Any]:
-    return actions.graph_stats(ws, jobs)
+def graph_stats(ws: WorkspaceDep, queue: QueueDep) -> dict[str, Any]:
+    return actions.graph_stats(ws, queue.counts() if queue is not None else None)
 
 
 @router.get("/entities", summary="Entities whose name or alias contains the text")

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from graphdex.api.deps import (JobsDep, KeyCheckedFirst, ListingGrantDep, RegistryDep, WorkspaceDep, WorkspaceName, require_admin_key,
+from graphdex.api.deps import (KeyCheckedFirst, QueueDep, ListingGrantDep, RegistryDep, WorkspaceDep, WorkspaceName, require_admin_key,
                                require_read_key, workspace_errors)
 from graphdex.api.lifecycle import UnknownWorkspace
 from graphdex.api.registry import WorkspaceBusy, WorkspaceRegistry
@@ -43,7 +43,7 @@ def _summary(registry: WorkspaceRegistry, name: str) -> dict[str, Any]:
     try:
         with served.workspace.guard.read():
             documents = len(served.workspace.store.node_ids(NodeType.DOCUMENT))
-        return {"name": name, "documents": documents, "queue": served.jobs.counts()}
+        return {"name": name, "documents": documents, "queue": served.queue_counts()}
     except StoreError as error:
         return {"name": name, "error": str(error)}
     finally:
@@ -51,9 +51,9 @@ def _summary(registry: WorkspaceRegistry, name: str) -> dict[str, Any]:
 
 
 @router.get("/{workspace}", dependencies=[Depends(require_read_key)], summary="A workspace: counts per node type, edge type and vector index, queue")
-def workspace_stats(workspace: WorkspaceName, ws: WorkspaceDep, jobs: JobsDep) -> dict[str, Any]:
+def workspace_stats(workspace: WorkspaceName, ws: WorkspaceDep, queue: QueueDep) -> dict[str, Any]:
     with ws.guard.read():
-        return {"name": workspace, **_neo4j_name(ws), **ws.stats(), "queue": jobs.counts()}
+        return {"name": workspace, **_neo4j_name(ws), **ws.stats(), "queue": queue.counts() if queue is not None else None}
 
 
 def _neo4j_name(ws: Workspace) -> dict[str, str]:

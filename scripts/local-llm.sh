@@ -40,7 +40,10 @@ Commands:
 Environment:
   GRAPHDEX_LOCAL_LLM_PORT           port                                     (default: 8093)
   GRAPHDEX_LOCAL_LLM_CTX            context window in tokens (n_ctx)          (default: 4096)
-  GRAPHDEX_LOCAL_LLM_THREADS        CPU threads for generation                (default: all cores)
+  GRAPHDEX_LOCAL_LLM_THREADS        CPU threads for generation   (default: all cores but one, at least 1;
+                                    llama.cpp's threads wait for each other at every step, so one thread that
+                                    graphdex's own work keeps off its core stalls them all: 0.7-1.3 tokens/s
+                                    with 2 threads against 12-16 with 1, on 2 cores while graphdex ingested)
   GRAPHDEX_LOCAL_LLM_START_TIMEOUT  seconds to wait for /v1/models            (default: 120)
   GRAPHDEX_LOCAL_LLM_CACHE          venv and model cache  (default: ~/.cache/graphdex; the venv is
                                     llm-venv-<version>, the model models/$MODEL_FILE)
@@ -62,7 +65,8 @@ EOF
 HOST="127.0.0.1"
 PORT="${GRAPHDEX_LOCAL_LLM_PORT:-8093}"
 N_CTX="${GRAPHDEX_LOCAL_LLM_CTX:-4096}"
-THREADS="${GRAPHDEX_LOCAL_LLM_THREADS:-$(nproc 2>/dev/null || echo 2)}"
+CORES="$(nproc 2>/dev/null || echo 2)"
+THREADS="${GRAPHDEX_LOCAL_LLM_THREADS:-$(( CORES > 1 ? CORES - 1 : 1 ))}"
 START_TIMEOUT="${GRAPHDEX_LOCAL_LLM_START_TIMEOUT:-120}"
 STOP_TIMEOUT=20
 LLAMA_CPP_VERSION="${GRAPHDEX_LOCAL_LLM_VERSION:-$DEFAULT_LLAMA_CPP_VERSION}"

@@ -164,6 +164,8 @@ def test_neo4j_graph_writes_keep_vectors_and_the_dirty_mark_lives_in_the_databas
     assert not vectors.dirty
     store.write(delete_nodes=["a"])  # a node's vector goes with it
     assert len(vectors[NodeType.ENTITY]) == 0
+    with pytest.raises(StoreError, match="belong to no stored"):  # a vector cannot outlive or precede its node
+        vectors[NodeType.ENTITY].add(["stray"], unit(1, DIM))
 
 
 def test_neo4j_vectors_of_another_model_are_refused(neo4j_vectors):

@@ -9,7 +9,8 @@ are clean and each phase opens the index as a service or a later run would:
   query        open the built index (timed), build the PageRank projection once (as the service does at start),
                warm up, then p50/p99 retrieval latency per mode over a fixed question set
   incremental  open the index and ingest the held-out 1%: the cost of adding 1% as a fraction of the build
-  delete       delete a sample of documents one at a time, as the service's delete jobs do: time per document
+  delete       delete a sample of documents one at a time (as `graphdex delete` does; the service refreshes once per
+               batch of deletes): time per document, split into the removal, the community refresh and the vector save
 
 Targets at 10x (issue 14): peak memory <= 4 GiB for the embedded store, query p50 <= 50 ms and p99 <= 250 ms,
 +1% <= 5% of the build.
@@ -166,14 +167,25 @@ def phase_delete(args: argparse.Namespace) -> dict[str, Any]:
             workspace = _workspace(args)
             maintenance = workspace.maintenance
             workspace.embedder.embed(["warm-up"])
-        seconds = []
+        seconds: list[float] = []
+        parts: dict[str, float] = {"remove": 0.0, "communities": 0.0, "vector_save": 0.0}
         for document in sample:
+            # Maintenance.delete_document step by step, to see which part grows with the index
             with Timer() as one:
-                maintenance.delete_document(document.source)
+                doc_id = maintenance.resolve_document(document.source)
+                with Timer() as remove:
+                    maintenance.remove_document(doc_id)
+                with Timer() as communities:
+                    maintenance.refresh_communities()
+                with Timer() as save:
+                    workspace.vectors.save(complete=True)
             seconds.append(one.seconds)
+            for name, timer in (("remove", remove), ("communities", communities), ("vector_save", save)):
+                parts[name] += timer.seconds
         workspace.close()
     return {"documents": len(sample), "words": _words(sample), "open_seconds": opening.seconds, "total_seconds": sum(seconds),
-            "per_document_median_seconds": statistics.median(seconds), "per_document_max_seconds": max(seconds), "peak_mib": memory.peak_mib}
+            "per_document_median_seconds": statistics.median(seconds), "per_document_max_seconds": max(seconds),
+            "per_document_part_seconds": {name: total / len(sample) for name, total in parts.items()}, "peak_mib": memory.peak_mib}
 
 
 HANDLERS = {"build": phase_build, "query": phase_query, "incremental": phase_incremental, "delete": phase_delete}

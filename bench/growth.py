@@ -101,6 +101,25 @@ def _report_dict(report) -> dict[str, Any]:
             "documents_unchanged": report.documents_unchanged, "failed": len(report.failed), "stage_seconds": dict(report.stage_seconds)}
 
 
+class _ProgressLog:
+    """Appends the chunks done, the elapsed time and the peak memory so far to a JSON-lines file every ``every``
+    seconds: a build that is stopped before it ends (the 10x one takes hours on a busy machine) still tells its pace
+    and how its memory grew."""
+
+    def __init__(self, path: Path, memory: PeakMemory, every: float = 60.0) -> None:
+        self.path, self.memory, self.every = path, memory, every
+        self.began = self.last = time.perf_counter()
+        path.unlink(missing_ok=True)
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every or done == total:
+            self.last = now
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps({"seconds": round(now - self.began, 1), "chunks_done": done, "chunks_total": total,
+                                      "peak_mib": round(self.memory.peak_mib, 1), "load_average": os.getloadavg()[0]}) + "\n")
+
+
 def _ingest(args: argparse.Namespace, documents: list) -> dict[str, Any]:
     """Open the index in this fresh process and ingest ``documents``; the opening is timed on its own."""
     cpu_before = _cpu()
@@ -109,7 +128,7 @@ def _ingest(args: argparse.Namespace, documents: list) -> dict[str, Any]:
         with Timer() as opening:
             indexer = workspace.indexer
             workspace.embedder.embed(["warm-up"])
-        report = indexer.ingest(documents)
+        report = indexer.ingest(documents, _ProgressLog(args.workdir / f"{args.size}x-{args.phase}.progress.jsonl", memory))
         counts = workspace.stats()
         workspace.close()
     cpu_seconds = _cpu() - cpu_before

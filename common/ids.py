@@ -41,8 +41,11 @@ def relation_id(source_id: str, target_id: str) -> str:
     return "rel-" + stable_hash(first, second)
 
 
-def community_id(member_ids: list[str]) -> str:
-    return "com-" + stable_hash(*sorted(member_ids))
+def community_id(first_member: str) -> str:
+    """Named by the community's first member id (members are disjoint across communities, so ids are unique): a
+    community of thousands that gains or loses a few members keeps its id, and its thousands of membership edges
+    stay as they are. (Named by all its members, every such change rewrote them all.)"""
+    return "com-" + stable_hash(first_member)
 
 
 def content_hash(text: str) -> str:

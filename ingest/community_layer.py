@@ -1,8 +1,10 @@
 """The community layer: Leiden communities over the entity graph, as Community nodes with a label and keywords.
 
-Communities are recomputed from the whole RELATED_TO graph after each ingest or delete (a second or two even for
-tens of thousands of entities). Only communities whose members or text changed are rewritten and re-embedded, so
-the vector work stays proportional to what changed.
+Communities are recomputed from the whole RELATED_TO graph after each ingest or delete: a function of the graph, so
+that a delete leaves exactly the communities a build without the document would have. That recomputation is the part
+of every write that grows with the index (docs/scaling.md). What is written stays proportional to what changed: a
+community is named by one of its members, so one that gains or loses a few members keeps its id and only those
+members' edges are written; only communities whose members or text changed are rewritten and re-embedded.
 """
 
 from __future__ import annotations
@@ -74,17 +76,23 @@ def refresh_communities(target: IndexTarget, policy: CommunityPolicy) -> int:
     wanted: dict[str, Node] = {}
     members_of: dict[str, list[str]] = {}
     for i, group in enumerate(groups):
-        cid = community_id(group)
+        cid = community_id(group[0])  # named by its first member (groups are sorted), see community_id
         members_of[cid] = group
         wanted[cid] = Node(cid, NodeType.COMMUNITY, _describe(group, entities, internal[i], degree))
     existing = store.get_nodes(store.node_ids(NodeType.COMMUNITY))
     removed = sorted(set(existing) - set(wanted))
     changed = [node for cid, node in wanted.items() if cid not in existing or existing[cid].props != node.props]
+    # the membership edges of the communities that stay: read through the communities, not by a scan of every edge
+    kept = sorted(set(existing) & set(wanted))
+    linked = {(e.source, e.target) for edges in store.edges_of_many(kept, [EdgeType.IN_COMMUNITY], contributions=False).values() for e in edges}
+    wanted_links = {(member, cid) for cid, members in members_of.items() for member in members}
     # every member's edge, not only those of new communities: an entity deleted and created again (a replaced
-    # document) lost its edge, while its community, named by its members, kept its id
-    linked = {(e.source, e.target) for e in store.iter_edges([EdgeType.IN_COMMUNITY], contributions=False)}
-    new_edges = [Edge(member, EdgeType.IN_COMMUNITY, cid) for cid, members in members_of.items() for member in members if (member, cid) not in linked]
+    # document) lost its edge, while its community kept its id
+    new_edges = [Edge(member, EdgeType.IN_COMMUNITY, cid) for member, cid in sorted(wanted_links - linked)]
+    # a member that left a community that stays (the edges of removed communities go with them)
+    left = [(member, EdgeType.IN_COMMUNITY, cid) for member, cid in sorted(linked - wanted_links)]
     re_embed = [n for n in changed if n.id not in existing or embedding_text(existing[n.id]) != embedding_text(n)]
-    target.apply(target.embed(re_embed), changed, new_edges, delete_nodes=removed, delete_vectors={NodeType.COMMUNITY: removed})
-    log.info("communities: %d in all, %d written, %d removed", len(wanted), len(changed), len(removed))
-    return len(changed) + len(removed) + len(new_edges)
+    target.apply(target.embed(re_embed), changed, new_edges, delete_nodes=removed, delete_edges=left, delete_vectors={NodeType.COMMUNITY: removed})
+    log.info("communities: %d in all, %d written, %d removed; %d memberships added, %d removed", len(wanted), len(changed), len(removed),
+             len(new_edges), len(left))
+    return len(changed) + len(removed) + len(new_edges) + len(left)

@@ -31,7 +31,7 @@ run: $(STAMP)
 ## Run the whole test suite. The store tests start the local Neo4j server (scripts/neo4j.sh) when it is not running,
 ## the distributed-ingestion tests a local Ray cluster (scripts/ray.sh).
 test: $(STAMP) chromium
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest --durations=60
 
 ## The fast local loop: everything that needs neither the Neo4j server, the browser nor the local model (CI runs
 ## `make test`). The Ray tests stay in: their two-node cluster (scripts/ray.sh) comes from the pip package and starts

@@ -164,7 +164,7 @@ class Workspace:
         # side; Neo4j's transactions show a rebuild only committed writes, so it runs beside the writer
         rebuild_shared = self.guard.read if self.settings.store == "embedded" else nullcontext
         return QueryEngine(self.store, self.vectors, self.embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
-                           self.guard.read, rebuild_shared)
+                           self.settings.ppr_tolerance, shared=self.guard.read, rebuild_shared=rebuild_shared)
 
     @cached_property
     def answerer(self) -> Answerer | None:

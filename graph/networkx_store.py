@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import sqlite3
+import sys
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,16 @@ CREATE TABLE IF NOT EXISTS edges (source TEXT NOT NULL, type TEXT NOT NULL, targ
                                   PRIMARY KEY (source, type, target));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def _shared_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A decoded JSON object whose keys are shared strings: ``json.loads`` makes a new string for every key of every
+    row, and the same few property names and chunk ids repeat over millions of rows."""
+    return {sys.intern(key): value for key, value in pairs}
+
+
+def _load_payload(data: str) -> dict:
+    return json.loads(data, object_pairs_hook=_shared_keys)
 
 
 def _dump(props: dict, contrib: dict) -> str:
@@ -68,12 +79,14 @@ class NetworkxGraphStore:
                              f"{GRAPH_SCHEMA_VERSION}): re-index your documents into a new GRAPHDEX_DATA_DIR")
 
     def _load(self) -> None:
+        # ids are shared strings too: an edge's ends, the graph's adjacency keys and the support maps then hold one
+        # string per node instead of a copy per row that names it (a built index shares them the same way)
         for node_id, type_, data in self._db.execute("SELECT id, type, data FROM nodes"):
-            payload = json.loads(data)
-            self._put_node(Node(node_id, NodeType(type_), payload["p"], payload["c"]))
+            payload = _load_payload(data)
+            self._put_node(Node(sys.intern(node_id), NodeType(type_), payload["p"], payload["c"]))
         for source, type_, target, data in self._db.execute("SELECT source, type, target, data FROM edges"):
-            payload = json.loads(data)
-            self._put_edge(Edge(source, EdgeType(type_), target, payload["p"], payload["c"]))
+            payload = _load_payload(data)
+            self._put_edge(Edge(sys.intern(source), EdgeType(type_), sys.intern(target), payload["p"], payload["c"]))
         row = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
         self._version = int(row[0]) if row else 0
         log.debug("loaded %d nodes and %d edges from %s", self._graph.number_of_nodes(), self._graph.number_of_edges(), self._path)

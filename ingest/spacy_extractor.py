@@ -9,6 +9,7 @@ Large inputs are parsed in worker processes so parsing overlaps with embedding i
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 from collections import deque
@@ -253,10 +254,7 @@ class SpacyExtractor:
                 yield _extract_one(doc, chunk, self.config)
             return
         if self._pool is None:
-            # fork: workers start in a fraction of a second and callers need no `if __name__ == "__main__"` guard;
-            # they only run spaCy, never the parent's onnxruntime threads
-            context = multiprocessing.get_context("fork")
-            self._pool = context.Pool(self.workers, initializer=_init_worker, initargs=(self.config,))
+            self._pool = self._start_pool()
         batches = [chunks[i : i + self.batch_size] for i in range(0, len(chunks), self.batch_size)]
         # a bounded window of batches in flight: workers stay busy, but finished results never pile up in memory
         # while the consumer (embedding) is the slower side
@@ -268,6 +266,19 @@ class SpacyExtractor:
                 yield from pending.popleft().get()
         while pending:
             yield from pending.popleft().get()
+
+    def _start_pool(self):
+        """Fork: workers start in a fraction of a second and callers need no `if __name__ == "__main__"` guard; they
+        only run spaCy, never the parent's onnxruntime threads. The parent's objects are kept out of the garbage
+        collector across the fork: a worker's collections would otherwise touch every object it inherited and so
+        copy the parent's whole heap, page by page (a worker started after a 3.8 GB index was opened grew to
+        3.6 GB of its own; bench/growth.py, docs/scaling.md)."""
+        context = multiprocessing.get_context("fork")
+        gc.freeze()
+        try:
+            return context.Pool(self.workers, initializer=_init_worker, initargs=(self.config,))
+        finally:
+            gc.unfreeze()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -78,15 +78,16 @@ def _sharpen(hits: list[tuple[str, float]], temperature: float = 0.05) -> list[t
 def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
     """Rows of the ``n`` highest scores, best first. A partial selection, then a sort of those n only: sorting every
     row of the graph cost more than the walk itself once the graph had a few hundred thousand nodes."""
-    if n >= len(scores):
-        return np.argsort(-scores, kind="stable")
-    picked = np.argpartition(-scores, n - 1)[:n]
+    reached = np.flatnonzero(scores > 0)  # a walk from a few seeds reaches a small part of a large graph
+    if n >= len(reached):
+        return reached[np.lexsort((reached, -scores[reached]))]
+    picked = reached[np.argpartition(-scores[reached], n - 1)[:n]]
     return picked[np.lexsort((picked, -scores[picked]))]
 
 
 class QueryEngine:
     def __init__(self, store: GraphStore, vectors: VectorIndexes, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
-                 ppr_alpha: float = 0.3, ppr_iterations: int = 10,
+                 ppr_alpha: float = 0.3, ppr_iterations: int = 10, ppr_tolerance: float = 0.0,
                  shared: Callable[[], AbstractContextManager[None]] = nullcontext,
                  rebuild_shared: Callable[[], AbstractContextManager[None]] | None = None) -> None:
         """``shared`` is held while a query reads the store and vectors (the read side of the service's
@@ -99,6 +100,7 @@ class QueryEngine:
         self.analyzer = analyzer
         self.ppr_alpha = ppr_alpha
         self.ppr_iterations = ppr_iterations
+        self.ppr_tolerance = ppr_tolerance
         self.shared = shared
         self.projections = ProjectionKeeper(store, rebuild_shared or shared)
 
@@ -229,13 +231,11 @@ class QueryEngine:
                 for node_id, score in _sharpen(self.vectors[index_type].search(qv, n)):
                     seeds[node_id] = max(seeds.get(node_id, 0.0), score * weight)
         projection = self.projections.get()
-        scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations)
+        scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
         top = _top_rows(scores, max(200, 5 * k))
         chunks: dict[str, float] = {}
         nodes: dict[str, float] = {}
         for row in top:
-            if scores[row] <= 0:
-                break
             node_id = projection.node_ids[row]
             if projection.node_types[row] == NodeType.CHUNK:
                 chunks[node_id] = float(scores[row]) ** PPR_COMPRESSION

@@ -44,3 +44,23 @@ def test_projection_keeper_serves_the_last_projection_and_rebuilds_in_the_backgr
     fresh = keeper.get()
     assert fresh is not first and fresh.version == store.version and "e2" in fresh.index
     keeper.close()
+
+
+def test_a_truncated_walk_reads_only_what_it_reaches_and_keeps_the_leading_rows(tmp_path):
+    """Two rings of 200 entities, each linked to its four nearest: a walk seeded in one never reads the other; the
+    truncated walk stops short of where the exact one spreads, and keeps its leading rows and their scores."""
+    store = NetworkxGraphStore(tmp_path)
+    nodes = [Node(f"e{i}", NodeType.ENTITY, {"name": str(i)}, {}) for i in range(400)]
+    edges = [(ring + i, ring + (i + step) % 200) for ring in (0, 200) for i in range(200) for step in (1, 2)]
+    store.write(nodes, [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {}, {}) for a, b in edges])
+    projection = GraphProjection.build(store)
+    seeds = {"e10": 1.0, "e14": 0.5}
+    exact = projection.personalized_pagerank(seeds, alpha=0.3, iterations=10)
+    truncated = projection.personalized_pagerank(seeds, alpha=0.3, iterations=10, tolerance=1e-4)
+    other = [projection.index[f"e{i}"] for i in range(200, 400)]
+    assert not exact[other].any() and not truncated[other].any()
+    assert 0 < np.count_nonzero(truncated) < np.count_nonzero(exact), "the tolerance must cut the walk short"
+    top = np.argsort(-exact, kind="stable")[:10]
+    assert list(np.argsort(-truncated, kind="stable")[:10]) == list(top)
+    np.testing.assert_allclose(truncated[top], exact[top], rtol=0.02)
+    np.testing.assert_array_equal(projection.personalized_pagerank(seeds, 0.3, 10, tolerance=0.0), exact)

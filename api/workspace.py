@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from graphdex.common.embedder import Embedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
 from graphdex.common.settings import Settings
-from graphdex.graph.networkx_store import NetworkxGraphStore
 from graphdex.common.rwlock import ReadWriteLock
+from graphdex.graph.projection_keeper import FollowingProjection, StoredProjection
+from graphdex.graph.sqlite_store import SqliteGraphStore
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vector_index import VectorIndexSet
 from graphdex.graph.vectors import VectorIndexes
@@ -64,7 +65,7 @@ class Workspace:
             from graphdex.graph.neo4j_store import Neo4jGraphStore
 
             return Neo4jGraphStore(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database, s.neo4j_workspace)
-        return NetworkxGraphStore(self.data_dir / "graph")
+        return SqliteGraphStore(self.data_dir / "graph")
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -160,23 +161,24 @@ class Workspace:
         analyzer = SpacyQueryAnalyzer(self.nlp)
         if self.llm is not None and self.settings.llm_keywords:
             analyzer = LLMQueryAnalyzer(self.llm, analyzer)
-        # the embedded graph is this process's memory, which a write mutates in place: a rebuild must hold the read
-        # side; Neo4j's transactions show a rebuild only committed writes, so it runs beside the writer
-        rebuild_shared = self.guard.read if self.settings.store == "embedded" else nullcontext
-        return QueryEngine(self.store, self.vectors, self.embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
-                           self.settings.ppr_tolerance, shared=self.guard.read, rebuild_shared=rebuild_shared)
+        # the embedded store keeps its projection on disk, written with the graph; a Neo4j projection is followed by
+        # change in the background, and Neo4j's transactions show it only committed writes, so it runs beside the writer
+        store = self.store
+        projections = StoredProjection(store) if isinstance(store, SqliteGraphStore) else FollowingProjection(store, nullcontext)
+        return QueryEngine(store, self.vectors, self.embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
+                           self.settings.ppr_tolerance, shared=self.guard.read, projections=projections)
 
     @cached_property
     def answerer(self) -> Answerer | None:
         return Answerer(self.llm, self.settings.llm_answer_format) if self.llm is not None else None
 
     def graph_changed(self) -> None:
-        """After a write: rebuild the PageRank projection in the background, so the next queries find it fresh."""
+        """After a write: bring the PageRank projection up to date (off the query path), so the next queries find it fresh."""
         if "engine" in self.__dict__:
             self.engine.projections.refresh()
 
     def warm(self) -> None:
-        """Load the query side and build its projection before the first query arrives (the service does this)."""
+        """Load the query side and its projection before the first query arrives (the service does this)."""
         self.engine.projections.warm()
 
     def stats(self) -> dict:

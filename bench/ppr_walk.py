@@ -20,8 +20,7 @@ import numpy as np
 from harness import BenchError, machine, print_table, write_json  # first: it puts the repository on sys.path
 
 from graphdex.graph.model import NodeType
-from graphdex.graph.networkx_store import NetworkxGraphStore
-from graphdex.graph.projection import GraphProjection
+from graphdex.graph.sqlite_store import SqliteGraphStore
 
 TOP = 200
 
@@ -39,10 +38,11 @@ def main() -> None:
     if not (args.index / "graph").is_dir():
         raise BenchError(f"{args.index} holds no embedded graph (graph/): build one first, e.g. with bench/retrieval_eval.py")
 
-    projection = GraphProjection.build(NetworkxGraphStore(args.index / "graph"))
-    rows = {kind: [i for i, t in enumerate(projection.node_types) if t == kind] for kind in (NodeType.ENTITY, NodeType.CHUNK)}
+    store = SqliteGraphStore(args.index / "graph")
+    projection = store.projection()
+    ids = {kind: sorted(store.node_ids(kind)) for kind in (NodeType.ENTITY, NodeType.CHUNK)}
     rng = random.Random(7)
-    walks = [{projection.node_ids[i]: rng.random() for kind in rows for i in rng.sample(rows[kind], args.seeds)} for _ in range(args.walks)]
+    walks = [{node_id: rng.random() for kind in ids for node_id in rng.sample(ids[kind], args.seeds)} for _ in range(args.walks)]
     results, reference = [], None
     for tolerance in (float(t) for t in args.tolerances.split(",")):
         seconds, tops, reached = [], [], []
@@ -55,9 +55,9 @@ def main() -> None:
         reference = reference or tops
         results.append({"tolerance": tolerance, "walk_p50_ms": 1000 * statistics.median(seconds), "reached_p50": statistics.median(reached),
                         f"top{TOP}_kept": statistics.fmean(len(a & b) / TOP for a, b in zip(tops, reference))})
-    print_table(f"PageRank walk on {len(projection.node_ids):,} rows", ["tolerance", "walk p50 ms", "rows reached p50", f"top {TOP} kept"],
+    print_table(f"PageRank walk on {projection.size:,} rows", ["tolerance", "walk p50 ms", "rows reached p50", f"top {TOP} kept"],
                 [(f"{r['tolerance']:g}", f"{r['walk_p50_ms']:.2f}", f"{r['reached_p50']:,.0f}", f"{r[f'top{TOP}_kept']:.3f}") for r in results])
-    write_json(args.out, {"benchmark": "ppr_walk", "machine": machine(), "index": str(args.index), "rows": len(projection.node_ids),
+    write_json(args.out, {"benchmark": "ppr_walk", "machine": machine(), "index": str(args.index), "rows": projection.size,
                           "walks": args.walks, "seeds": args.seeds, "results": results})
 
 

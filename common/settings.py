@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRAPHDEX_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("./graphdex-data"), description="Directory of the embedded store and vector indexes.")
-    store: Literal["embedded", "neo4j"] = Field("embedded", description="Graph store: `embedded` (networkx persisted in SQLite under the data directory) or `neo4j` (a Neo4j 5 server; vectors too, see GRAPHDEX_NEO4J_VECTORS).")
+    store: Literal["embedded", "neo4j"] = Field("embedded", description="Graph store: `embedded` (SQLite under the data directory, read on demand) or `neo4j` (a Neo4j 5 server; vectors too, see GRAPHDEX_NEO4J_VECTORS).")
 
     chunk_tokens: int = Field(200, ge=16, le=8192, description="Maximum tokens per chunk.")
     chunk_overlap: int = Field(40, ge=0, description="Tokens repeated between consecutive chunks of a document.")

@@ -27,7 +27,7 @@ import numpy as np
 
 from graphdex.graph.breaker import CircuitBreaker
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
-from graphdex.graph.store import StoreError, StoreUnavailable
+from graphdex.graph.store import ChangeSet, StoreError, StoreUnavailable
 from graphdex.graph.vectors import VectorChanges
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ ENTITY_LABELS: dict[str, str] = {
 OTHER_ENTITY_LABEL = "OtherEntity"
 BATCH = 1000
 LEASE_MILLISECONDS = 60 * 1000
+#: How many versions back the change log reaches; a reader further behind reads the whole projection again.
+CHANGE_LOG_VERSIONS = 1000
 # how long one unreachable-server call may take (connecting, then the driver's own retries), and how long after it
 # calls fail at once (the circuit breaker) before one of them tries the server again
 CONNECT_SECONDS = 5.0
@@ -154,6 +156,8 @@ class Neo4jGraphStore:
         ]
         statements += [
             "CREATE INDEX graphdex_entity_name IF NOT EXISTS FOR (n:Entity) ON (n.workspace, n.name)",
+            "CREATE INDEX graphdex_document_about IF NOT EXISTS FOR (n:Document) ON (n.workspace, n.about)",
+            "CREATE INDEX graphdex_change IF NOT EXISTS FOR (c:GraphdexChange) ON (c.workspace, c.version)",
             "CREATE CONSTRAINT graphdex_meta IF NOT EXISTS FOR (m:GraphdexMeta) REQUIRE m.workspace IS UNIQUE",
         ]
         with self._driver.session(database=self._database) as session:
@@ -189,13 +193,14 @@ class Neo4jGraphStore:
 
     # GraphStore -----------------------------------------------------------------------------------------------
 
-    def get_nodes(self, ids: Iterable[str]) -> dict[str, Node]:
+    def get_nodes(self, ids: Iterable[str], contributions: bool = True) -> dict[str, Node]:
         ids = list(dict.fromkeys(ids))
+        contrib = "n.contrib_json" if contributions else "'{}'"
         out: dict[str, Node] = {}
         for part in _chunks(ids):
             rows = self._read(
                 f"UNWIND $ids AS id {_find('n', 'id')} "
-                "RETURN n.id AS id, n.graphdex_type AS type, n.props_json AS props, n.contrib_json AS contrib",
+                f"RETURN n.id AS id, n.graphdex_type AS type, n.props_json AS props, {contrib} AS contrib",
                 ids=list(part),
             )
             for row in rows:
@@ -238,7 +243,15 @@ class Neo4jGraphStore:
         ws = self._workspace
         lease = self._lease
 
+        touched = {n.id for n in nodes} | set(delete_nodes) | {i for e in edges for i in (e.source, e.target)}
+        touched |= {i for pairs in edge_deletes.values() for p in pairs for i in (p["s"], p["t"])}
+
         def work(tx) -> None:
+            changed = set(touched)
+            if delete_nodes:  # a deleted node's neighbours lose an edge
+                changed |= {r["id"] for r in tx.run(f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)--(m) RETURN DISTINCT m.id AS id",
+                                                     ids=delete_nodes, ws=ws)}
+            about_before = self._abouts(tx, changed)
             for type_, pairs in edge_deletes.items():
                 for part in _chunks(pairs):
                     tx.run(f"UNWIND $pairs AS p MATCH {_typed_edge(type_, 'p.s', 'p.t')} DELETE r", pairs=list(part), ws=ws).consume()
@@ -279,12 +292,23 @@ class Neo4jGraphStore:
                 for part in _chunks(ids):
                     tx.run(f"UNWIND $ids AS id MATCH (n:{label} {{workspace: $ws, id: id}}) REMOVE n.embedding, n.embedding_digest",
                            ids=list(part), ws=ws).consume()
-            # every write bumps the version readers watch, and renews this writer's lease
-            tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1, m.schema_version = $schema "
-                   "WITH m WHERE $lease IS NOT NULL AND m.writer = $lease SET m.writer_until = timestamp() + $ttl",
-                   ws=ws, lease=lease, ttl=LEASE_MILLISECONDS, schema=GRAPH_SCHEMA_VERSION).consume()
+            changed |= about_before | self._abouts(tx, changed)
+            # every write bumps the version readers watch, logs what it touched, and renews this writer's lease
+            version = tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1, m.schema_version = $schema "
+                             "RETURN m.version AS version", ws=ws, schema=GRAPH_SCHEMA_VERSION).single()["version"]
+            tx.run("CREATE (:GraphdexChange {workspace: $ws, version: $version, nodes: $nodes}) WITH 1 AS done "
+                   "MATCH (c:GraphdexChange {workspace: $ws}) WHERE c.version <= $version - $keep DELETE c",
+                   ws=ws, version=version, nodes=sorted(changed), keep=CHANGE_LOG_VERSIONS).consume()
+            tx.run("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE $lease IS NOT NULL AND m.writer = $lease SET m.writer_until = timestamp() + $ttl",
+                   ws=ws, lease=lease, ttl=LEASE_MILLISECONDS).consume()
 
         self._execute_write(work)
+
+    def _abouts(self, tx, ids: set[str]) -> set[str]:
+        """The entities that documents among ``ids`` are about: their about-chunks change with the document."""
+        rows = tx.run("UNWIND $ids AS id MATCH (d:Document {workspace: $ws, id: id}) WHERE d.about IS NOT NULL RETURN d.about AS about",
+                      ids=sorted(ids), ws=self._workspace)
+        return {r["about"] for r in rows}
 
     @staticmethod
     def _row(props: dict, contrib: dict, **keys: str) -> dict:
@@ -348,6 +372,25 @@ class Neo4jGraphStore:
             for r in rows:
                 out.setdefault(r["of"], []).append(Edge(r["s"], EdgeType(r["type"]), r["t"], json.loads(r["props"]), json.loads(r["contrib"])))
         return out
+
+    def documents_about(self, entity_ids: Iterable[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for part in _chunks(sorted(set(entity_ids))):
+            for r in self._read("UNWIND $ids AS about MATCH (d:Document {workspace: $ws, about: about}) RETURN about, d.id AS id ORDER BY id",
+                                ids=list(part)):
+                out.setdefault(r["about"], []).append(r["id"])
+        return out
+
+    def changes_since(self, version: int) -> ChangeSet | None:
+        rows = self._read("OPTIONAL MATCH (m:GraphdexMeta {workspace: $ws}) WITH coalesce(m.version, 0) AS current "
+                          "OPTIONAL MATCH (c:GraphdexChange {workspace: $ws}) WHERE c.version > $since "
+                          "RETURN current, min(c.version) AS first, collect(c.nodes) AS lists", since=version)
+        current, first, lists = rows[0]["current"], rows[0]["first"], rows[0]["lists"]
+        if current <= version:
+            return ChangeSet(current, frozenset())
+        if first is None or first > version + 1:
+            return None
+        return ChangeSet(current, frozenset(i for ids in lists for i in ids))
 
     def node_ids(self, type_: NodeType) -> set[str]:
         rows = self._read(f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id")

@@ -1,27 +1,24 @@
-"""A sparse-matrix projection of the whole heterogeneous graph, and personalized PageRank over it.
+"""The PageRank projection of the heterogeneous graph: a column-stochastic transition matrix over every node, and
+personalized PageRank over it.
 
-Building the projection costs one pass over the edges; after that a PageRank query is a handful of sparse
-matrix-vector products (milliseconds), where networkx's pagerank would rebuild its own structures on every call.
-``ProjectionKeeper`` rebuilds it in the background after the graph changes, so no query pays for a rebuild.
+A column holds where a walk standing on one node goes next, and depends on that node alone: its own edges (weighted
+by type and by the edge's own weight) and, for an entity, the chunks of the documents about it. So a write changes
+exactly the columns of the nodes it touched, and the matrix is kept as a *base* (read-only arrays, memory-mapped from
+disk for the embedded store) plus an *overlay* of the columns replaced since; folding the overlay into a new base
+is a linear pass over arrays, never a re-read of the graph. ``assemble`` is the one place a column is computed, for
+a whole graph and for the few nodes a write touched alike, so both give the same numbers.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
-import time
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from typing import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 from scipy import sparse
 
 from graphdex.graph.model import EdgeType, NodeType
-from graphdex.graph.store import GraphStore
-
-log = logging.getLogger(__name__)
 
 #: How strongly each edge type carries PageRank mass (both directions).
 DEFAULT_EDGE_WEIGHTS: dict[str, float] = {
@@ -43,73 +40,209 @@ ABOUT_SHARE = 0.5
 _DENSE_BELOW = 8
 
 
+def edge_weight(type_: str, weight: float | None) -> float:
+    """How much of a walk an edge carries: its type's weight, and its own weight (mention count, supporting chunks)
+    with diminishing returns."""
+    return DEFAULT_EDGE_WEIGHTS.get(str(type_), 0.0) * math.sqrt(max(1.0, float(weight or 1)))
+
+
 @dataclass
-class GraphProjection:
-    node_ids: list[str]
-    index: dict[str, int]
-    node_types: np.ndarray  # NodeType value per row, as an object array of strings
-    transition: sparse.csc_matrix  # column-stochastic: transition[i, j] = P(j -> i), float32; column j = where j leads
-    version: int
+class EdgeRows:
+    """Edges by the rows of their ends, with the weight each carries; and (entity row, chunk row) "about" pairs."""
+
+    sources: list[int] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    about: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, source: int, target: int, type_: str, weight: float | None) -> None:
+        carried = edge_weight(type_, weight)
+        if carried > 0:
+            self.sources.append(source)
+            self.targets.append(target)
+            self.weights.append(carried)
+
+
+def assemble(size: int, edges: EdgeRows) -> sparse.csc_matrix:
+    """The transition columns of every node whose edges (all of them) and about pairs ``edges`` holds, as a
+    ``size`` x ``size`` float32 CSC matrix (other columns come out partial: callers keep only the complete ones)."""
+    rows = np.asarray(edges.sources + edges.targets, dtype=np.int64)
+    cols = np.asarray(edges.targets + edges.sources, dtype=np.int64)
+    values = np.asarray(edges.weights + edges.weights, dtype=np.float64)
+    adjacency = sparse.csc_matrix((values, (rows, cols)), shape=(size, size))
+    out_degree = np.asarray(adjacency.sum(axis=0)).ravel()
+    out_degree[out_degree == 0] = 1.0
+    transition = adjacency @ sparse.diags(1.0 / out_degree)
+    if edges.about and ABOUT_SHARE > 0:
+        entities = np.asarray([e for e, _ in edges.about], dtype=np.int64)
+        chunks = np.asarray([c for _, c in edges.about], dtype=np.int64)
+        keep = np.ones(size)
+        keep[entities] = 1.0 - ABOUT_SHARE
+        per_entity = np.bincount(entities, minlength=size)
+        about = sparse.csc_matrix((ABOUT_SHARE / per_entity[entities], (chunks, entities)), shape=(size, size))
+        transition = transition @ sparse.diags(keep) + about
+    # single precision: a walk is bound by memory traffic, and float32 values cut it by a third (the top 200 rows of
+    # a walk are the same as in float64)
+    transition = sparse.csc_matrix(transition, dtype=np.float32)
+    transition.sort_indices()
+    return transition
+
+
+@dataclass(frozen=True)
+class Column:
+    """One node's transition column: the rows a walk moves to, and with what probability."""
+
+    rows: np.ndarray  # int32
+    probabilities: np.ndarray  # float32
 
     @classmethod
-    def build(cls, store: GraphStore, edge_weights: Mapping[str, float] = DEFAULT_EDGE_WEIGHTS) -> "GraphProjection":
-        version = store.version
-        node_ids: list[str] = []
-        types: list[str] = []
-        for type_ in NodeType:
-            ids = sorted(store.node_ids(type_))
-            node_ids += ids
-            types += [str(type_)] * len(ids)
-        index = {node_id: i for i, node_id in enumerate(node_ids)}
-        rows: list[int] = []
-        cols: list[int] = []
-        weights: list[float] = []
-        chunks_of: dict[str, list[str]] = {}
-        for edge in store.iter_edges(contributions=False):
-            if edge.type == EdgeType.HAS_CHUNK:
-                chunks_of.setdefault(edge.source, []).append(edge.target)
-            # an edge's own weight (mention count, supporting chunks) counts with diminishing returns
-            weight = edge_weights.get(str(edge.type), 0.0) * math.sqrt(max(1.0, float(edge.props.get("weight", 1) or 1)))
-            if weight <= 0 or edge.source not in index or edge.target not in index:
-                continue
-            a, b = index[edge.source], index[edge.target]
-            rows += (a, b)
-            cols += (b, a)
-            weights += (weight, weight)
-        n = len(node_ids)
-        adjacency = sparse.csr_matrix((np.asarray(weights, dtype=np.float64), (rows, cols)), shape=(n, n))
-        out_degree = np.asarray(adjacency.sum(axis=0)).ravel()
-        out_degree[out_degree == 0] = 1.0
-        transition = adjacency @ sparse.diags(1.0 / out_degree)
-        about = _about_edges(store, index, chunks_of)
-        if about and ABOUT_SHARE > 0:
-            entities = np.fromiter({e for e, _ in about}, dtype=np.int64)
-            keep = np.ones(n)
-            keep[entities] = 1.0 - ABOUT_SHARE
-            per_entity = np.bincount([e for e, _ in about], minlength=n)
-            a_rows = [c for _, c in about]
-            a_cols = [e for e, _ in about]
-            a_vals = [ABOUT_SHARE / per_entity[e] for e, _ in about]
-            transition = transition @ sparse.diags(keep) + sparse.csr_matrix((a_vals, (a_rows, a_cols)), shape=(n, n))
-        # single precision: a walk is bound by memory traffic, and float32 values cut it by a third (the top 200 rows
-        # of a walk are the same as in float64). Columns, because a walk spreads the score of each node it reached
-        # along that node's column
-        transition = transition.tocsc().astype(np.float32)
-        return cls(node_ids, index, np.asarray(types, dtype=object), transition, version)
+    def of(cls, matrix: sparse.csc_matrix, column: int) -> "Column":
+        start, end = matrix.indptr[column], matrix.indptr[column + 1]
+        return cls(np.asarray(matrix.indices[start:end], dtype=np.int32), np.asarray(matrix.data[start:end], dtype=np.float32))
+
+
+EMPTY_COLUMN = Column(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+
+
+class TransitionMatrix:
+    """Base columns (CSC arrays, which may be memory-mapped files) with some columns replaced by an overlay.
+
+    Immutable: ``with_columns`` returns a new matrix sharing the base, so a query holding one never sees it change."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, overlay: Mapping[int, Column] | None = None) -> None:
+        self.indptr, self.indices, self.data = indptr, indices, data
+        self.base_size = len(indptr) - 1
+        self.overlay: dict[int, Column] = dict(overlay or {})
+        columns = np.fromiter(sorted(self.overlay), dtype=np.int64, count=len(self.overlay))
+        reach = [self.base_size, int(columns[-1]) + 1 if len(columns) else 0]
+        reach += [int(c.rows.max()) + 1 for c in self.overlay.values() if len(c.rows)]
+        self.size = max(reach)
+        self._replaced = np.zeros(self.size, dtype=bool)
+        self._replaced[columns] = True
+        self._overlay_position = np.full(self.size, -1, dtype=np.int64)
+        self._overlay_position[columns] = np.arange(len(columns))
+        parts = [self.overlay[int(c)] for c in columns]
+        self._overlay_indptr = np.concatenate([[0], np.cumsum([len(p.rows) for p in parts], dtype=np.int64)]).astype(np.int64)
+        self._overlay_indices = np.concatenate([p.rows for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+        self._overlay_data = np.concatenate([p.probabilities for p in parts]) if parts else np.zeros(0, dtype=np.float32)
+        self._base = sparse.csc_matrix((data, indices, indptr), shape=(self.base_size, self.base_size), copy=False)
+
+    @classmethod
+    def empty(cls) -> "TransitionMatrix":
+        return cls(np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+
+    @classmethod
+    def of(cls, matrix: sparse.csc_matrix) -> "TransitionMatrix":
+        return cls(matrix.indptr.astype(np.int32), matrix.indices.astype(np.int32), matrix.data.astype(np.float32))
+
+    @property
+    def overlay_entries(self) -> int:
+        return len(self._overlay_indices)
+
+    @property
+    def base_entries(self) -> int:
+        return len(self.indices)
+
+    def with_columns(self, columns: Mapping[int, Column]) -> "TransitionMatrix":
+        return TransitionMatrix(self.indptr, self.indices, self.data, {**self.overlay, **columns})
+
+    def column(self, column: int) -> Column:
+        if column in self.overlay:
+            return self.overlay[column]
+        if column >= self.base_size:
+            return EMPTY_COLUMN
+        start, end = self.indptr[column], self.indptr[column + 1]
+        return Column(np.asarray(self.indices[start:end]), np.asarray(self.data[start:end]))
+
+    def spread(self, scores: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+        """``transition @ scores``; with ``columns``, ``scores`` is taken to be zero outside them, and only those
+        columns are read (a truncated walk reaching a small part of a large graph)."""
+        n = self.size
+        if columns is None or len(columns) * _DENSE_BELOW > n:
+            base_scores = np.where(self._replaced[: self.base_size], 0.0, scores[: self.base_size]).astype(np.float32)
+            out = np.zeros(n, dtype=np.float32)
+            out[: self.base_size] = self._base @ base_scores
+            replaced = np.flatnonzero(self._replaced)
+            return out + _gather(self._overlay_indptr, self._overlay_indices, self._overlay_data, self._overlay_position[replaced], scores[replaced], n)
+        in_overlay = self._replaced[columns]
+        base_columns = columns[~in_overlay & (columns < self.base_size)]
+        overlay_columns = columns[in_overlay]
+        return (_gather(self.indptr, self.indices, self.data, base_columns, scores[base_columns], n)
+                + _gather(self._overlay_indptr, self._overlay_indices, self._overlay_data, self._overlay_position[overlay_columns],
+                          scores[overlay_columns], n))
+
+    def folded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The base with the overlay folded in, as new CSC arrays (indptr, indices, data) over ``size`` columns."""
+        n = self.size
+        counts = np.zeros(n, dtype=np.int64)
+        counts[: self.base_size] = np.diff(np.asarray(self.indptr, dtype=np.int64))
+        for column, part in self.overlay.items():
+            counts[column] = len(part.rows)
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        indices = np.empty(indptr[-1], dtype=np.int32)
+        data = np.empty(indptr[-1], dtype=np.float32)
+        kept = np.flatnonzero(~self._replaced[: self.base_size])
+        source = _positions(np.asarray(self.indptr, dtype=np.int64), kept)
+        target = _positions(indptr, kept)
+        indices[target] = self.indices[source]
+        data[target] = self.data[source]
+        for column, part in self.overlay.items():
+            indices[indptr[column] : indptr[column + 1]] = part.rows
+            data[indptr[column] : indptr[column + 1]] = part.probabilities
+        if indptr[-1] >= 2**31:
+            raise OverflowError("the projection outgrew 32-bit indices")
+        return indptr.astype(np.int32), indices, data
+
+
+def _positions(indptr: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Positions in the CSC arrays of every entry of ``columns``, column after column."""
+    starts = indptr[columns]
+    counts = indptr[columns + 1] - starts
+    ends = np.cumsum(counts)
+    return np.arange(ends[-1] if len(ends) else 0, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
+
+
+def _gather(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    if not len(columns):
+        return np.zeros(size, dtype=np.float32)
+    positions = _positions(np.asarray(indptr, dtype=np.int64), columns)
+    counts = np.asarray(indptr, dtype=np.int64)[columns + 1] - np.asarray(indptr, dtype=np.int64)[columns]
+    weights = np.asarray(data)[positions] * np.repeat(values, counts)
+    return np.bincount(np.asarray(indices)[positions], weights=weights, minlength=size).astype(np.float32)
+
+
+class RowMap(Protocol):
+    """Which node each row of a projection stands for. A row, once given to a node, is never given to another."""
+
+    def rows_of(self, ids: Iterable[str]) -> dict[str, int]:
+        ...
+
+    def nodes_at(self, rows: Sequence[int]) -> dict[int, tuple[str, NodeType]]:
+        """Id and type of the nodes at ``rows`` that still exist."""
+        ...
+
+
+@dataclass(frozen=True)
+class GraphProjection:
+    matrix: TransitionMatrix
+    rows: RowMap
+    version: int
+
+    @property
+    def size(self) -> int:
+        return self.matrix.size
 
     def personalized_pagerank(self, seeds: Mapping[str, float], alpha: float = 0.5, iterations: int = 15, tolerance: float = 0.0) -> np.ndarray:
         """Scores per row for a random walk that restarts at ``seeds`` (weights need not sum to 1) with prob. ``alpha``.
 
         ``tolerance``: a node whose score is below it does not pass its score on in the next step. A walk from a few
-        seeds then costs in proportion to the neighbourhood it reaches, not to every edge of the graph (the dense
-        product grew linearly with the index: 10x the corpus, 10x the time per query). The scores withheld in one
-        step are at most ``tolerance`` per node; 0 gives the exact walk."""
-        n = len(self.node_ids)
+        seeds then costs in proportion to the neighbourhood it reaches, not to every edge of the graph. The scores
+        withheld in one step are at most ``tolerance`` per node; 0 gives the exact walk."""
+        n = self.size
         restart = np.zeros(n, dtype=np.float32)
-        for node_id, weight in seeds.items():
-            row = self.index.get(node_id)
-            if row is not None and weight > 0:
-                restart[row] += weight
+        for node_id, row in self.rows.rows_of(seeds).items():
+            if row < n and seeds[node_id] > 0:
+                restart[row] += seeds[node_id]
         total = restart.sum()
         if total == 0:
             return restart
@@ -117,123 +250,38 @@ class GraphProjection:
         scores = restart.copy()
         for _ in range(iterations):
             active = np.flatnonzero(scores >= tolerance) if tolerance > 0 else None
-            if active is None or len(active) * _DENSE_BELOW > n:
-                spread = self.transition @ scores
-            else:
-                spread = self._spread(active, scores[active])
-            scores = alpha * restart + (1 - alpha) * spread
+            scores = alpha * restart + (1 - alpha) * self.matrix.spread(scores, active)
         return scores
 
-    def _spread(self, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``transition @ v`` for a ``v`` that is zero outside ``columns``: only those columns' entries are read."""
-        matrix = self.transition
-        starts = matrix.indptr[columns]
-        counts = matrix.indptr[columns + 1] - starts
-        ends = np.cumsum(counts)
-        positions = np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - (ends - counts), counts)
-        weights = matrix.data[positions] * np.repeat(values, counts)
-        return np.bincount(matrix.indices[positions], weights=weights, minlength=len(self.node_ids)).astype(np.float32)
 
+class MemoryRowMap:
+    """Rows handed out in memory, in order of first sight: the projection of a store that numbers no rows itself."""
 
-def _about_edges(store: GraphStore, index: Mapping[str, int], chunks_of: Mapping[str, list[str]]) -> list[tuple[int, int]]:
-    """(entity row, chunk row) for each chunk of a document that is about an entity (its ``about`` property, set
-    by ingest when the document's title names an entity its text mentions)."""
-    pairs: list[tuple[int, int]] = []
-    for document in store.iter_nodes(NodeType.DOCUMENT):
-        entity = index.get(document.props.get("about") or "")
-        if entity is not None:
-            pairs += [(entity, index[c]) for c in chunks_of.get(document.id, ()) if c in index]
-    return pairs
+    def __init__(self) -> None:
+        self._row_of: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._types: list[NodeType] = []
+        self._gone: set[int] = set()
 
+    def assign(self, ids_with_types: Iterable[tuple[str, NodeType]]) -> None:
+        for node_id, type_ in ids_with_types:
+            row = self._row_of.get(node_id)
+            if row is None:
+                self._row_of[node_id] = len(self._ids)
+                self._ids.append(node_id)
+                self._types.append(NodeType(type_))
+            else:
+                self._gone.discard(row)
 
-# how long closing waits for a rebuild under way (a whole-graph read over Bolt takes seconds on a large graph)
-CLOSE_WAIT_SECONDS = 60.0
+    def forget(self, ids: Iterable[str]) -> None:
+        """Nodes that no longer exist: their rows stay (other columns may still point there until replaced)."""
+        self._gone.update(self._row_of[i] for i in ids if i in self._row_of)
 
+    def __len__(self) -> int:
+        return len(self._ids)
 
-class ProjectionKeeper:
-    """Serves the last complete projection and rebuilds it off the query path when the store has changed.
+    def rows_of(self, ids: Iterable[str]) -> dict[str, int]:
+        return {i: self._row_of[i] for i in ids if i in self._row_of and self._row_of[i] not in self._gone}
 
-    A query that finds the store newer than its projection asks for a rebuild and goes on with the one it has (one
-    write behind at most, for a moment); the rebuild runs on a background thread under ``shared`` (the read side of
-    the service's lock, so it sees no half-written batch). Rebuilds are spaced at least ``spacing`` times their own
-    duration apart, so during a long ingestion they cost a bounded share of the CPU. Only the very first projection
-    is built on demand; ``warm`` builds it ahead of the first query.
-    """
-
-    def __init__(self, store: GraphStore, shared: Callable[[], AbstractContextManager[None]] = nullcontext, spacing: float = 4.0) -> None:
-        self._store = store
-        self._shared = shared
-        self._spacing = spacing
-        self._current: GraphProjection | None = None
-        self._lock = threading.Lock()  # guards the fields below, and the first build
-        self._worker: threading.Thread | None = None
-        self._next_allowed = 0.0
-        self._closed = False
-        self._closing = threading.Event()  # wakes a rebuild that is waiting out its spacing
-
-    def get(self) -> GraphProjection:
-        """The last complete projection; the caller must hold ``shared``, as queries do."""
-        current = self._current
-        if current is None:
-            with self._lock:
-                if self._current is None:
-                    self._current = self._build()
-                return self._current
-        if current.version != self._store.version:
-            self.refresh()
-        return current
-
-    def warm(self) -> None:
-        """Build the first projection now, in the background, so the first query does not wait for it."""
-        self.refresh()
-
-    def refresh(self) -> None:
-        with self._lock:
-            if self._closed or (self._worker is not None and self._worker.is_alive()):
-                return
-            self._worker = threading.Thread(target=self._refresh_loop, name="graphdex-projection", daemon=True)
-            self._worker.start()
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Until the rebuild under way (if any) is done: for benchmarks and tests that need the newest projection."""
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout)
-
-    def close(self) -> None:
-        """Stops rebuilding, and waits for a rebuild under way: the store is closed next, and a read still running on
-        it would break the driver's connections under it."""
-        with self._lock:
-            self._closed = True
-            worker = self._worker
-        self._closing.set()
-        if worker is not None:
-            worker.join(CLOSE_WAIT_SECONDS)
-            if worker.is_alive():
-                log.warning("a graph projection rebuild was still running %.0f s after the close", CLOSE_WAIT_SECONDS)
-
-    def _refresh_loop(self) -> None:
-        while not self._closed:
-            pause = self._next_allowed - time.monotonic()
-            if pause > 0 and self._closing.wait(pause):
-                return
-            with self._shared():
-                try:
-                    current = self._current
-                    if current is not None and current.version == self._store.version:
-                        return
-                    fresh = self._build()
-                except Exception as error:  # a store outage, or closed: the last projection serves, the next query retries
-                    if not self._closed:
-                        log.warning("rebuilding the graph projection failed (%s); queries keep the previous one", error)
-                    return
-            with self._lock:
-                self._current = fresh
-
-    def _build(self) -> GraphProjection:
-        began = time.monotonic()
-        projection = GraphProjection.build(self._store)
-        took = time.monotonic() - began
-        self._next_allowed = time.monotonic() + self._spacing * took
-        log.debug("built the graph projection (version %d) in %.2fs", projection.version, took)
-        return projection
+    def nodes_at(self, rows: Sequence[int]) -> dict[int, tuple[str, NodeType]]:
+        return {int(r): (self._ids[r], self._types[r]) for r in rows if 0 <= r < len(self._ids) and r not in self._gone}

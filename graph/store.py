@@ -1,4 +1,4 @@
-"""The graph store interface shared by the embedded (networkx) and Neo4j implementations.
+"""The graph store interface shared by the embedded (SQLite) and Neo4j implementations.
 
 The store is deliberately dumb: it persists whole nodes and edges and answers structural questions. Merging
 contributions and deriving properties is the writer's job (``ingest``), so both stores behave identically.
@@ -7,9 +7,10 @@ contributions and deriving properties is the writer's job (``ingest``), so both 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol, Sequence
 
-from graphdex.graph.model import Edge, EdgeKey, Node, NodeType
+from graphdex.graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.vectors import VectorChanges
 
 
@@ -27,9 +28,20 @@ class StoreUnavailable(StoreError):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class ChangeSet:
+    """What the writes after some version touched: the ids of every node whose PageRank column may have changed
+    (written, deleted, an end of an edge written or deleted, or the entity a changed document is about), up to
+    ``version``."""
+
+    version: int
+    nodes: frozenset[str]
+
+
 class GraphStore(Protocol):
-    def get_nodes(self, ids: Iterable[str]) -> dict[str, Node]:
-        """The nodes that exist among ``ids``."""
+    def get_nodes(self, ids: Iterable[str], contributions: bool = True) -> dict[str, Node]:
+        """The nodes that exist among ``ids``; with ``contributions=False`` they may come without ``contrib`` (a
+        query needs only the derived props, and an entity named in thousands of chunks has thousands of them)."""
         ...
 
     def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
@@ -63,6 +75,14 @@ class GraphStore(Protocol):
         With ``contributions=False`` the edges may come without ``contrib`` (queries need only the derived props)."""
         ...
 
+    def documents_about(self, entity_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Ids of the documents whose ``about`` property names each entity (the entities without any are left out)."""
+        ...
+
+    def total_support(self, edge_type: EdgeType) -> int:
+        """The sum over the edges of a type of their supporting chunk counts (the community layer's total weight)."""
+        ...
+
     def node_ids(self, type_: NodeType) -> set[str]:
         ...
 
@@ -85,6 +105,11 @@ class GraphStore(Protocol):
     @property
     def version(self) -> int:
         """Increases on every write; readers use it to invalidate caches."""
+        ...
+
+    def changes_since(self, version: int) -> ChangeSet | None:
+        """What changed after ``version``, up to the current one; None when the store's change log no longer
+        reaches back that far (a reader that was away for many writes then reads everything again)."""
         ...
 
     def lock(self) -> AbstractContextManager[None]:

@@ -4,7 +4,7 @@ The distribution installs this one package. Its subpackages live in the reposito
 architecture (pyproject.toml maps them with ``package-dir``):
 
 - ``graphdex.common``: settings, ids, embedders, LLM access and name resolution, used by every layer;
-- ``graphdex.graph``: the graph model, the two stores (networkx+SQLite, Neo4j), vector indexes and the PageRank
+- ``graphdex.graph``: the graph model, the two stores (SQLite, Neo4j), vector indexes and the PageRank
   projection; it knows neither ingest nor query;
 - ``graphdex.ingest``: documents in, graph out (chunking, extraction, merging, exact delete);
 - ``graphdex.query``: graph out, ranked context in (retrieval modes, answers);

@@ -24,7 +24,7 @@ import numpy as np
 from graphdex.common.embedder import Embedder
 from graphdex.common.ids import entity_id
 from graphdex.graph.model import EdgeType, Node, NodeType
-from graphdex.graph.projection import ProjectionKeeper
+from graphdex.graph.projection_keeper import FollowingProjection, ProjectionKeeper
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorIndexes
 from graphdex.common.resolution import normalize_key
@@ -88,12 +88,10 @@ def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
 class QueryEngine:
     def __init__(self, store: GraphStore, vectors: VectorIndexes, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
                  ppr_alpha: float = 0.3, ppr_iterations: int = 10, ppr_tolerance: float = 0.0,
-                 shared: Callable[[], AbstractContextManager[None]] = nullcontext,
-                 rebuild_shared: Callable[[], AbstractContextManager[None]] | None = None) -> None:
+                 shared: Callable[[], AbstractContextManager[None]] = nullcontext, projections: ProjectionKeeper | None = None) -> None:
         """``shared`` is held while a query reads the store and vectors (the read side of the service's
-        readers-writer lock), so a query never sees half of a write. ``rebuild_shared`` is what a background
-        projection rebuild holds (default: ``shared``); a server store whose reads see only committed writes can
-        give none, so a rebuild of several seconds over the network never holds up the writer."""
+        readers-writer lock), so a query never sees half of a write. ``projections`` keeps the PageRank projection
+        (default: following the store's change log in the background, under ``shared``)."""
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
@@ -102,7 +100,7 @@ class QueryEngine:
         self.ppr_iterations = ppr_iterations
         self.ppr_tolerance = ppr_tolerance
         self.shared = shared
-        self.projections = ProjectionKeeper(store, rebuild_shared or shared)
+        self.projections: ProjectionKeeper = projections if projections is not None else FollowingProjection(store, shared)
 
     # entry points -----------------------------------------------------------------------------------------------
 
@@ -233,13 +231,16 @@ class QueryEngine:
         projection = self.projections.get()
         scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
         top = _top_rows(scores, max(200, 5 * k))
+        found = projection.rows.nodes_at(top.tolist())
         chunks: dict[str, float] = {}
         nodes: dict[str, float] = {}
-        for row in top:
-            node_id = projection.node_ids[row]
-            if projection.node_types[row] == NodeType.CHUNK:
+        for row in top.tolist():
+            if row not in found:  # deleted since this projection's version
+                continue
+            node_id, type_ = found[row]
+            if type_ == NodeType.CHUNK:
                 chunks[node_id] = float(scores[row]) ** PPR_COMPRESSION
-            elif projection.node_types[row] != NodeType.DOCUMENT:
+            elif type_ != NodeType.DOCUMENT:
                 nodes[node_id] = float(scores[row])
         return chunks, nodes
 

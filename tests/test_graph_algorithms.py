@@ -3,20 +3,21 @@ import numpy as np
 
 from graphdex.graph.leiden import detect_communities
 from graphdex.graph.model import Edge, EdgeType, Node, NodeType
-from graphdex.graph.networkx_store import NetworkxGraphStore
-from graphdex.graph.projection import GraphProjection
+from graphdex.graph.projection_keeper import FollowingProjection, build_projection
+from graphdex.graph.sqlite_store import SqliteGraphStore
 
 
 def test_personalized_pagerank_matches_networkx(tmp_path):
-    store = NetworkxGraphStore(tmp_path)
+    store = SqliteGraphStore(tmp_path)
     nodes = [Node(f"e{i}", NodeType.ENTITY, {"name": str(i)}, {}) for i in range(8)]
     pairs = [(0, 1), (1, 2), (2, 3), (3, 0), (3, 4), (4, 5), (5, 6), (6, 7), (7, 4)]
     store.write(nodes, [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {}, {}) for a, b in pairs])
-    projection = GraphProjection.build(store)
+    projection = store.projection()
     ours = projection.personalized_pagerank({"e0": 1.0}, alpha=0.15, iterations=200)
     graph = nx.Graph([(f"e{a}", f"e{b}") for a, b in pairs])
     reference = nx.pagerank(graph, alpha=0.85, personalization={"e0": 1.0}, tol=1e-12, max_iter=1000)
-    np.testing.assert_allclose(ours, [reference[i] for i in projection.node_ids], atol=1e-6)
+    rows = projection.rows.rows_of(reference)
+    np.testing.assert_allclose(ours[[rows[i] for i in reference]], list(reference.values()), atol=1e-6)
     assert projection.version == store.version
 
 
@@ -30,34 +31,33 @@ def test_communities_split_two_cliques_deterministically():
     assert detect_communities(edges, min_size=6) == []
 
 
-def test_projection_keeper_serves_the_last_projection_and_rebuilds_in_the_background(tmp_path):
-    from graphdex.graph.projection import ProjectionKeeper
-
-    store = NetworkxGraphStore(tmp_path)
+def test_a_following_projection_serves_the_last_one_and_follows_the_change_log_in_the_background(tmp_path):
+    store = SqliteGraphStore(tmp_path)
     store.write([Node("e0", NodeType.ENTITY, {}, {}), Node("e1", NodeType.ENTITY, {}, {})], [Edge("e0", EdgeType.RELATED_TO, "e1", {}, {})])
-    keeper = ProjectionKeeper(store, spacing=0.0)
+    keeper = FollowingProjection(store, spacing=0.0)
     first = keeper.get()
     assert first.version == store.version
     store.write([Node("e2", NodeType.ENTITY, {}, {})], [Edge("e1", EdgeType.RELATED_TO, "e2", {}, {})])
     assert keeper.get() is first, "a query after a write is served the last complete projection, not a rebuild"
     keeper.wait(timeout=10)
     fresh = keeper.get()
-    assert fresh is not first and fresh.version == store.version and "e2" in fresh.index
+    assert fresh is not first and fresh.version == store.version and "e2" in fresh.rows.rows_of(["e2"])
+    assert fresh.matrix.base_size == first.matrix.base_size and fresh.matrix.overlay, "followed by change, not rebuilt"
     keeper.close()
 
 
 def test_a_truncated_walk_reads_only_what_it_reaches_and_keeps_the_leading_rows(tmp_path):
     """Two rings of 200 entities, each linked to its four nearest: a walk seeded in one never reads the other; the
     truncated walk stops short of where the exact one spreads, and keeps its leading rows and their scores."""
-    store = NetworkxGraphStore(tmp_path)
+    store = SqliteGraphStore(tmp_path)
     nodes = [Node(f"e{i}", NodeType.ENTITY, {"name": str(i)}, {}) for i in range(400)]
     edges = [(ring + i, ring + (i + step) % 200) for ring in (0, 200) for i in range(200) for step in (1, 2)]
     store.write(nodes, [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {}, {}) for a, b in edges])
-    projection = GraphProjection.build(store)
+    projection = store.projection()
     seeds = {"e10": 1.0, "e14": 0.5}
     exact = projection.personalized_pagerank(seeds, alpha=0.3, iterations=10)
     truncated = projection.personalized_pagerank(seeds, alpha=0.3, iterations=10, tolerance=1e-4)
-    other = [projection.index[f"e{i}"] for i in range(200, 400)]
+    other = list(projection.rows.rows_of(f"e{i}" for i in range(200, 400)).values())
     assert not exact[other].any() and not truncated[other].any()
     assert 0 < np.count_nonzero(truncated) < np.count_nonzero(exact), "the tolerance must cut the walk short"
     top = np.argsort(-exact, kind="stable")[:10]

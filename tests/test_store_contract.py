@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from graphdex.graph.model import Edge, EdgeType, Node, NodeType
-from graphdex.graph.networkx_store import NetworkxGraphStore
+from graphdex.graph.sqlite_store import SqliteGraphStore
 from graphdex.graph.store import StoreError
 from tests.conftest import drop_neo4j_workspace
 
@@ -18,7 +18,7 @@ def open_store(request, tmp_path, store_kind):
 
     def open_():
         if store_kind == "embedded":
-            store = NetworkxGraphStore(tmp_path / "graph")
+            store = SqliteGraphStore(tmp_path / "graph")
         else:
             from graphdex.graph.neo4j_store import Neo4jGraphStore
 

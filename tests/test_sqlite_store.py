@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from graphdex.graph.model import Node, NodeType
-from graphdex.graph.networkx_store import NetworkxGraphStore
+from graphdex.graph.sqlite_store import SqliteGraphStore
 from graphdex.graph.store import StoreError
 
 
@@ -15,8 +15,8 @@ def entity(node_id: str, name: str, chunks: list[str]) -> Node:
 
 
 def test_writes_are_incremental_not_a_rewrite(tmp_path):
-    store = NetworkxGraphStore(tmp_path)
-    store.write([entity(f"e{i}", f"N{i}", ["c"]) for i in range(2000)])
+    store = SqliteGraphStore(tmp_path)
+    store.write([entity(f"e{i}", f"N{i}", ["c"]) for i in range(20_000)])
     db = tmp_path / "graph.sqlite"
     sqlite3.connect(db).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     database_bytes = db.stat().st_size
@@ -27,10 +27,10 @@ def test_writes_are_incremental_not_a_rewrite(tmp_path):
 
 
 def test_an_index_of_another_graph_schema_is_refused_with_what_to_do(tmp_path):
-    NetworkxGraphStore(tmp_path).close()
+    SqliteGraphStore(tmp_path).close()
     db = sqlite3.connect(tmp_path / "graph.sqlite")
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.commit()
     db.close()
     with pytest.raises(StoreError, match="graph schema 1.*re-index your documents into a new GRAPHDEX_DATA_DIR"):
-        NetworkxGraphStore(tmp_path)
+        SqliteGraphStore(tmp_path)

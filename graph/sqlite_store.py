@@ -1,0 +1,382 @@
+"""The embedded graph store: SQLite on local disk, read by what each call needs, never loaded whole.
+
+Why: an index of millions of words would otherwise be read into memory at every open (a minute at 4M words, and
+memory in proportion). Here opening costs a connection; a query reads the rows of the nodes and edges it visits
+through indexes; the PageRank projection is memory-mapped (graph/sqlite_projection.py). Each write is one
+transaction (WAL journal) that also updates the per-type counts, the support index and the projection columns it
+touches, so a crash at any moment leaves the previous consistent state. Readers use a connection per thread and see
+committed writes only; the single writer holds its own connection.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import sqlite3
+import threading
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.projection import GraphProjection
+from graphdex.graph.sqlite_projection import ProjectionFiles
+from graphdex.graph.sqlite_schema import CHANGE_LOG_VERSIONS, IN_JSON, LAYOUT_VERSION, SCHEMA, dump, edge_support_prop, edge_weight_prop, node_row
+from graphdex.graph.store import ChangeSet, StoreError
+from graphdex.graph.vectors import VectorChanges
+
+log = logging.getLogger(__name__)
+
+_EDGE_COLUMNS = "a.id, e.type, b.id, e.props, {contrib} FROM edges e JOIN nodes a ON a.row = e.src JOIN nodes b ON b.row = e.dst"
+
+
+class SqliteGraphStore:
+    """GraphStore in ``<dir>/graph.sqlite``, with its projection under ``<dir>/projection``."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = Path(directory)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._path = self._dir / "graph.sqlite"
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        try:
+            self._writer = self._connect()
+            self._check_layout()
+            self._writer.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"cannot open the embedded graph at {self._path}: {error}. Move the file away to start afresh.") from error
+        self._check_schema()
+        self._projection = ProjectionFiles(self._dir, self._reader)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            db.execute("PRAGMA query_only=1")
+            self._local.db = db
+            with self._readers_lock:
+                self._readers.append(db)
+        return db
+
+    def _check_layout(self) -> None:
+        columns = {row[1] for row in self._writer.execute("PRAGMA table_info(nodes)")}
+        if columns and "row" not in columns:
+            raise StoreError(f"{self._path} was written by an earlier graphdex (embedded layout 1, loaded whole at every open; this one "
+                             f"reads layout {LAYOUT_VERSION}): re-index your documents into a new GRAPHDEX_DATA_DIR")
+
+    def _check_schema(self) -> None:
+        row = self._writer.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._writer.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", str(GRAPH_SCHEMA_VERSION)), ("layout", str(LAYOUT_VERSION))])
+        elif int(row[0]) != GRAPH_SCHEMA_VERSION:
+            raise StoreError(f"{self._path} was written by another graphdex version (graph schema {row[0]}; this one reads "
+                             f"{GRAPH_SCHEMA_VERSION}): re-index your documents into a new GRAPHDEX_DATA_DIR")
+
+    # reading ---------------------------------------------------------------------------------------------------
+
+    def get_nodes(self, ids: Iterable[str], contributions: bool = True) -> dict[str, Node]:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        contrib = "contrib" if contributions else "'{}'"
+        found = self._reader().execute(f"SELECT id, type, props, {contrib} FROM nodes WHERE id {IN_JSON}", (json.dumps(ids),))
+        return {node_id: Node(node_id, NodeType(type_), json.loads(props), json.loads(c)) for node_id, type_, props, c in found}
+
+    def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        found = self._reader().execute(
+            "SELECT a.id, e.type, b.id, e.props, e.contrib FROM json_each(?) k "
+            "JOIN nodes a ON a.id = json_extract(k.value, '$[0]') JOIN nodes b ON b.id = json_extract(k.value, '$[2]') "
+            "JOIN edges e ON e.src = a.row AND e.type = json_extract(k.value, '$[1]') AND e.dst = b.row", (json.dumps(keys),))
+        return {(s, t, d): Edge(s, EdgeType(t), d, json.loads(p), json.loads(c)) for s, t, d, p, c in found}
+
+    def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
+        chunks = json.dumps(sorted(set(chunk_ids)))
+        db = self._reader()
+        nodes = {r[0] for r in db.execute(f"SELECT n.id FROM node_support s JOIN nodes n ON n.row = s.node WHERE s.chunk {IN_JSON}", (chunks,))}
+        edges = {(a, t, b) for a, t, b in db.execute(
+            "SELECT DISTINCT a.id, s.type, b.id FROM edge_support s JOIN nodes a ON a.row = s.src JOIN nodes b ON b.row = s.dst "
+            f"WHERE s.chunk {IN_JSON}", (chunks,))}
+        return nodes, edges
+
+    def edges_of(self, node_id: str, types: Iterable[str] | None = None) -> list[Edge]:
+        return self.edges_of_many([node_id], types).get(node_id, [])
+
+    def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None, contributions: bool = True) -> dict[str, list[Edge]]:
+        ids = json.dumps(list(dict.fromkeys(node_ids)))
+        wanted = json.dumps([str(EdgeType(t)) for t in (types if types is not None else EdgeType)])
+        columns = _EDGE_COLUMNS.format(contrib="e.contrib" if contributions else "'{}'")
+        found = self._reader().execute(
+            f"WITH asked(row) AS (SELECT row FROM nodes WHERE id {IN_JSON}) "
+            f"SELECT {columns} WHERE e.src IN asked AND e.type {IN_JSON} UNION ALL "
+            f"SELECT {columns} WHERE e.dst IN asked AND e.src NOT IN asked AND e.type {IN_JSON}", (ids, wanted, wanted))
+        asked = set(json.loads(ids))
+        out: dict[str, list[Edge]] = defaultdict(list)
+        for s, t, d, p, c in found:
+            edge = Edge(s, EdgeType(t), d, json.loads(p), json.loads(c))
+            if s in asked:
+                out[s].append(edge)
+            if d in asked and d != s:
+                out[d].append(edge)
+        return dict(out)
+
+    def documents_about(self, entity_ids: Iterable[str]) -> dict[str, list[str]]:
+        found = self._reader().execute(f"SELECT about, id FROM nodes WHERE about {IN_JSON} ORDER BY id", (json.dumps(list(entity_ids)),))
+        out: dict[str, list[str]] = defaultdict(list)
+        for entity, document in found:
+            out[entity].append(document)
+        return dict(out)
+
+    def node_ids(self, type_: NodeType) -> set[str]:
+        return {r[0] for r in self._reader().execute("SELECT id FROM nodes WHERE type = ?", (str(type_),))}
+
+    def iter_nodes(self, type_: NodeType) -> Iterator[Node]:
+        for node_id, props, contrib in self._reader().execute("SELECT id, props, contrib FROM nodes WHERE type = ? ORDER BY id", (str(type_),)):
+            yield Node(node_id, NodeType(type_), json.loads(props), json.loads(contrib))
+
+    def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
+        wanted = json.dumps([str(EdgeType(t)) for t in (types if types is not None else EdgeType)])
+        columns = _EDGE_COLUMNS.format(contrib="e.contrib" if contributions else "'{}'")
+        for s, t, d, p, c in self._reader().execute(f"SELECT {columns} WHERE e.type {IN_JSON}", (wanted,)):
+            yield Edge(s, EdgeType(t), d, json.loads(p), json.loads(c))
+
+    def find_entities(self, text: str, limit: int = 10) -> list[Node]:
+        needle = text.casefold().strip()
+        if not needle:
+            return []
+        named = self._reader().execute("SELECT id, json_extract(props, '$.name') FROM nodes WHERE type = ? AND instr(names, ?) > 0",
+                                       (str(NodeType.ENTITY), needle)).fetchall()
+        best = sorted(named, key=lambda r: (len(r[1] or ""), r[1] or ""))[:limit]
+        found = self.get_nodes(node_id for node_id, _ in best)
+        return [found[node_id] for node_id, _ in best if node_id in found]
+
+    def total_support(self, edge_type: EdgeType) -> int:
+        return int(self._reader().execute("SELECT total(support) FROM edges WHERE type = ?", (str(EdgeType(edge_type)),)).fetchone()[0])
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        stored = {(kind, type_): n for kind, type_, n in self._reader().execute("SELECT kind, type, n FROM counts")}
+        return {"nodes": {str(t): stored.get(("node", str(t)), 0) for t in NodeType},
+                "edges": {str(t): stored.get(("edge", str(t)), 0) for t in EdgeType}}
+
+    @property
+    def version(self) -> int:
+        row = self._reader().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def changes_since(self, version: int) -> ChangeSet | None:
+        db = self._reader()
+        db.execute("BEGIN")
+        try:
+            current = self.version
+            if current <= version:
+                return ChangeSet(current, frozenset())
+            first = db.execute("SELECT min(version) FROM changes WHERE version > ?", (version,)).fetchone()[0]
+            if first is None or first > version + 1:
+                return None
+            logged = db.execute("SELECT nodes FROM changes WHERE version > ? AND version <= ?", (version, current))
+            return ChangeSet(current, frozenset(i for (ids,) in logged for i in json.loads(ids)))
+        finally:
+            db.execute("COMMIT")
+
+    def projection(self) -> GraphProjection:
+        return self._projection.current()
+
+    # writing ---------------------------------------------------------------------------------------------------
+
+    def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = (),
+              vectors: VectorChanges | None = None) -> None:
+        if vectors:
+            raise StoreError("the embedded store keeps no vectors: they live in the hnswlib indexes beside it")
+        with self._write_lock:
+            db = self._writer
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                version = int((db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone() or (0,))[0]) + 1
+                change = _Write(db, list(nodes), list(edges), list(dict.fromkeys(delete_nodes)), list(delete_edges))
+                touched = change.apply()
+                self._projection.update(db, version, touched)
+                db.execute("INSERT OR REPLACE INTO changes VALUES (?, ?)", (version, json.dumps(sorted(change.ids_of(touched)))))
+                db.execute("DELETE FROM changes WHERE version <= ?", (version - CHANGE_LOG_VERSIONS,))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(version),))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        handle = open(self._dir / "writer.lock", "w")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise StoreError(f"another graphdex process is writing to {self._dir}; wait for it to finish") from error
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for db in self._readers:
+                db.close()
+            self._readers.clear()
+        self._writer.close()
+
+
+class _Write:
+    """One write's changes, applied in the transaction ``db`` is in; ``apply`` returns the rows whose projection
+    columns changed: the nodes written or deleted, both ends of each edge written or deleted (a deleted node's edges
+    included), and the entity a changed document is about (its about-chunks changed), before and after."""
+
+    def __init__(self, db: sqlite3.Connection, nodes: list[Node], edges: list[Edge], delete_nodes: list[str], delete_edges: list[EdgeKey]) -> None:
+        self.db = db
+        # the same element twice in one write: the last one given wins, as if written one after the other
+        self.nodes = list({n.id: n for n in nodes}.values())
+        self.edges = list({e.key: e for e in edges}.values())
+        self.delete_nodes, self.delete_edges = delete_nodes, delete_edges
+        self.node_counts: Counter = Counter()
+        self.edge_counts: Counter = Counter()
+        self.touched: set[int] = set()
+        self._id_of: dict[int, str] = {}
+
+    def _lookup(self, ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+        found = self.db.execute(f"SELECT id, row, type FROM nodes WHERE id {IN_JSON}", (json.dumps(list(ids)),))
+        out = {node_id: (row, type_) for node_id, row, type_ in found}
+        self._id_of.update((row, node_id) for node_id, (row, _) in out.items())
+        return out
+
+    def ids_of(self, rows: Iterable[int]) -> set[str]:
+        """The ids of ``rows`` (of nodes stored now, or deleted by this write)."""
+        rows = set(rows)
+        unknown = json.dumps(sorted(rows - set(self._id_of)))
+        self._id_of.update(self.db.execute(f"SELECT row, id FROM nodes WHERE row {IN_JSON}", (unknown,)))
+        return {self._id_of[r] for r in rows if r in self._id_of}
+
+    def _abouts(self) -> set[str]:
+        rows = json.dumps(sorted(self.touched))
+        return {r[0] for r in self.db.execute(f"SELECT about FROM nodes WHERE row {IN_JSON} AND about IS NOT NULL", (rows,))}
+
+    def apply(self) -> set[int]:
+        named = {n.id for n in self.nodes} | set(self.delete_nodes) | {i for e in self.edges for i in (e.source, e.target)}
+        named |= {i for key in self.delete_edges for i in (key[0], key[2])}
+        known = self._lookup(named)
+        deleted = {i: known[i] for i in self.delete_nodes if i in known}
+        self._check_edges(known, deleted)
+        doomed = self._edges_to_delete(known, deleted)
+        self.touched = {known[n.id][0] for n in self.nodes if n.id in known} | {row for row, _ in deleted.values()}
+        self.touched |= {end for src, _, dst in doomed for end in (src, dst)}
+        self.touched |= {known[i][0] for e in self.edges for i in (e.source, e.target) if i in known and i not in deleted}
+        about_before = self._abouts()
+        self._delete(doomed, deleted)
+        rows = self._upsert_nodes(known, deleted)
+        self.touched |= set(rows.values())
+        self._upsert_edges(rows)
+        about = about_before | self._abouts()
+        self.touched |= {row for row, type_ in self._lookup(about).values() if type_ == NodeType.ENTITY}
+        self._save_counts()
+        return self.touched
+
+    def _check_edges(self, known: dict[str, tuple[int, str]], deleted: dict[str, tuple[int, str]]) -> None:
+        batch = {n.id: str(n.type) for n in self.nodes}
+        for edge in self.edges:
+            ends = tuple(batch.get(i) or (known[i][1] if i in known and i not in deleted else None) for i in (edge.source, edge.target))
+            if None in ends:
+                raise StoreError(f"edge {edge.key} refers to a node that is neither stored nor written")
+            expected = EDGE_ENDS[EdgeType(edge.type)]
+            if ends != (str(expected[0]), str(expected[1])):
+                raise StoreError(f"edge {edge.key} joins {ends[0]} to {ends[1]}, but {edge.type} joins {expected[0]} to {expected[1]}")
+
+    def _edges_to_delete(self, known: dict[str, tuple[int, str]], deleted: dict[str, tuple[int, str]]) -> set[tuple[int, str, int]]:
+        doomed = {(known[s][0], str(t), known[d][0]) for s, t, d in self.delete_edges if s in known and d in known}
+        if deleted:
+            rows = json.dumps([r for r, _ in deleted.values()])
+            doomed |= set(self.db.execute(f"SELECT src, type, dst FROM edges WHERE src {IN_JSON} UNION SELECT src, type, dst FROM edges WHERE dst {IN_JSON}",
+                                          (rows, rows)))
+        return doomed
+
+    def _delete(self, doomed: set[tuple[int, str, int]], deleted: dict[str, tuple[int, str]]) -> None:
+        by_type: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
+        for key in doomed:
+            by_type[key[1]].append(key)
+        for type_, keys in by_type.items():
+            self.edge_counts[type_] -= self.db.executemany("DELETE FROM edges WHERE src = ? AND type = ? AND dst = ?", keys).rowcount
+            self.db.executemany("DELETE FROM edge_support WHERE src = ? AND type = ? AND dst = ?", keys)
+        for row, type_ in deleted.values():
+            self.node_counts[type_] -= 1
+        rows = [(row,) for row, _ in deleted.values()]
+        self.db.executemany("DELETE FROM node_support WHERE node = ?", rows)
+        self.db.executemany("DELETE FROM nodes WHERE row = ?", rows)
+
+    def _upsert_nodes(self, known: dict[str, tuple[int, str]], deleted: dict[str, tuple[int, str]]) -> dict[str, int]:
+        """Writes the nodes (an existing node keeps its row) and their support; returns the row of every id named."""
+        previous = {i: v for i, v in known.items() if i not in deleted}
+        for node in self.nodes:
+            old = previous.get(node.id)
+            if old is None or old[1] != str(node.type):
+                self.node_counts[str(node.type)] += 1
+                if old is not None:
+                    self.node_counts[old[1]] -= 1
+        self.db.executemany(
+            "INSERT INTO nodes (id, type, about, names, props, contrib) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "type = excluded.type, about = excluded.about, names = excluded.names, props = excluded.props, contrib = excluded.contrib",
+            [node_row(n) for n in self.nodes])
+        rows = {i: row for i, (row, _) in previous.items()}
+        fresh = [n.id for n in self.nodes if n.id not in rows]
+        rows.update({i: row for i, (row, _) in self._lookup(fresh).items()})
+        updated = json.dumps([rows[n.id] for n in self.nodes if n.id in previous])
+        stored: dict[int, set[str]] = defaultdict(set)
+        for row, chunk in self.db.execute(f"SELECT node, chunk FROM node_support WHERE node {IN_JSON}", (updated,)):
+            stored[row].add(chunk)
+        added, removed = [], []
+        for node in self.nodes:
+            row = rows[node.id]
+            wanted = set(node.contrib)
+            added += [(chunk, row) for chunk in wanted - stored[row]]
+            removed += [(chunk, row) for chunk in stored[row] - wanted]
+        self.db.executemany("DELETE FROM node_support WHERE chunk = ? AND node = ?", removed)
+        self.db.executemany("INSERT OR IGNORE INTO node_support VALUES (?, ?)", added)
+        return rows
+
+    def _upsert_edges(self, rows: dict[str, int]) -> None:
+        if not self.edges:
+            return
+        keys = [(rows[e.source], str(e.type), rows[e.target]) for e in self.edges]
+        existing = set(self.db.execute(
+            "SELECT e.src, e.type, e.dst FROM json_each(?) k JOIN edges e ON e.src = json_extract(k.value, '$[0]') "
+            "AND e.type = json_extract(k.value, '$[1]') AND e.dst = json_extract(k.value, '$[2]')", (json.dumps(keys),)))
+        for key in set(keys) - existing:
+            self.edge_counts[key[1]] += 1
+        self.db.executemany(
+            "INSERT INTO edges (src, type, dst, weight, support, props, contrib) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(src, type, dst) DO UPDATE SET "
+            "weight = excluded.weight, support = excluded.support, props = excluded.props, contrib = excluded.contrib",
+            [(*key, edge_weight_prop(e), edge_support_prop(e), dump(e.props), dump(e.contrib)) for key, e in zip(keys, self.edges)])
+        stored: dict[tuple[int, str, int], set[str]] = defaultdict(set)
+        if existing:
+            for src, type_, dst, chunk in self.db.execute(
+                    "SELECT s.src, s.type, s.dst, s.chunk FROM json_each(?) k JOIN edge_support s ON s.src = json_extract(k.value, '$[0]') "
+                    "AND s.type = json_extract(k.value, '$[1]') AND s.dst = json_extract(k.value, '$[2]')", (json.dumps(sorted(existing)),)):
+                stored[(src, type_, dst)].add(chunk)
+        added, removed = [], []
+        for key, edge in zip(keys, self.edges):
+            wanted = set(edge.contrib)
+            added += [(chunk, *key) for chunk in wanted - stored[key]]
+            removed += [(chunk, *key) for chunk in stored[key] - wanted]
+        self.db.executemany("DELETE FROM edge_support WHERE chunk = ? AND src = ? AND type = ? AND dst = ?", removed)
+        self.db.executemany("INSERT OR IGNORE INTO edge_support VALUES (?, ?, ?, ?)", added)
+
+    def _save_counts(self) -> None:
+        changes = [("node", t, n) for t, n in self.node_counts.items() if n] + [("edge", t, n) for t, n in self.edge_counts.items() if n]
+        self.db.executemany("INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT(kind, type) DO UPDATE SET n = n + excluded.n", changes)

@@ -94,7 +94,7 @@ def build_projection(store: GraphStore) -> tuple[TransitionMatrix, MemoryRowMap,
         if edge.type == EdgeType.HAS_CHUNK:
             chunks_of[edge.source].append(edge.target)
         ends = row_of((edge.source, edge.target))
-        if len(ends) == 2:
+        if edge.source in ends and edge.target in ends:
             edges.add(ends[edge.source], ends[edge.target], edge.type, edge.props.get("weight"))
     for document in store.iter_nodes(NodeType.DOCUMENT):
         entity = row_of([document.props.get("about") or ""])
@@ -129,8 +129,9 @@ def changed_columns(store: GraphStore, rows: MemoryRowMap, changed: Iterable[str
     chunk_edges = store.edges_of_many({d for docs in about.values() for d in docs}, [EdgeType.HAS_CHUNK], contributions=False)
     for entity, documents in about.items():
         chunks = [e.target for d in documents for e in chunk_edges.get(d, ()) if e.source == d]
-        for chunk_row in rows.rows_of(chunks).values():
-            edges.about.append((row_of[entity], chunk_row))
+        chunk_rows = rows.rows_of(chunks)
+        # a chunk of two documents about the entity counts twice, as in a whole build
+        edges.about += [(row_of[entity], chunk_rows[c]) for c in chunks if c in chunk_rows]
     matrix = assemble(len(rows), edges)
     for node_id in existing:
         columns[row_of[node_id]] = Column.of(matrix, row_of[node_id])

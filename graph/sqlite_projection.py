@@ -99,7 +99,7 @@ class ProjectionFiles:
             edges.about = list(db.execute(
                 "SELECT entity.row, e.dst FROM nodes entity JOIN nodes d ON d.about = entity.id "
                 f"JOIN edges e ON e.src = d.row AND e.type = ? WHERE entity.row {IN_JSON}", (str(EdgeType.HAS_CHUNK), json.dumps(entities))))
-        size = 1 + max([*touched, *edges.sources, *edges.targets])
+        size = 1 + max([*touched, *edges.sources, *edges.targets, *(chunk for _, chunk in edges.about)])
         matrix = assemble(size, edges)
         written = []
         for row in sorted(touched):

@@ -1,0 +1,117 @@
+"""The PageRank projection follows writes by the columns they touch, and always equals one built from the whole graph.
+
+Random histories of writes and deletes (every node and edge type, documents "about" entities) are applied to the
+embedded store; after each, the projection it keeps on disk, a reopened store's, and one following the change log
+must give every node the same transition column as ``build_projection`` reading the whole graph."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from graphdex.graph import sqlite_projection
+from graphdex.graph.model import EDGE_ENDS, Edge, EdgeType, Node, NodeType
+from graphdex.graph.projection import GraphProjection
+from graphdex.graph.projection_keeper import FollowingProjection, build_projection
+from graphdex.graph.sqlite_store import SqliteGraphStore
+from graphdex.graph.projection import TransitionMatrix
+
+PREFIX = {NodeType.DOCUMENT: "d", NodeType.CHUNK: "c", NodeType.ENTITY: "e", NodeType.RELATION: "r", NodeType.COMMUNITY: "k"}
+
+
+def columns(projection: GraphProjection | tuple, ids: list[str]) -> dict[str, dict[str, float]]:
+    """Each node's transition column, by ids: what a walk standing there does, whatever the row numbering."""
+    if isinstance(projection, tuple):
+        matrix, rows = projection[0], projection[1]
+    else:
+        matrix, rows = projection.matrix, projection.rows
+    row_of = rows.rows_of(ids)
+    out = {}
+    for node_id in ids:
+        column = matrix.column(row_of[node_id])
+        targets = rows.nodes_at(column.rows.tolist())
+        out[node_id] = {targets[int(r)][0]: float(p) for r, p in zip(column.rows, column.probabilities) if int(r) in targets}
+    return out
+
+
+def assert_same_columns(left: dict, right: dict) -> None:
+    assert left.keys() == right.keys()
+    for node_id, column in left.items():
+        assert column.keys() == right[node_id].keys(), node_id
+        np.testing.assert_allclose([column[k] for k in column], [right[node_id][k] for k in column], rtol=1e-5, err_msg=node_id)
+
+
+def random_write(rng: random.Random, store: SqliteGraphStore) -> None:
+    existing = {t: sorted(store.node_ids(t)) for t in NodeType}
+    choice = rng.random()
+    if choice < 0.2 and any(existing.values()):
+        victims = rng.sample([i for ids in existing.values() for i in ids], k=min(3, sum(map(len, existing.values()))))
+        store.write(delete_nodes=victims)
+        return
+    if choice < 0.3:
+        edges = list(store.iter_edges(contributions=False))
+        if edges:
+            store.write(delete_edges=[e.key for e in rng.sample(edges, k=min(4, len(edges)))])
+            return
+    nodes = []
+    for type_ in NodeType:
+        for _ in range(rng.randint(0, 3)):
+            node_id = f"{PREFIX[type_]}{rng.randint(0, 25)}"
+            props = {"name": node_id}
+            if type_ == NodeType.DOCUMENT and rng.random() < 0.7:
+                props["about"] = f"e{rng.randint(0, 25)}"
+            nodes.append(Node(node_id, type_, props, {f"c{rng.randint(0, 25)}": {}}))
+    known = {t: sorted(set(existing[t]) | {n.id for n in nodes if n.type == t}) for t in NodeType}
+    edges = []
+    for edge_type, (source_type, target_type) in EDGE_ENDS.items():
+        for _ in range(rng.randint(0, 6)):
+            if known[source_type] and known[target_type]:
+                edges.append(Edge(rng.choice(known[source_type]), edge_type, rng.choice(known[target_type]), {"weight": rng.randint(1, 9)}, {}))
+    store.write(nodes, edges)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_projection_kept_with_the_graph_equals_one_built_from_the_whole_graph(tmp_path, monkeypatch, seed):
+    monkeypatch.setattr(sqlite_projection, "FOLD_FLOOR", 40)  # fold often: the base and overlay must agree across folds
+    rng = random.Random(seed)
+    store = SqliteGraphStore(tmp_path / "graph")
+    following = FollowingProjection(store, spacing=0.0)
+    following.get()
+    generations = set()
+    for step in range(60):
+        random_write(rng, store)
+        ids = sorted(i for t in NodeType for i in store.node_ids(t))
+        matrix, rows, _ = build_projection(store)
+        expected = columns((matrix, rows), ids)
+        kept = store.projection()
+        assert kept.version == store.version
+        assert_same_columns(columns(kept, ids), expected)
+        following.refresh()
+        following.wait(10)
+        assert following.get().version == store.version
+        assert_same_columns(columns(following.get(), ids), expected)
+        generations.add(store._projection._generation)
+    assert len(generations) > 3, "the overlay must have been folded into new generations along the way"
+    reopened = SqliteGraphStore(tmp_path / "graph")
+    assert_same_columns(columns(reopened.projection(), ids), expected)
+    following.close()
+
+
+def test_a_failed_write_leaves_the_projection_as_it_was(tmp_path):
+    store = SqliteGraphStore(tmp_path / "graph")
+    store.write([Node("e0", NodeType.ENTITY), Node("e1", NodeType.ENTITY)], [Edge("e0", EdgeType.RELATED_TO, "e1")])
+    before = columns(store.projection(), ["e0", "e1"])
+    with pytest.raises(Exception):
+        store.write([Node("e2", NodeType.ENTITY)], [Edge("e0", EdgeType.RELATED_TO, "e2"), Edge("e0", EdgeType.RELATED_TO, "missing")])
+    assert columns(SqliteGraphStore(tmp_path / "graph").projection(), ["e0", "e1"]) == before
+
+
+def test_a_fresh_store_memory_maps_the_projection_instead_of_building_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_projection, "FOLD_FLOOR", 0)
+    store = SqliteGraphStore(tmp_path / "graph")
+    store.write([Node(f"e{i}", NodeType.ENTITY) for i in range(50)], [Edge(f"e{i}", EdgeType.RELATED_TO, f"e{i + 1}") for i in range(49)])
+    fresh = SqliteGraphStore(tmp_path / "graph").projection()
+    assert isinstance(fresh.matrix.indices, np.memmap) and not fresh.matrix.overlay
+    assert isinstance(fresh.matrix, TransitionMatrix) and fresh.matrix.base_entries == 2 * 49

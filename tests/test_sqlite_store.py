@@ -1,6 +1,7 @@
 """What only the embedded store promises: writes append to SQLite's log instead of rewriting the graph, and an index
 written in another graph schema is refused."""
 
+import json
 import sqlite3
 
 import pytest
@@ -34,3 +35,47 @@ def test_an_index_of_another_graph_schema_is_refused_with_what_to_do(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="graph schema 1.*re-index your documents into a new GRAPHDEX_DATA_DIR"):
         SqliteGraphStore(tmp_path)
+
+
+FRESH_QUERY = """
+import json, sys
+from graphdex.api.workspace import Workspace
+from graphdex.common.settings import Settings
+from graphdex.graph.model import SEARCHABLE_TYPES
+
+def bytes_read():
+    return int(next(line for line in open("/proc/self/io") if line.startswith("rchar")).split()[1])
+
+workspace = Workspace(Settings(data_dir=sys.argv[1]))
+engine = workspace.engine
+engine.embedder.embed(["the models are loaded before counting"])
+engine.analyzer.analyze("the models are loaded before counting")
+for type_ in SEARCHABLE_TYPES:
+    len(workspace.vectors[type_])
+before = bytes_read()
+result = engine.retrieve(sys.argv[2], "graph", 5)
+print(json.dumps({"read": bytes_read() - before, "titles": [hit.title for hit in result.chunks]}))
+"""
+
+
+def test_a_fresh_process_answers_a_query_reading_a_small_part_of_the_graph(make_workspace, sample_records, tmp_path):
+    """The embedded store is read by what a query needs: a fresh process (models and vectors loaded first) answers a
+    graph-mode query reading only part of the graph file (the earlier design read all of it at open). On this small
+    index (~1,000 pages) one query touches about a fifth of the pages: the rows of the entities it names, their edges,
+    and the chunks it returns; what it reads grows with those, not with the index."""
+    import subprocess
+    import sys
+
+    from tests.conftest import FILM_DOCS, as_documents
+
+    workspace = make_workspace()
+    workspace.indexer.ingest(FILM_DOCS + as_documents(sample_records[:150]))
+    workspace.close()
+    graph = workspace.settings.data_dir / "graph"
+    size = sum(f.stat().st_size for f in graph.glob("graph.sqlite*"))
+    done = subprocess.run([sys.executable, "-c", FRESH_QUERY, str(workspace.settings.data_dir), "Who directed The Harbor Lights?"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"The Harbor Lights", "Maria Kessler"} & set(result["titles"][:2])
+    assert 0 < result["read"] < 0.3 * size, f"read {result['read']:,} bytes of a {size:,}-byte graph"

@@ -16,6 +16,7 @@ from graphdex.graph.model import EDGE_ENDS, Edge, EdgeType, Node, NodeType
 from graphdex.graph.projection import GraphProjection
 from graphdex.graph.projection_keeper import FollowingProjection, build_projection
 from graphdex.graph.sqlite_store import SqliteGraphStore
+from graphdex.graph.store import ChangeSet
 from graphdex.graph.projection import TransitionMatrix
 
 PREFIX = {NodeType.DOCUMENT: "d", NodeType.CHUNK: "c", NodeType.ENTITY: "e", NodeType.RELATION: "r", NodeType.COMMUNITY: "k"}
@@ -115,3 +116,46 @@ def test_a_fresh_store_memory_maps_the_projection_instead_of_building_it(tmp_pat
     fresh = SqliteGraphStore(tmp_path / "graph").projection()
     assert isinstance(fresh.matrix.indices, np.memmap) and not fresh.matrix.overlay
     assert isinstance(fresh.matrix, TransitionMatrix) and fresh.matrix.base_entries == 2 * 49
+
+
+def test_a_projection_following_neo4j_by_change_equals_a_whole_build(neo4j_server):
+    """A query replica on Neo4j follows the writer through the change log written by each write's transaction."""
+    import uuid
+
+    from graphdex.graph.neo4j_store import Neo4jGraphStore
+    from tests.conftest import drop_neo4j_workspace
+
+    workspace = f"test-follow-{uuid.uuid4().hex[:8]}"
+    store = Neo4jGraphStore(neo4j_server["uri"], neo4j_server["user"], neo4j_server["password"], workspace=workspace)
+    try:
+        rng = random.Random(5)
+        following = FollowingProjection(store, spacing=0.0)
+        following.get()
+        for _ in range(12):
+            random_write(rng, store)
+            following.refresh()
+            following.wait(30)
+            followed = following.get()
+            assert followed.version == store.version
+            ids = sorted(i for t in NodeType for i in store.node_ids(t))
+            matrix, rows, _ = build_projection(store)
+            assert_same_columns(columns(followed, ids), columns((matrix, rows), ids))
+        assert following.get().matrix.overlay, "followed by change, not rebuilt"
+        changes = store.changes_since(store.version - 2)
+        assert changes is not None and changes.version == store.version and changes.nodes
+        assert store.changes_since(-5) is None, "a log that does not reach back that far says so"
+        following.close()
+    finally:
+        store.close()
+        drop_neo4j_workspace(neo4j_server, workspace)
+
+
+def test_the_change_log_of_the_embedded_store(tmp_path):
+    store = SqliteGraphStore(tmp_path / "graph")
+    assert store.changes_since(0) == ChangeSet(0, frozenset())
+    store.write([Node("e0", NodeType.ENTITY), Node("e1", NodeType.ENTITY)], [Edge("e0", EdgeType.RELATED_TO, "e1")])
+    store.write([Node("d0", NodeType.DOCUMENT, {"about": "e1"}), Node("c0", NodeType.CHUNK)], [Edge("d0", EdgeType.HAS_CHUNK, "c0")])
+    store.write(delete_nodes=["e0"])
+    assert store.changes_since(2).nodes == {"e0", "e1"}, "a deleted node and its neighbour"
+    assert store.changes_since(1).nodes == {"d0", "c0", "e1", "e0"}, "the entity a new document is about"
+    assert store.changes_since(3).nodes == frozenset() and store.changes_since(3).version == 3

@@ -243,6 +243,19 @@ class NetworkxGraphStore:
             if wanted is None or key in wanted:
                 yield data["edge"]
 
+    def total_support(self, edge_type: EdgeType) -> int:
+        # through the out-edges of the nodes an edge of this type starts at: no pass over every edge of the graph
+        key = str(EdgeType(edge_type))
+        successors = self._graph.succ
+        total = 0
+        for source in self._by_type.get(EDGE_ENDS[EdgeType(edge_type)][0], ()):
+            for keyed in successors[source].values():
+                data = keyed.get(key)
+                if data is not None:
+                    edge: Edge = data["edge"]
+                    total += int(edge.props.get("support") or len(edge.contrib))
+        return total
+
     def find_entities(self, text: str, limit: int = 10) -> list[Node]:
         needle = text.casefold().strip()
         if not needle:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Iterable, Iterator, Protocol, Sequence
 
-from graphdex.graph.model import Edge, EdgeKey, Node, NodeType
+from graphdex.graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.vectors import VectorChanges
 
 
@@ -72,6 +72,12 @@ class GraphStore(Protocol):
     def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
         """Every edge (of ``types``). With ``contributions=False`` a store may leave ``contrib`` empty: whole-graph
         readers that need only the derived props (projection, communities) then move far less data from a server."""
+        ...
+
+    def total_support(self, edge_type: EdgeType) -> int:
+        """The summed support of every edge of ``edge_type``: each edge's ``support`` prop (the chunks supporting
+        it), or the number of its contributions when it has none. The total weight of the entity graph, which the
+        community layer needs without reading every edge."""
         ...
 
     def find_entities(self, text: str, limit: int = 10) -> list[Node]:

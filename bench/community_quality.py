@@ -151,6 +151,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="graphdex-communities-")) if args.workdir is None else args.workdir
     shutil.rmtree(workdir / "index", ignore_errors=True)
+    load_before = os.getloadavg()[0]  # the machine may be shared: how busy it was besides this run
     cpu_before, began = _cpu(), time.perf_counter()
     workspace = Workspace(scratch_settings(workdir / "index", store="embedded", extract_workers=args.extract_workers))
     policy = CommunityPolicy(workspace.settings.community_resolution, workspace.settings.community_min_size)
@@ -218,7 +219,7 @@ def main() -> None:
     write_json(args.out, {"benchmark": "community_quality", "machine": machine(), "command": " ".join(["python", "bench/community_quality.py", *sys.argv[1:]]),
                           "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                           "policy": {"resolution": policy.resolution, "min_size": policy.min_size},
-                          "cpu_seconds": cpu_seconds, "wall_seconds": wall_seconds, "summary": summary, "steps": steps,
+                          "cpu_seconds": cpu_seconds, "wall_seconds": wall_seconds, "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], "summary": summary, "steps": steps,
                           "after_from_scratch_refresh": rebuilt})
 
 

@@ -153,9 +153,8 @@ def plan_communities(store: GraphStore, policy: CommunityPolicy, touched: Commun
     total = store.total_support(EdgeType.RELATED_TO) if scope.entities else 0
     groups = local_communities(scope.entities, inside, strength, total, policy.resolution, scope.initial, policy.min_size)
     membership = {member: i for i, group in enumerate(groups) for member in group}
-    internal: dict[int, list[Edge]] = defaultdict(list)
-    for key in sorted(scope.edges):
-        edge = scope.edges[key]
+    internal: dict[int, list[Edge]] = defaultdict(list)  # in any order: a description does not depend on it
+    for edge in scope.edges.values():
         group = membership.get(edge.source)
         if group is not None and group == membership.get(edge.target):
             internal[group].append(edge)

@@ -33,7 +33,7 @@ from harness import WIKI_PASSAGES, Timer, console, load_passages, machine, print
 import igraph
 
 from graphdex.graph.leiden import merge_edges
-from graphdex.graph.model import EdgeType, NodeType
+from graphdex.graph.model import EdgeType
 from graphdex.ingest.community_layer import CommunityPolicy, plan_communities
 from graphdex.ingest.target import CommunityChanges
 

@@ -94,10 +94,10 @@ class IndexTarget:
         left = self._communities_left(delete_nodes) if touches else set()
         self.vectors.mark_dirty()
         if self.vectors.in_store:
-            changes = VectorChanges(vectors, {t: list(ids) for t, ids in (delete_vectors or {}).items()})
+            vector_changes = VectorChanges(vectors, {t: list(ids) for t, ids in (delete_vectors or {}).items()})
             with self.exclusive():
-                if nodes or edges or delete_nodes or delete_edges or changes:
-                    self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges, vectors=changes)
+                if nodes or edges or delete_nodes or delete_edges or vector_changes:
+                    self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges, vectors=vector_changes)
                     if touches:
                         self.changes.record(nodes, edges, delete_edges, left)
                     crash_point("apply.graph_written")

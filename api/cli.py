@@ -253,6 +253,26 @@ def delete(document: str = typer.Argument(..., help="A document id (doc-...) or 
 
 
 @app.command()
+def communities(rebuild: bool = typer.Option(False, "--rebuild", help="Recompute the community layer from scratch (Leiden over the whole entity graph)."),
+                workspace_name: str = WORKSPACE_OPTION) -> None:
+    """The community layer: how many communities; --rebuild recomputes it from scratch (every write only updates the
+    communities it touched)."""
+    workspace = _workspace(workspace_name)
+    try:
+        if rebuild:
+            with workspace.store.lock():
+                written = workspace.maintenance.refresh_communities(from_scratch=True)
+                workspace.vectors.save(complete=True)
+            console.print(f"rebuilt the community layer: {written} community nodes and memberships written or removed")
+        counts = workspace.store.counts()
+    except (StoreError, ClusterError) as error:
+        _fail(str(error))
+    finally:
+        workspace.close()
+    console.print(f"{counts['nodes']['Community']} communities, {counts['edges']['IN_COMMUNITY']} memberships")
+
+
+@app.command()
 def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Counts of nodes per type, edges per type and vectors per index."""
     workspace = _workspace(workspace_name)

@@ -415,6 +415,16 @@ class Neo4jGraphStore:
             for r in rows:
                 yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), json.loads(r["contrib"]))
 
+    def total_support(self, edge_type: EdgeType) -> int:
+        type_ = EdgeType(edge_type)
+        source_label, target_label = (t.value for t in EDGE_ENDS[type_])
+        # the support prop is stored natively with the edge's readable props; without it, its contributions count
+        rows = self._read(
+            f"MATCH (:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(:{target_label}) "
+            "RETURN sum(CASE WHEN coalesce(r.support, 0) = 0 THEN size(coalesce(r.support_chunks, [])) ELSE toInteger(r.support) END) AS total"
+        )
+        return int(rows[0]["total"] or 0) if rows else 0
+
     def find_entities(self, text: str, limit: int = 10) -> list[Node]:
         needle = text.casefold().strip()
         if not needle:

@@ -163,7 +163,9 @@ class SqliteGraphStore:
         return [found[node_id] for node_id, _ in best if node_id in found]
 
     def total_support(self, edge_type: EdgeType) -> int:
-        return int(self._reader().execute("SELECT total(support) FROM edges WHERE type = ?", (str(EdgeType(edge_type)),)).fetchone()[0])
+        """Kept up to date by every write (in ``counts``), so the community layer never sums every edge."""
+        row = self._reader().execute("SELECT n FROM counts WHERE kind = 'support' AND type = ?", (str(EdgeType(edge_type)),)).fetchone()
+        return int(row[0]) if row else 0
 
     def counts(self) -> dict[str, dict[str, int]]:
         stored = {(kind, type_): n for kind, type_, n in self._reader().execute("SELECT kind, type, n FROM counts")}
@@ -249,6 +251,7 @@ class _Write:
         self.delete_nodes, self.delete_edges = delete_nodes, delete_edges
         self.node_counts: Counter = Counter()
         self.edge_counts: Counter = Counter()
+        self.support_totals: Counter = Counter()  # of each edge type: the community layer's total weight
         self.touched: set[int] = set()
         self._id_of: dict[int, str] = {}
 
@@ -299,21 +302,30 @@ class _Write:
             if ends != (str(expected[0]), str(expected[1])):
                 raise StoreError(f"edge {edge.key} joins {ends[0]} to {ends[1]}, but {edge.type} joins {expected[0]} to {expected[1]}")
 
-    def _edges_to_delete(self, known: dict[str, tuple[int, str]], deleted: dict[str, tuple[int, str]]) -> set[tuple[int, str, int]]:
-        doomed = {(known[s][0], str(t), known[d][0]) for s, t, d in self.delete_edges if s in known and d in known}
+    def _stored_edges(self, keys: Iterable[tuple[int, str, int]]) -> dict[tuple[int, str, int], int]:
+        """The support of each of ``keys`` that is stored."""
+        found = self.db.execute(
+            "SELECT e.src, e.type, e.dst, e.support FROM json_each(?) k JOIN edges e ON e.src = json_extract(k.value, '$[0]') "
+            "AND e.type = json_extract(k.value, '$[1]') AND e.dst = json_extract(k.value, '$[2]')", (json.dumps(sorted(set(keys))),))
+        return {(src, type_, dst): support for src, type_, dst, support in found}
+
+    def _edges_to_delete(self, known: dict[str, tuple[int, str]], deleted: dict[str, tuple[int, str]]) -> dict[tuple[int, str, int], int]:
+        """The stored edges this write deletes (those asked for, and every edge of a deleted node), with their support."""
+        doomed = self._stored_edges((known[s][0], str(t), known[d][0]) for s, t, d in self.delete_edges if s in known and d in known)
         if deleted:
             rows = json.dumps([r for r, _ in deleted.values()])
-            doomed |= set(self.db.execute(f"SELECT src, type, dst FROM edges WHERE src {IN_JSON} UNION SELECT src, type, dst FROM edges WHERE dst {IN_JSON}",
-                                          (rows, rows)))
+            doomed.update(((src, type_, dst), support) for src, type_, dst, support in self.db.execute(
+                f"SELECT src, type, dst, support FROM edges WHERE src {IN_JSON} UNION SELECT src, type, dst, support FROM edges WHERE dst {IN_JSON}",
+                (rows, rows)))
         return doomed
 
-    def _delete(self, doomed: set[tuple[int, str, int]], deleted: dict[str, tuple[int, str]]) -> None:
-        by_type: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
-        for key in doomed:
-            by_type[key[1]].append(key)
-        for type_, keys in by_type.items():
-            self.edge_counts[type_] -= self.db.executemany("DELETE FROM edges WHERE src = ? AND type = ? AND dst = ?", keys).rowcount
-            self.db.executemany("DELETE FROM edge_support WHERE src = ? AND type = ? AND dst = ?", keys)
+    def _delete(self, doomed: dict[tuple[int, str, int], int], deleted: dict[str, tuple[int, str]]) -> None:
+        for (_, type_, _), support in doomed.items():
+            self.edge_counts[type_] -= 1
+            self.support_totals[type_] -= support
+        keys = sorted(doomed)
+        self.db.executemany("DELETE FROM edges WHERE src = ? AND type = ? AND dst = ?", keys)
+        self.db.executemany("DELETE FROM edge_support WHERE src = ? AND type = ? AND dst = ?", keys)
         for row, type_ in deleted.values():
             self.node_counts[type_] -= 1
         rows = [(row,) for row, _ in deleted.values()]
@@ -354,11 +366,10 @@ class _Write:
         if not self.edges:
             return
         keys = [(rows[e.source], str(e.type), rows[e.target]) for e in self.edges]
-        existing = set(self.db.execute(
-            "SELECT e.src, e.type, e.dst FROM json_each(?) k JOIN edges e ON e.src = json_extract(k.value, '$[0]') "
-            "AND e.type = json_extract(k.value, '$[1]') AND e.dst = json_extract(k.value, '$[2]')", (json.dumps(keys),)))
-        for key in set(keys) - existing:
-            self.edge_counts[key[1]] += 1
+        existing = self._stored_edges(keys)
+        for key, edge in zip(keys, self.edges):
+            self.edge_counts[key[1]] += key not in existing
+            self.support_totals[key[1]] += edge_support_prop(edge) - existing.get(key, 0)
         self.db.executemany(
             "INSERT INTO edges (src, type, dst, weight, support, props, contrib) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(src, type, dst) DO UPDATE SET "
             "weight = excluded.weight, support = excluded.support, props = excluded.props, contrib = excluded.contrib",
@@ -378,5 +389,6 @@ class _Write:
         self.db.executemany("INSERT OR IGNORE INTO edge_support VALUES (?, ?, ?, ?)", added)
 
     def _save_counts(self) -> None:
-        changes = [("node", t, n) for t, n in self.node_counts.items() if n] + [("edge", t, n) for t, n in self.edge_counts.items() if n]
+        changes = [(kind, t, n) for kind, counter in (("node", self.node_counts), ("edge", self.edge_counts), ("support", self.support_totals))
+                   for t, n in counter.items() if n]
         self.db.executemany("INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT(kind, type) DO UPDATE SET n = n + excluded.n", changes)

@@ -79,10 +79,6 @@ class GraphStore(Protocol):
         """Ids of the documents whose ``about`` property names each entity (the entities without any are left out)."""
         ...
 
-    def total_support(self, edge_type: EdgeType) -> int:
-        """The sum over the edges of a type of their supporting chunk counts (the community layer's total weight)."""
-        ...
-
     def node_ids(self, type_: NodeType) -> set[str]:
         ...
 
@@ -92,6 +88,12 @@ class GraphStore(Protocol):
     def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
         """Every edge (of ``types``). With ``contributions=False`` a store may leave ``contrib`` empty: whole-graph
         readers that need only the derived props (projection, communities) then move far less data from a server."""
+        ...
+
+    def total_support(self, edge_type: EdgeType) -> int:
+        """The summed support of every edge of ``edge_type``: each edge's ``support`` prop (the chunks supporting
+        it), or the number of its contributions when it has none. The total weight of the entity graph, which the
+        community layer needs without reading every edge."""
         ...
 
     def find_entities(self, text: str, limit: int = 10) -> list[Node]:

@@ -1,10 +1,21 @@
 """The community layer: Leiden communities over the entity graph, as Community nodes with a label and keywords.
 
-Communities are recomputed from the whole RELATED_TO graph after each ingest or delete: a function of the graph, so
-that a delete leaves exactly the communities a build without the document would have. That recomputation is the part
-of every write that grows with the index (docs/scaling.md). What is written stays proportional to what changed: a
-community is named by one of its members, so one that gains or loses a few members keeps its id and only those
-members' edges are written; only communities whose members or text changed are rewritten and re-embedded.
+Writes update the layer, they do not rebuild it: after an ingest or delete only the communities the write touched
+are clustered again (``IndexTarget.changes`` records them: entities written, ends of RELATED_TO edges written or
+deleted, communities that lost a deleted member). Those communities and the touched entities are re-clustered
+together, starting from the communities they are in, by the modularity of the whole graph (graph/leiden.py): the
+whole graph's strengths and total support, so that a small part is not split finer than the whole would be. The
+rest of the layer is not read. A refresh from scratch (``touched=None``: after a crash, when what was touched is
+unknown) clusters every entity, from singletons, by the same code; a first build, where everything is touched and
+no community exists yet, gives exactly its result.
+
+So the layer depends on the history of writes, not only on the graph: after a delete it is *valid* (each entity in
+at most one community, each community of at least ``min_size`` existing members and described from its members on
+the current graph) rather than the layer a build without the document would have. The other layers stay exact.
+
+What is written stays proportional to what changed: a community is named by its first member, so one that gains or
+loses a few members keeps its id and only those members' edges are written; only communities whose members or text
+changed are rewritten and re-embedded.
 """
 
 from __future__ import annotations
@@ -12,12 +23,14 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Iterable, Mapping
 
 from graphdex.common.ids import community_id
-from graphdex.graph.leiden import detect_communities
-from graphdex.graph.model import Edge, EdgeType, Node, NodeType
+from graphdex.graph.leiden import local_communities, merge_edges
+from graphdex.graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.store import GraphStore
 from graphdex.ingest.derive import embedding_text
-from graphdex.ingest.target import IndexTarget
+from graphdex.ingest.target import CommunityChanges, IndexTarget
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +45,13 @@ KEYWORDS = 8
 CHUNKS_PER_COMMUNITY = 20
 
 
-def _describe(members: list[str], entities: dict[str, Node], internal: list[Edge], degree: Counter) -> dict:
+def describe_community(members: list[str], entities: Mapping[str, Node], internal: Iterable[Edge]) -> dict:
+    """A Community node's props: from its (sorted) members' props and the RELATED_TO edges between them."""
+    internal = list(internal)
+    degree: Counter = Counter()
+    for edge in internal:
+        degree[edge.source] += _support(edge)
+        degree[edge.target] += _support(edge)
     ranked = sorted(members, key=lambda m: (-degree[m], entities[m].props["name"]))
     keywords: Counter = Counter()
     for edge in internal:
@@ -57,42 +76,124 @@ def _support(edge: Edge) -> int:
     return int(edge.props.get("support") or len(edge.contrib))
 
 
-def refresh_communities(target: IndexTarget, policy: CommunityPolicy) -> int:
-    """Recompute communities and write the difference; returns how many Community nodes and membership edges were
-    written or removed."""
-    store = target.store
-    related = list(store.iter_edges([EdgeType.RELATED_TO], contributions=False))
-    groups = detect_communities(((e.source, e.target, float(_support(e))) for e in related), policy.resolution, policy.min_size)
-    membership = {m: i for i, group in enumerate(groups) for m in group}
-    entities = store.get_nodes(membership)
-    degree: Counter = Counter()
-    internal: dict[int, list[Edge]] = defaultdict(list)
-    for edge in related:
-        a, b = membership.get(edge.source), membership.get(edge.target)
-        if a is not None and a == b:
-            internal[a].append(edge)
-            degree[edge.source] += _support(edge)
-            degree[edge.target] += _support(edge)
-    wanted: dict[str, Node] = {}
-    members_of: dict[str, list[str]] = {}
-    for i, group in enumerate(groups):
-        cid = community_id(group[0])  # named by its first member (groups are sorted), see community_id
-        members_of[cid] = group
-        wanted[cid] = Node(cid, NodeType.COMMUNITY, _describe(group, entities, internal[i], degree))
-    existing = store.get_nodes(store.node_ids(NodeType.COMMUNITY))
+@dataclass
+class Scope:
+    """The part of the entity graph a refresh clusters again, and the communities its result replaces."""
+
+    entities: list[str]  # sorted; each has a RELATED_TO edge
+    edges: dict[EdgeKey, Edge]  # every RELATED_TO edge with an end among them (the others count in strengths only)
+    communities: list[str]  # sorted: the communities replaced
+    links: set[tuple[str, str]]  # their memberships: (entity, community)
+    initial: dict[str, str] | None  # the community each entity starts in; None: every entity alone (from scratch)
+
+
+def whole_scope(store: GraphStore) -> Scope:
+    """Every entity with a RELATED_TO edge, every community, no starting communities: a refresh from scratch."""
+    edges = {e.key: e for e in store.iter_edges([EdgeType.RELATED_TO], contributions=False)}
+    entities = sorted({end for e in edges.values() if e.source != e.target for end in (e.source, e.target)})
+    communities = sorted(store.node_ids(NodeType.COMMUNITY))
+    return Scope(entities, edges, communities, _links(store, communities), None)
+
+
+def touched_scope(store: GraphStore, touched: CommunityChanges) -> Scope:
+    """The touched entities (those that still exist) and every member of their communities and of the communities
+    that lost a deleted member, each starting in its current community; read through those entities and
+    communities, never by a pass over the graph."""
+    touched_ids = sorted(touched.entities)
+    around = store.edges_of_many(touched_ids, [EdgeType.IN_COMMUNITY, EdgeType.RELATED_TO], contributions=False)
+    communities = set(touched.communities)
+    edges: dict[EdgeKey, Edge] = {}
+    for node_id, found in around.items():
+        for edge in found:
+            if edge.type == EdgeType.RELATED_TO:
+                edges[edge.key] = edge
+            elif edge.source == node_id:
+                communities.add(edge.target)
+    ordered = sorted(communities)
+    links = _links(store, ordered)
+    members = {member for member, _ in links}
+    more = store.edges_of_many(sorted(members - set(touched_ids)), [EdgeType.RELATED_TO], contributions=False)
+    edges.update((edge.key, edge) for found in more.values() for edge in found)
+    candidates = members | set(touched_ids)
+    entities = sorted({end for e in edges.values() if e.source != e.target for end in (e.source, e.target)} & candidates)
+    in_scope = set(entities)
+    return Scope(entities, edges, ordered, links, {member: community for member, community in links if member in in_scope})
+
+
+def _links(store: GraphStore, communities: list[str]) -> set[tuple[str, str]]:
+    """The memberships of ``communities``, read through the communities (not by a scan of every edge)."""
+    wanted = set(communities)
+    found = store.edges_of_many(communities, [EdgeType.IN_COMMUNITY], contributions=False)
+    return {(e.source, e.target) for edges in found.values() for e in edges if e.target in wanted}
+
+
+@dataclass
+class CommunityPlan:
+    """What a refresh writes: the scope's communities replaced by ``wanted``."""
+
+    scope: Scope
+    groups: list[list[str]]
+    wanted: dict[str, Node]  # the Community nodes of the groups of at least min_size
+    existing: dict[str, Node]  # the scope's communities as stored
+    from_scratch: bool
+
+
+def plan_communities(store: GraphStore, policy: CommunityPolicy, touched: CommunityChanges | None = None) -> CommunityPlan:
+    """The scope's communities clustered again (reads only; ``touched=None``: from scratch)."""
+    from_scratch = touched is None or touched.everything
+    scope = whole_scope(store) if from_scratch else touched_scope(store, touched)
+    in_scope = set(scope.entities)
+    strength: Counter = Counter()  # over every RELATED_TO edge of an entity, inside the scope or not
+    for edge in scope.edges.values():
+        if edge.source != edge.target:
+            for end in (edge.source, edge.target):
+                if end in in_scope:
+                    strength[end] += _support(edge)
+    inside = merge_edges((e.source, e.target, float(_support(e))) for e in scope.edges.values() if e.source in in_scope and e.target in in_scope)
+    total = store.total_support(EdgeType.RELATED_TO) if scope.entities else 0
+    groups = local_communities(scope.entities, inside, strength, total, policy.resolution, scope.initial, policy.min_size)
+    membership = {member: i for i, group in enumerate(groups) for member in group}
+    internal: dict[int, list[Edge]] = defaultdict(list)  # in any order: a description does not depend on it
+    for edge in scope.edges.values():
+        group = membership.get(edge.source)
+        if group is not None and group == membership.get(edge.target):
+            internal[group].append(edge)
+    entities = store.get_nodes(sorted(membership))
+    # named by its first member (groups are sorted), see community_id
+    wanted = {community_id(group[0]): Node(community_id(group[0]), NodeType.COMMUNITY, describe_community(group, entities, internal[i]))
+              for i, group in enumerate(groups)}
+    replaced = set(scope.communities)
+    stored = store.get_nodes(sorted(replaced | set(wanted)))
+    existing = {cid: node for cid, node in stored.items() if cid in replaced and node.type == NodeType.COMMUNITY}
+    clash = sorted(cid for cid in stored if cid not in replaced)
+    if clash and not from_scratch:
+        # a community outside the scope already has a new community's name: the layer was not written by these
+        # refreshes alone (every community is named by its smallest member); start again from the whole graph
+        log.warning("community %s exists outside the refreshed part of the layer: refreshing every community", clash[0])
+        return plan_communities(store, policy, None)
+    return CommunityPlan(scope, groups, wanted, existing, from_scratch)
+
+
+def refresh_communities(target: IndexTarget, policy: CommunityPolicy, touched: CommunityChanges | None = None) -> int:
+    """Cluster again the communities ``touched`` concerns (None: every community, from scratch) and write the
+    difference in one write; returns how many Community nodes and membership edges were written or removed."""
+    plan = plan_communities(target.store, policy, touched)
+    wanted, existing = plan.wanted, plan.existing
     removed = sorted(set(existing) - set(wanted))
-    changed = [node for cid, node in wanted.items() if cid not in existing or existing[cid].props != node.props]
-    # the membership edges of the communities that stay: read through the communities, not by a scan of every edge
-    kept = sorted(set(existing) & set(wanted))
-    linked = {(e.source, e.target) for edges in store.edges_of_many(kept, [EdgeType.IN_COMMUNITY], contributions=False).values() for e in edges}
-    wanted_links = {(member, cid) for cid, members in members_of.items() for member in members}
+    changed = [node for cid, node in sorted(wanted.items()) if cid not in existing or existing[cid].props != node.props]
+    kept = set(existing) & set(wanted)
+    linked = {(member, cid) for member, cid in plan.scope.links if cid in kept}
+    wanted_links = {(member, community_id(group[0])) for group in plan.groups for member in group}
     # every member's edge, not only those of new communities: an entity deleted and created again (a replaced
     # document) lost its edge, while its community kept its id
     new_edges = [Edge(member, EdgeType.IN_COMMUNITY, cid) for member, cid in sorted(wanted_links - linked)]
     # a member that left a community that stays (the edges of removed communities go with them)
     left = [(member, EdgeType.IN_COMMUNITY, cid) for member, cid in sorted(linked - wanted_links)]
     re_embed = [n for n in changed if n.id not in existing or embedding_text(existing[n.id]) != embedding_text(n)]
-    target.apply(target.embed(re_embed), changed, new_edges, delete_nodes=removed, delete_edges=left, delete_vectors={NodeType.COMMUNITY: removed})
-    log.info("communities: %d in all, %d written, %d removed; %d memberships added, %d removed", len(wanted), len(changed), len(removed),
-             len(new_edges), len(left))
+    if changed or removed or new_edges or left:
+        target.apply(target.embed(re_embed), changed, new_edges, delete_nodes=removed, delete_edges=left,
+                     delete_vectors={NodeType.COMMUNITY: removed}, touches=False)
+    log.info("communities (%s): %d entities and %d communities re-clustered into %d; %d written, %d removed; %d memberships added, %d removed",
+             "from scratch" if plan.from_scratch else "touched", len(plan.scope.entities), len(plan.scope.communities), len(wanted), len(changed),
+             len(removed), len(new_edges), len(left))
     return len(changed) + len(removed) + len(new_edges) + len(left)

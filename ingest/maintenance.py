@@ -2,8 +2,11 @@
 refresh that follows every change.
 
 Crash safety rests on three facts: every graph write is atomic; an operation's changes end with one vector save that
-clears the dirty marker set durably before its first change (``IndexTarget.apply``); and everything else (vectors,
-the community layer) is a function of the graph, so a start that finds the marker recomputes what may be behind."""
+clears the dirty marker set durably before its first change (``IndexTarget.apply``); and everything else can be
+recomputed from the graph: the vectors from their nodes' text, and the community layer from scratch. A start that
+finds the marker does both. What a dead process had touched is unknown, so its community refresh and that of the
+operation after it (the command run again) are from scratch: that operation then ends exactly where a clean run
+does."""
 
 from __future__ import annotations
 
@@ -75,8 +78,14 @@ class Maintenance:
                           delete_edges=removal.dropped_edges, delete_vectors=dropped_vectors)
         return DeleteReport(doc_id, len(chunk_ids), len(deleted_ids), len(removal.updated))
 
-    def refresh_communities(self) -> int:
-        return refresh_communities(self.target, self.communities)
+    def refresh_communities(self, *, from_scratch: bool = False) -> int:
+        """The community layer after the writes since the last refresh: only the communities they touched are
+        clustered again (all of them ``from_scratch``, or when what was touched is unknown); then the record of
+        touches starts afresh."""
+        changes = self.target.changes
+        written = refresh_communities(self.target, self.communities, None if from_scratch or changes.everything else changes)
+        changes.clear()
+        return written
 
     def finish(self) -> None:
         """End an operation that changed the graph: the community layer follows it, then one save makes it complete."""
@@ -88,11 +97,13 @@ class Maintenance:
         """Bring vectors and communities in line with the graph after an interrupted run; returns the fixes made.
 
         Always: every vector index holds exactly the ids of its type's stored nodes. After a crash (the dirty marker
-        survived): also every vector was made from its node's current text, and the communities are recomputed."""
+        survived): also every vector was made from its node's current text, and the community layer is recomputed
+        from scratch, as is the next refresh (the operation that crashed, run again, must end as a clean run does)."""
         verify = self.target.vectors.dirty
         fixes = sum(self._repair_vectors(type_, verify) for type_ in SEARCHABLE_TYPES)
         if verify:
-            fixes += self.refresh_communities()
+            fixes += self.refresh_communities(from_scratch=True)
+            self.target.changes.everything = True
             log.warning("an earlier run ended before its last save: %d vector or community entries were brought in line with the graph", fixes)
             self.target.vectors.save(complete=True)
         elif fixes:

@@ -140,7 +140,8 @@ class Indexer:
                 raise
             log.warning("the graph store refused a write (%s); writing the %d documents one at a time", error, len(prepared))
             self._write_one_by_one(prepared, report, touched)
-        # an earlier operation that stopped before its closing save (a store outage) is finished here too
+        # the communities these writes touched (``target.changes``) are clustered again; an earlier operation that
+        # stopped before its closing save (a store outage) is finished here too, its touches still recorded
         if prepared or self.target.vectors.dirty:
             crash_point("ingest.before_communities")
             report.timed("communities", self.maintenance.refresh_communities)

@@ -1,7 +1,8 @@
 """The pair a writer keeps in step, the graph store and its vector indexes, with the embedder and lock they share.
 
 Both the ingest path and maintenance (delete, repair, communities) write through it, so "embed outside the lock,
-then add vectors and write the graph inside it" is written once.
+then add vectors and write the graph inside it" is written once; and so is the record of what the writes touched
+(``CommunityChanges``), from which the community layer refreshes only the communities a write concerns.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from graphdex.common.embedder import Embedder
 from graphdex.common.faults import crash_point
-from graphdex.graph.model import Edge, EdgeKey, Node, NodeType
+from graphdex.graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorChanges, VectorIndexes
 from graphdex.ingest.derive import embedding_text
@@ -30,6 +31,37 @@ def text_digest(node: Node) -> str:
     return hashlib.blake2b(embedding_text(node).encode(), digest_size=8).hexdigest()
 
 
+@dataclass
+class CommunityChanges:
+    """What the graph writes since the last community refresh touched: the entities written or at either end of a
+    RELATED_TO edge written or deleted, and the communities that lost a deleted member. The community layer's own
+    writes (Community nodes, IN_COMMUNITY edges) are not touches. ``everything``: what was touched is unknown (a
+    process died mid-operation), so the next refresh starts from scratch."""
+
+    entities: set[str] = field(default_factory=set)
+    communities: set[str] = field(default_factory=set)
+    everything: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.entities or self.communities or self.everything)
+
+    def record(self, nodes: Sequence[Node], edges: Sequence[Edge], delete_edges: Sequence[EdgeKey], left: Iterable[str]) -> None:
+        """A graph write that succeeded; ``left``: the communities its deleted nodes belonged to (read before it)."""
+        self.entities.update(n.id for n in nodes if n.type == NodeType.ENTITY)
+        for edge in edges:
+            if edge.type == EdgeType.RELATED_TO:
+                self.entities.update((edge.source, edge.target))
+        for source, type_, target in delete_edges:
+            if type_ == EdgeType.RELATED_TO:
+                self.entities.update((source, target))
+        self.communities.update(left)
+
+    def clear(self) -> None:
+        self.entities.clear()
+        self.communities.clear()
+        self.everything = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class IndexTarget:
     store: GraphStore
@@ -37,6 +69,8 @@ class IndexTarget:
     embedder: Embedder
     #: Held around each mutation (the write side of the service's readers-writer lock); embedding runs outside it.
     exclusive: Callable[[], AbstractContextManager[None]] = field(default=nullcontext)
+    #: What the writes through this target touched since the last community refresh (the one mutable part).
+    changes: CommunityChanges = field(default_factory=CommunityChanges)
 
     def embed(self, nodes: Sequence[Node]) -> NodeVectors:
         """The nodes' vectors by type: the slow part of a write, done before taking the lock."""
@@ -49,23 +83,31 @@ class IndexTarget:
         return {type_: ([nodes[r].id for r in picked], matrix[picked], [text_digest(nodes[r]) for r in picked]) for type_, picked in rows.items()}
 
     def apply(self, vectors: NodeVectors, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (),
-              delete_edges: Iterable[EdgeKey] = (), delete_vectors: Mapping[NodeType, Iterable[str]] | None = None) -> None:
+              delete_edges: Iterable[EdgeKey] = (), delete_vectors: Mapping[NodeType, Iterable[str]] | None = None, touches: bool = True) -> None:
         """One atomic graph write, then the vectors, under the lock. The vectors' dirty marker is made durable
         before anything changes, so a crash anywhere until the operation's closing save is found and healed by
         ``Maintenance.recover`` on the next start. Vectors kept in the store are written by the graph's own
-        transaction instead: then the two cannot diverge, and the marker is only for the community layer."""
+        transaction instead: then the two cannot diverge, and the marker is only for the community layer.
+
+        A write that succeeds is recorded in ``changes`` (``touches=False``: the community layer's own writes)."""
+        delete_nodes, delete_edges = list(delete_nodes), list(delete_edges)
+        left = self._communities_left(delete_nodes) if touches else set()
         self.vectors.mark_dirty()
         if self.vectors.in_store:
-            changes = VectorChanges(vectors, {t: list(ids) for t, ids in (delete_vectors or {}).items()})
+            vector_changes = VectorChanges(vectors, {t: list(ids) for t, ids in (delete_vectors or {}).items()})
             with self.exclusive():
-                if nodes or edges or delete_nodes or delete_edges or changes:
-                    self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges, vectors=changes)
+                if nodes or edges or delete_nodes or delete_edges or vector_changes:
+                    self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges, vectors=vector_changes)
+                    if touches:
+                        self.changes.record(nodes, edges, delete_edges, left)
                     crash_point("apply.graph_written")
             return
         with self.exclusive():
             # the graph first: when its (atomic) write fails, nothing changed and the vectors still match it
             if nodes or edges or delete_nodes or delete_edges:
                 self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges)
+                if touches:
+                    self.changes.record(nodes, edges, delete_edges, left)
                 crash_point("apply.graph_written")
             try:
                 self.add_vectors(vectors)
@@ -74,6 +116,14 @@ class IndexTarget:
             except BaseException:
                 self.vectors.suspect()  # behind the graph now: keep the dirty marker until a start verifies them
                 raise
+
+    def _communities_left(self, delete_nodes: list[str]) -> set[str]:
+        """The communities that nodes about to be deleted belong to: they lose a member, so they are re-described."""
+        if not delete_nodes:
+            return set()
+        gone = set(delete_nodes)
+        found = self.store.edges_of_many(delete_nodes, [EdgeType.IN_COMMUNITY], contributions=False)
+        return {e.target for edges in found.values() for e in edges if e.source in gone}
 
     def add_vectors(self, vectors: NodeVectors) -> None:
         for type_, (ids, matrix, digests) in vectors.items():

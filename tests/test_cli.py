@@ -48,6 +48,9 @@ def test_ingest_query_stats_delete_round_trip(tmp_path):
     assert removed.exit_code == 0, removed.output
     assert json.loads(invoke(data, "stats", "--json").stdout)["nodes"]["Document"] == 1
 
+    rebuilt = invoke(data, "communities", "--rebuild")
+    assert rebuilt.exit_code == 0 and "rebuilt the community layer" in said(rebuilt) and "communities" in said(invoke(data, "communities"))
+
 
 def test_user_mistakes_give_clear_errors(tmp_path):
     data = tmp_path / "index"

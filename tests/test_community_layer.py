@@ -1,54 +1,216 @@
-"""The community layer's write: a community keeps its id when a few members move, only those memberships change, and
-the result is still the one a refresh of the final graph from scratch gives."""
+"""The community layer is updated, never rebuilt: a refresh clusters again only the communities the writes touched
+(and reads nothing else), keeps a community's id when a few members move, re-describes a community that lost a
+deleted member, leaves a valid layer after deletes, and a first build gives exactly the layer a refresh from scratch
+gives."""
+
+import numpy as np
+import pytest
 
 from graphdex.graph.model import Edge, EdgeType, Node, NodeType
+from graphdex.ingest.community_layer import CommunityPolicy, plan_communities
+from graphdex.ingest.target import CommunityChanges
+from tests.conftest import FILM_DOCS, as_documents
+from tests.test_pipeline import assert_same, assert_valid_communities, snapshot
 
 
 def _entity(i: int) -> Node:
-    return Node(f"e{i}", NodeType.ENTITY, {"name": f"entity {i}", "type": "PERSON", "chunks": []}, {})
+    return Node(f"e{i}", NodeType.ENTITY, {"name": f"entity {i}", "type": "PERSON", "chunks": [f"d{i}:00000"]}, {})
 
 
-def _clique(members: list[int]) -> list[Edge]:
-    return [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {"support": 1, "keywords": ["knows"]}, {}) for a in members for b in members if a < b]
+def _clique(members: list[int], support: int = 1) -> list[Edge]:
+    return [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {"support": support, "keywords": ["knows"]}, {}) for a in members for b in members if a < b]
+
+
+def _write(workspace, nodes=(), edges=(), delete_nodes=(), delete_edges=()) -> None:
+    """A graph write through the writer's target, as ingest and delete make them (so that it is recorded)."""
+    target = workspace.maintenance.target
+    target.apply(target.embed(list(nodes)), nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges,
+                 delete_vectors={NodeType.ENTITY: list(delete_nodes)})
 
 
 def _memberships(workspace) -> set[tuple[str, str]]:
     return {(e.source, e.target) for e in workspace.store.iter_edges([EdgeType.IN_COMMUNITY])}
 
 
+def _communities(workspace) -> dict[str, dict]:
+    return {n.id: n.props for n in workspace.store.iter_nodes(NodeType.COMMUNITY)}
+
+
 def test_a_community_keeps_its_id_when_a_member_leaves(make_workspace):
     first, second = [0, 1, 2, 3, 4], [5, 6, 7, 8]
     workspace = make_workspace()
-    workspace.store.write([_entity(i) for i in first + second], _clique(first) + _clique(second))
+    _write(workspace, [_entity(i) for i in first + second], _clique(first) + _clique(second))
     workspace.maintenance.refresh_communities()
     before = _memberships(workspace)
     assert len(workspace.store.node_ids(NodeType.COMMUNITY)) == 2 and len(before) == 9
 
-    workspace.store.write(delete_nodes=["e4"])  # the last member of the first community leaves the graph
+    _write(workspace, delete_nodes=["e4"])  # the last member of the first community leaves the graph
     workspace.maintenance.refresh_communities()
     after = _memberships(workspace)
     assert after == before - {(m, c) for m, c in before if m == "e4"}, "the other memberships, and both ids, stay"
 
     fresh = make_workspace("fresh")
-    fresh.store.write([_entity(i) for i in [0, 1, 2, 3] + second], _clique([0, 1, 2, 3]) + _clique(second))
+    _write(fresh, [_entity(i) for i in [0, 1, 2, 3] + second], _clique([0, 1, 2, 3]) + _clique(second))
     fresh.maintenance.refresh_communities()
     assert _memberships(fresh) == after
-    sizes = {n.id: n.props["size"] for n in workspace.store.iter_nodes(NodeType.COMMUNITY)}
-    assert sizes == {n.id: n.props["size"] for n in fresh.store.iter_nodes(NodeType.COMMUNITY)} == {c: 4 for _, c in after}
+    assert _communities(workspace) == _communities(fresh)
+    assert {c: p["size"] for c, p in _communities(workspace).items()} == {c: 4 for _, c in after}
 
 
 def test_a_member_that_moves_leaves_its_old_community(make_workspace):
     workspace = make_workspace()
-    workspace.store.write([_entity(i) for i in range(9)], _clique([0, 1, 2, 3]) + _clique([4, 5, 6, 7]) + [
-        Edge("e8", EdgeType.RELATED_TO, "e0", {"support": 1}, {}), Edge("e8", EdgeType.RELATED_TO, "e1", {"support": 1}, {})])
+    _write(workspace, [_entity(i) for i in range(9)], _clique([0, 1, 2, 3]) + _clique([4, 5, 6, 7]) + [
+        Edge("e0", EdgeType.RELATED_TO, "e8", {"support": 1}, {}), Edge("e1", EdgeType.RELATED_TO, "e8", {"support": 1}, {})])
     workspace.maintenance.refresh_communities()
     assert {m for m, c in _memberships(workspace) if m == "e8"} == {"e8"}
 
     # e8 now belongs with the second group: its old edges go, and it has one membership, in the other community
-    workspace.store.write(edges=[Edge("e8", EdgeType.RELATED_TO, f"e{i}", {"support": 3}, {}) for i in (4, 5, 6, 7)],
-                          delete_edges=[("e8", EdgeType.RELATED_TO, "e0"), ("e8", EdgeType.RELATED_TO, "e1")])
+    _write(workspace, edges=[Edge(f"e{i}", EdgeType.RELATED_TO, "e8", {"support": 3}, {}) for i in (4, 5, 6, 7)],
+           delete_edges=[("e0", EdgeType.RELATED_TO, "e8"), ("e1", EdgeType.RELATED_TO, "e8")])
     workspace.maintenance.refresh_communities()
     memberships = _memberships(workspace)
     community_of = dict(memberships)
     assert [m for m, _ in memberships].count("e8") == 1
     assert community_of["e8"] == community_of["e4"] != community_of["e0"]
+    assert_valid_communities(snapshot(workspace))
+
+
+class CountingStore:
+    """The real store, recording every id a read names and refusing the reads of a whole type."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.read: set[str] = set()
+        self.written: list[tuple] = []
+        self.whole_reads = 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def get_nodes(self, ids):
+        ids = list(ids)
+        self.read.update(ids)
+        return self._store.get_nodes(ids)
+
+    def edges_of_many(self, node_ids, types=None, contributions=True):
+        node_ids = list(node_ids)
+        self.read.update(node_ids)
+        found = self._store.edges_of_many(node_ids, types, contributions)
+        self.read.update(end for edges in found.values() for e in edges for end in (e.source, e.target))
+        return found
+
+    def iter_edges(self, types=None, contributions=True):
+        self.whole_reads += 1
+        return self._store.iter_edges(types, contributions)
+
+    def node_ids(self, type_):
+        self.whole_reads += 1
+        return self._store.node_ids(type_)
+
+    def write(self, nodes=(), edges=(), delete_nodes=(), delete_edges=(), vectors=None):
+        self.written.append((list(nodes), list(edges), list(delete_nodes), list(delete_edges)))
+        self._store.write(nodes, edges, delete_nodes, delete_edges, vectors=vectors)
+
+    def reset(self) -> None:
+        self.read, self.written, self.whole_reads = set(), [], 0
+
+
+def test_a_refresh_reads_and_writes_only_the_communities_a_write_touched(make_workspace):
+    """Three separate groups; a write inside the first: the refresh reads the first group and its community, never
+    the far ones (nor anything whole), and writes only there."""
+    groups = [list(range(0, 5)), list(range(5, 10)), list(range(10, 15))]
+    workspace = make_workspace()
+    workspace.__dict__["store"] = counting = CountingStore(workspace.store)
+    _write(workspace, [_entity(i) for i in range(15)], [e for g in groups for e in _clique(g)])
+    workspace.maintenance.refresh_communities()
+    community_of = dict(_memberships(workspace))
+    far = {f"e{i}" for g in groups[1:] for i in g} | {community_of[f"e{i}"] for g in groups[1:] for i in g}
+    before = snapshot(workspace)
+
+    _write(workspace, [_entity(15)], [Edge(f"e{i}", EdgeType.RELATED_TO, "e15", {"support": 2, "keywords": ["joins"]}, {}) for i in (0, 1, 2)])
+    assert workspace.maintenance.target.changes.entities == {"e0", "e1", "e2", "e15"}
+    counting.reset()
+    assert workspace.maintenance.refresh_communities() > 0
+    assert counting.whole_reads == 0
+    assert counting.read & far == set(), "a far community and its members are not read"
+    assert counting.read >= {f"e{i}" for i in range(16)} - far
+    written_ids = {i for nodes, edges, deletes, edge_deletes in counting.written
+                   for i in [*(n.id for n in nodes), *(x for e in edges for x in (e.source, e.target)), *deletes, *(x for k in edge_deletes for x in (k[0], k[2]))]}
+    assert written_ids & far == set(), "nothing far is written"
+    assert written_ids == {"e15", community_of["e0"]}
+    assert not workspace.maintenance.target.changes, "the record starts afresh"
+    after = snapshot(workspace)
+    for node_id in far:
+        assert after["nodes"][node_id] == before["nodes"][node_id]
+    assert dict(_memberships(workspace))["e15"] == community_of["e0"]
+    assert_valid_communities(after)
+
+
+def test_a_community_that_loses_a_deleted_member_is_described_again(make_workspace):
+    workspace = make_workspace()
+    _write(workspace, [_entity(i) for i in range(10)], _clique(list(range(5))) + _clique(list(range(5, 10))))
+    workspace.maintenance.refresh_communities()
+    community = dict(_memberships(workspace))["e3"]
+    assert _communities(workspace)[community]["size"] == 5
+
+    # e4 goes with its edges; no entity is written and no RELATED_TO edge deleted by name: only the record of the
+    # community it belonged to (read before the write) says what to refresh
+    _write(workspace, delete_nodes=["e4"])
+    changes = workspace.maintenance.target.changes
+    assert changes.entities == set() and changes.communities == {community}
+    workspace.maintenance.refresh_communities()
+    props = _communities(workspace)[community]
+    assert props["size"] == 4 and "entity 4" not in props["members"]
+    assert_valid_communities(snapshot(workspace))
+
+
+@pytest.fixture
+def documents(sample_records):
+    return FILM_DOCS + as_documents(sample_records[:60])
+
+
+def test_a_first_build_is_exactly_the_layer_from_scratch(make_workspace, documents):
+    workspace = make_workspace()
+    workspace.indexer.ingest(documents)
+    built = snapshot(workspace)
+    assert len(_communities(workspace)) >= 5
+    plan = plan_communities(workspace.store, CommunityPolicy(), None)
+    assert plan.from_scratch and {c: n.props for c, n in plan.wanted.items()} == _communities(workspace)
+    assert workspace.maintenance.refresh_communities(from_scratch=True) == 0, "from scratch finds nothing to change"
+    assert_same(built, snapshot(workspace))
+    # and ingest in batches of its own: the first refresh sees every entity touched, no community yet
+    batches = make_workspace("batches", write_batch_chunks=4)
+    batches.indexer.ingest(documents)
+    assert_same(built, snapshot(batches))
+
+
+def test_after_ingests_and_deletes_the_layer_is_valid(make_workspace, documents, embedder):
+    workspace = make_workspace()
+    workspace.indexer.ingest(documents[:40])
+    workspace.indexer.ingest(documents[40:])
+    for document in documents[2:60:6]:
+        workspace.maintenance.delete_document(document.source)
+    final = snapshot(workspace)
+    assert_valid_communities(final)
+    clean = make_workspace("clean")
+    clean.indexer.ingest([d for d in documents if d not in documents[2:60:6]])
+    assert_same(snapshot(clean), final, communities="valid")
+    # each Community vector is the embedding of its node's current text
+    from graphdex.ingest.derive import embedding_text
+
+    nodes = list(workspace.store.iter_nodes(NodeType.COMMUNITY))
+    stored = workspace.vectors[NodeType.COMMUNITY].get([n.id for n in nodes])
+    fresh = embedder.embed([embedding_text(n) for n in nodes])
+    assert np.sum(stored * fresh, axis=1).min() > 0.995
+
+
+def test_after_a_crash_the_refresh_and_the_next_one_are_from_scratch(make_workspace):
+    workspace = make_workspace()
+    _write(workspace, [_entity(i) for i in range(5)], _clique(list(range(5))))
+    workspace.maintenance.refresh_communities()
+    workspace.vectors.save(complete=True)
+    workspace.vectors.mark_dirty()  # as a process that died mid-operation leaves it
+    workspace.maintenance.recover()
+    assert workspace.maintenance.target.changes.everything, "the operation run again refreshes from scratch too"
+    workspace.maintenance.refresh_communities()
+    assert workspace.maintenance.target.changes == CommunityChanges()

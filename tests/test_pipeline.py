@@ -1,19 +1,25 @@
 """Incremental semantics: no-op re-ingest, replaced documents, exact delete, and recovery of the vectors."""
 
+from collections import Counter
+from typing import Literal
+
 import numpy as np
 import pytest
 
 from graphdex.common.ids import document_id
-from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
+from graphdex.graph.model import SEARCHABLE_TYPES, Edge, EdgeType, Node, NodeType
 from graphdex.graph.store import StoreError
+from graphdex.ingest.community_layer import CommunityPolicy, describe_community
 from graphdex.ingest.documents import SourceDocument
+from graphdex.ingest.target import text_digest
 from tests.conftest import FILM_DOCS, as_documents
 
 VOLATILE = {"ingested_at"}
 
 
 def snapshot(workspace) -> dict:
-    """Every node, edge and vector of a workspace, in a comparable form."""
+    """Every node, edge and vector of a workspace, in a comparable form (with the digests of the texts the
+    Community vectors were made from, and the community policy, for ``assert_valid_communities``)."""
     store = workspace.store
     nodes = {}
     for type_ in NodeType:
@@ -25,14 +31,30 @@ def snapshot(workspace) -> dict:
         index = workspace.vectors[type_]
         ids = sorted(index.ids())
         vectors[str(type_)] = (ids, index.get(ids))
-    return {"nodes": nodes, "edges": edges, "vectors": vectors}
+    policy = CommunityPolicy(workspace.settings.community_resolution, workspace.settings.community_min_size)
+    return {"nodes": nodes, "edges": edges, "vectors": vectors, "community_digests": workspace.vectors[NodeType.COMMUNITY].digests(),
+            "community_min_size": policy.min_size}
 
 
-def assert_same(left: dict, right: dict) -> None:
+def _without_communities(snap: dict) -> dict:
+    return {"nodes": {i: n for i, n in snap["nodes"].items() if n[0] != NodeType.COMMUNITY},
+            "edges": {k: e for k, e in snap["edges"].items() if k[1] != EdgeType.IN_COMMUNITY},
+            "vectors": {t: v for t, v in snap["vectors"].items() if t != NodeType.COMMUNITY}}
+
+
+def assert_same(left: dict, right: dict, communities: Literal["exact", "valid"] = "exact") -> None:
+    """The two snapshots hold the same index. ``communities="valid"``, for an index built by a history of writes
+    against a clean build: the community layer depends on the history (it is updated, never rebuilt), so there
+    both layers need only be valid (``assert_valid_communities``) and everything else is still compared exactly."""
+    if communities == "valid":
+        assert_valid_communities(left)
+        assert_valid_communities(right)
+        left, right = _without_communities(left), _without_communities(right)
     assert left["nodes"].keys() == right["nodes"].keys()
     for node_id in left["nodes"]:
         assert left["nodes"][node_id] == right["nodes"][node_id], node_id
     assert left["edges"] == right["edges"]
+    assert left["vectors"].keys() == right["vectors"].keys()
     for type_, (ids, vectors) in left["vectors"].items():
         other_ids, other_vectors = right["vectors"][type_]
         assert ids == other_ids, type_
@@ -40,6 +62,37 @@ def assert_same(left: dict, right: dict) -> None:
             # the int8 model quantises activations per batch, so batch make-up moves vectors by rounding only
             cosines = np.sum(vectors * other_vectors, axis=1)
             assert cosines.min() > 0.995, (type_, cosines.min())
+
+
+def assert_valid_communities(snap: dict) -> None:
+    """A community layer any refresh may leave: every entity in at most one community; every community of at least
+    min_size members, all existing entities; each Community node's props exactly what describe_community gives for
+    its members on the current graph; each Community vector made from its node's current text (by digest); no
+    membership of a missing community."""
+    nodes, edges = snap["nodes"], snap["edges"]
+    entities = {i: Node(i, NodeType.ENTITY, props, contrib) for i, (type_, props, contrib) in nodes.items() if type_ == NodeType.ENTITY}
+    communities = {i: Node(i, NodeType.COMMUNITY, props) for i, (type_, props, _) in nodes.items() if type_ == NodeType.COMMUNITY}
+    links = [(source, target) for source, type_, target in edges if type_ == EdgeType.IN_COMMUNITY]
+    assert {t for _, t in links} <= communities.keys(), "a membership of a missing community"
+    assert {s for s, _ in links} <= entities.keys(), "a membership of a missing entity"
+    twice = [entity for entity, count in Counter(s for s, _ in links).items() if count > 1]
+    assert not twice, f"entities in more than one community: {twice[:5]}"
+    members: dict[str, list[str]] = {c: [] for c in communities}
+    for entity, community in links:
+        members[community].append(entity)
+    community_of = dict(links)
+    internal: dict[str, list[Edge]] = {c: [] for c in communities}
+    for (source, type_, target), (props, contrib) in sorted(edges.items()):
+        if type_ == EdgeType.RELATED_TO and source in community_of and community_of[source] == community_of.get(target):
+            internal[community_of[source]].append(Edge(source, EdgeType.RELATED_TO, target, props, contrib))
+    for cid, node in communities.items():
+        assert len(members[cid]) >= snap["community_min_size"], (cid, members[cid])
+        assert node.props == describe_community(sorted(members[cid]), entities, internal[cid]), cid
+    ids, _ = snap["vectors"][NodeType.COMMUNITY]
+    assert ids == sorted(communities), "Community vectors are those of the Community nodes"
+    digests = snap["community_digests"]
+    stale = [cid for cid, node in communities.items() if digests.get(cid) != text_digest(node)]
+    assert not stale, f"Community vectors not made from their node's current text: {stale[:5]}"
 
 
 @pytest.fixture
@@ -94,7 +147,7 @@ def test_changed_document_replaces_its_old_version(make_workspace, corpus, store
     assert report.documents_replaced == 1 and report.documents_added == 0
     reference = make_workspace("reference", store=store_kind)
     reference.indexer.ingest([changed if d.source == "films/harbor.md" else d for d in corpus[0]])
-    assert_same(snapshot(reference), snapshot(workspace))
+    assert_same(snapshot(reference), snapshot(workspace), communities="valid")
     assert workspace.store.get_nodes([_entity(workspace, "Otto Weiss")])
 
 
@@ -108,7 +161,7 @@ def test_delete_is_exact(make_workspace, corpus, store_kind):
     assert both.store.counts() != only_a.store.counts()
     for doc in b:
         both.maintenance.delete_document(doc.source)
-    assert_same(snapshot(only_a), snapshot(both))
+    assert_same(snapshot(only_a), snapshot(both), communities="valid")
 
 
 def test_delete_by_id_and_unknown_document(make_workspace, store_kind):

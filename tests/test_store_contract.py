@@ -134,6 +134,20 @@ def test_a_failed_write_changes_nothing(open_store):
     assert {e.key for e in reopened.edges_of("d2:0")} == {("d2", "HAS_CHUNK", "d2:0"), ("d2:0", "MENTIONS", "e2")}
 
 
+def test_total_support_sums_the_support_of_every_edge_of_a_type(open_store):
+    store = open_store()
+    nodes, edges = small_graph()  # e1 -> e2: no support prop, one contribution
+    store.write(nodes + [entity("e3", "Trondheim", ["d2:0"]), entity("e4", "Tromsø", ["d2:0"])],
+                edges + [Edge("e2", EdgeType.RELATED_TO, "e3", {"support": 3}, {"d1:0": {}, "d2:0": {}}),  # the prop counts
+                         Edge("e3", EdgeType.RELATED_TO, "e4", {"support": 0}, {"d2:0": {}}),  # 0: the contributions count
+                         Edge("e4", EdgeType.RELATED_TO, "e1", {"support": 2, "keywords": ["x"]}, {})])
+    assert store.total_support(EdgeType.RELATED_TO) == 1 + 3 + 1 + 2
+    assert open_store().total_support(EdgeType.RELATED_TO) == 7
+    assert store.total_support(EdgeType.MENTIONS) == 3 and store.total_support(EdgeType.IN_COMMUNITY) == 0
+    store.write(delete_nodes=["e3"])
+    assert store.total_support(EdgeType.RELATED_TO) == 1 + 2
+
+
 def test_find_entities_by_name_or_alias(open_store):
     store = open_store()
     store.write(*small_graph())

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graphdex.common.embedder import Embedder, make_embedder
+from graphdex.common.embedder import Embedder, OnnxMiniLMEmbedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
 from graphdex.common.settings import Settings
 from graphdex.graph.networkx_store import NetworkxGraphStore
@@ -97,16 +97,25 @@ class Workspace:
         return RayEmbedder(self.cluster, self.embedder.tokenizer, model_path=s.onnx_model_path, tokenizer_path=s.tokenizer_path,
                            threads=s.embed_threads, actors=s.ray_embed_actors)
 
+    def _embedding_space(self) -> tuple[int, str]:
+        """The dimension and name of the embedder, which the stored vectors are checked against. The bundled model's
+        are known without loading it (`stats` never loads it); a litellm model's
+        dimension is learnt by loading it (a probe call)."""
+        if "embedder" not in self.__dict__ and self.settings.embedder == "local":
+            return OnnxMiniLMEmbedder.dim, OnnxMiniLMEmbedder.name
+        return self.embedder.dim, self.embedder.name
+
     @cached_property
     def vectors(self) -> VectorIndexes:
         s = self.settings
+        dim, model = self._embedding_space()
         if s.store == "neo4j" and s.neo4j_vectors == "neo4j":
             from graphdex.graph.neo4j_vectors import Neo4jVectorIndexes
 
-            return Neo4jVectorIndexes(self.store, self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction)
+            return Neo4jVectorIndexes(self.store, dim, model, s.hnsw_m, s.hnsw_ef_construction)
         # vectors belong to one graph: the embedded store's, or one Neo4j workspace's
         folder = "vectors" if s.store == "embedded" else f"vectors-neo4j-{s.neo4j_workspace}"
-        return VectorIndexSet(self.data_dir / folder, self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
+        return VectorIndexSet(self.data_dir / folder, dim, model, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
 
     @cached_property
     def nlp(self):

@@ -48,12 +48,12 @@ class HnswVectorIndex:
         self._id_of: dict[int, str] = {}
         self._digest_of: dict[str, str] = {}
         self._next_label = 0
-        self._changes = 0  # add and delete calls so far: a save writes an index only when this moved since the last
+        self._changes = 0  # moves with every add and every deletion: a save writes an index only when it moved since the last
         self._lock = threading.RLock()
 
     @property
     def changes(self) -> int:
-        """How many changing calls (add, delete) this index has had in this process."""
+        """A count that moves with every add and every deletion in this process (compared, never interpreted)."""
         return self._changes
 
     @classmethod
@@ -184,16 +184,21 @@ class VectorIndexSet:
         # held by a load and by a save's switch to its new generation: a load never reads a generation being removed
         self._lock = threading.Lock()
         self._suspect = False
+        self._read_pointer()
+
+    def _read_pointer(self) -> None:
+        """Takes the generation (and its counts) that ``current.json`` names; none before the first save."""
         pointer = self._dir / "current.json"
-        if pointer.exists():
-            current = json.loads(pointer.read_text())
-            if current["dim"] != dim or current["model"] != model_name:
-                raise StoreError(
-                    f"the vectors in {self._dir} were made by {current['model']} (dimension {current['dim']}), "
-                    f"but the configured embedder is {model_name} (dimension {dim}): use the same GRAPHDEX_EMBEDDER or a new GRAPHDEX_DATA_DIR"
-                )
-            self._generation = current["generation"]
-            self._stored_counts = {str(t): int(n) for t, n in current.get("counts", {}).items()}  # absent before counts were kept
+        if not pointer.exists():
+            return
+        current = json.loads(pointer.read_text())
+        if current["dim"] != self.dim or current["model"] != self.model_name:
+            raise StoreError(
+                f"the vectors in {self._dir} were made by {current['model']} (dimension {current['dim']}), "
+                f"but the configured embedder is {self.model_name} (dimension {self.dim}): use the same GRAPHDEX_EMBEDDER or a new GRAPHDEX_DATA_DIR"
+            )
+        self._generation = current["generation"]
+        self._stored_counts = {str(t): int(n) for t, n in current.get("counts", {}).items()}  # absent before counts were kept
 
     def _files(self, type_: NodeType, generation: int) -> tuple[Path, Path]:
         stem = f"{type_.lower()}.{generation}"
@@ -208,13 +213,26 @@ class VectorIndexSet:
         with self._lock:
             index = self._loaded.get(type_)
             if index is None:
-                if self._generation:
-                    index = HnswVectorIndex.load(*self._files(type_, self._generation), self.dim, *self._params)
-                    log.debug("loaded the %s vectors of generation %d (%d)", type_, self._generation, len(index))
-                else:
-                    index = HnswVectorIndex(self.dim, *self._params)
+                index = self._load(type_) if self._generation else HnswVectorIndex(self.dim, *self._params)
                 self._saved_changes[NodeType(type_)] = index.changes
                 self._loaded[NodeType(type_)] = index
+            return index
+
+    def _load(self, type_: NodeType) -> HnswVectorIndex:
+        """The current generation's index of ``type_`` (holding ``_lock``)."""
+        while True:
+            generation = self._generation
+            try:
+                index = HnswVectorIndex.load(*self._files(type_, generation), self.dim, *self._params)
+            except FileNotFoundError:
+                # only in a process that is not the writer (a `graphdex query` beside an ingest): the writer saved
+                # a newer generation and removed this one since it was read; the pointer names the newer one
+                self._read_pointer()
+                if self._generation == generation:
+                    raise
+                log.info("the vectors in %s moved on to generation %d while this process read them", self._dir, self._generation)
+                continue
+            log.debug("loaded the %s vectors of generation %d (%d)", type_, generation, len(index))
             return index
 
     @property

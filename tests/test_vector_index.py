@@ -172,6 +172,18 @@ def test_a_save_that_dies_before_its_flip_leaves_the_previous_generation_even_th
     np.testing.assert_allclose(survivor[NodeType.CHUNK].get(["c1"])[0], unit(3, seed=1)[1], atol=1e-6)
 
 
+def test_a_reader_beside_the_writer_follows_a_generation_saved_after_it_opened(tmp_path):
+    """Another process (a `graphdex query` beside an ingest) opened generation 1, which the writer's save removed
+    before the reader first used an index: it reads the generation the pointer names now."""
+    saved_set(tmp_path)
+    reader = VectorIndexSet(tmp_path, 16, "test-model")
+    writer = VectorIndexSet(tmp_path, 16, "test-model")
+    writer[NodeType.CHUNK].delete(["c0"])
+    writer.save(complete=True)
+    assert reader[NodeType.CHUNK].ids() == {"c1", "c2"}
+    assert reader.counts()["Chunk"] == 2 and reader[NodeType.ENTITY].ids() == {f"e{i}" for i in range(10)}
+
+
 def test_threads_asking_for_an_index_at_once_share_one_load(tmp_path, loads, monkeypatch):
     saved_set(tmp_path)
     reopened = VectorIndexSet(tmp_path, 16, "test-model")

@@ -18,23 +18,14 @@ from graphdex.graph.store import GraphStore
 from graphdex.graph.vector_index import VectorIndexSet
 from graphdex.graph.vectors import VectorIndexes
 from graphdex.common.tokens import TokenCounter, token_counter
-from graphdex.ingest.chunking import Chunker
-from graphdex.ingest.community_layer import CommunityPolicy
-from graphdex.ingest.derive import Derivation
-from graphdex.ingest.extraction import Extractor
-from graphdex.ingest.llm_extractor import LLMExtractor, make_summarizer
-from graphdex.ingest.maintenance import Maintenance
-from graphdex.ingest.pipeline import Indexer
-from graphdex.ingest.shared_extractor import SharedExtractor
-from graphdex.ingest.target import IndexTarget
-from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor, load_spacy
-from graphdex.query.answer import Answerer
-from graphdex.query.analysis import SpacyQueryAnalyzer
-from graphdex.query.engine import QueryEngine
-from graphdex.query.llm_keywords import LLMQueryAnalyzer
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the write side and the query side are imported by what opens them: `stats` needs neither
     from graphdex.common.ray_cluster import RayCluster
+    from graphdex.ingest.extraction import Extractor
+    from graphdex.ingest.maintenance import Maintenance
+    from graphdex.ingest.pipeline import Indexer
+    from graphdex.query.answer import Answerer
+    from graphdex.query.engine import QueryEngine
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +110,8 @@ class Workspace:
 
     @cached_property
     def nlp(self):
+        from graphdex.ingest.spacy_extractor import load_spacy
+
         return self._shared.nlp if self._shared else load_spacy(self.settings.spacy_model)
 
     def token_counter(self) -> TokenCounter:
@@ -134,6 +127,10 @@ class Workspace:
         """spaCy worker processes or the model's call pool: one for every workspace that borrows from this one."""
         if self._shared:
             return self._shared.extractor
+        from graphdex.ingest.llm_extractor import LLMExtractor
+        from graphdex.ingest.shared_extractor import SharedExtractor
+        from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor
+
         s = self.settings
         spacy_config = SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window)
         if s.extractor == "llm":
@@ -149,6 +146,12 @@ class Workspace:
     @cached_property
     def maintenance(self) -> Maintenance:
         """Delete, repair and communities; opening it repairs any vector an interrupted run left out of step."""
+        from graphdex.ingest.community_layer import CommunityPolicy
+        from graphdex.ingest.derive import Derivation
+        from graphdex.ingest.llm_extractor import make_summarizer
+        from graphdex.ingest.maintenance import Maintenance
+        from graphdex.ingest.target import IndexTarget
+
         s = self.settings
         llm = self.llm
         target = IndexTarget(store=self.store, vectors=self.vectors, embedder=self.write_embedder, exclusive=self.guard.write)
@@ -159,6 +162,9 @@ class Workspace:
 
     @cached_property
     def indexer(self) -> Indexer:
+        from graphdex.ingest.chunking import Chunker
+        from graphdex.ingest.pipeline import Indexer
+
         s = self.settings
         maintenance = self.maintenance
         return Indexer(target=maintenance.target, extractor=self.extractor, chunker=Chunker(self.token_counter(), s.chunk_tokens, s.chunk_overlap),
@@ -166,6 +172,10 @@ class Workspace:
 
     @cached_property
     def engine(self) -> QueryEngine:
+        from graphdex.query.analysis import SpacyQueryAnalyzer
+        from graphdex.query.engine import QueryEngine
+        from graphdex.query.llm_keywords import LLMQueryAnalyzer
+
         analyzer = SpacyQueryAnalyzer(self.nlp)
         if self.llm is not None and self.settings.llm_keywords:
             analyzer = LLMQueryAnalyzer(self.llm, analyzer)
@@ -177,6 +187,8 @@ class Workspace:
 
     @cached_property
     def answerer(self) -> Answerer | None:
+        from graphdex.query.answer import Answerer
+
         return Answerer(self.llm, self.settings.llm_answer_format) if self.llm is not None else None
 
     def graph_changed(self) -> None:

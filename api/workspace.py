@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from graphdex.common.embedder import Embedder, OnnxMiniLMEmbedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
 from graphdex.common.settings import Settings
+from graphdex.graph.model import SEARCHABLE_TYPES
 from graphdex.graph.networkx_store import NetworkxGraphStore
 from graphdex.common.rwlock import ReadWriteLock
 from graphdex.graph.store import GraphStore
@@ -197,8 +198,12 @@ class Workspace:
             self.engine.projections.refresh()
 
     def warm(self) -> None:
-        """Load the query side and build its projection before the first query arrives (the service does this)."""
-        self.engine.projections.warm()
+        """Load the query side, with every vector index (each is otherwise loaded by the first query that searches
+        it), and build its projection before the first query arrives (the service does this)."""
+        engine = self.engine
+        for type_ in SEARCHABLE_TYPES:
+            self.vectors[type_]
+        engine.projections.warm()
 
     def stats(self) -> dict:
         return {"data_dir": str(self.data_dir), "store": self.settings.store, **self.store.counts(), "vectors": self.vectors.counts()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
@@ -177,13 +178,18 @@ class Workspace:
         from graphdex.query.engine import QueryEngine
         from graphdex.query.llm_keywords import LLMQueryAnalyzer
 
-        analyzer = SpacyQueryAnalyzer(self.nlp)
+        # the embedding model loads on another thread while spaCy loads on this one: the ONNX session (0.3 s) is built
+        # in native code, so on two cores it costs no wall time beside spaCy (1 s), which is Python
+        with ThreadPoolExecutor(1, thread_name_prefix="graphdex-embedder") as loader:
+            embedder = loader.submit(lambda: self.embedder)
+            analyzer = SpacyQueryAnalyzer(self.nlp)
+            embedder = embedder.result()
         if self.llm is not None and self.settings.llm_keywords:
             analyzer = LLMQueryAnalyzer(self.llm, analyzer)
         # the embedded graph is this process's memory, which a write mutates in place: a rebuild must hold the read
         # side; Neo4j's transactions show a rebuild only committed writes, so it runs beside the writer
         rebuild_shared = self.guard.read if self.settings.store == "embedded" else nullcontext
-        return QueryEngine(self.store, self.vectors, self.embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
+        return QueryEngine(self.store, self.vectors, embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
                            self.settings.ppr_tolerance, shared=self.guard.read, rebuild_shared=rebuild_shared)
 
     @cached_property

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import typer
 from pydantic import ValidationError
@@ -24,9 +24,11 @@ from graphdex.common.ray_cluster import ClusterError
 from graphdex.common.settings import Settings
 from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import SUPPORTED_SUFFIXES, DocumentError, FileScan, SourceDocument, load_file, load_paths, scan_paths
-from graphdex.ingest.pipeline import IngestReport
-from graphdex.query.engine import DEFAULT_MODE, MODES, QueryError
+from graphdex.query.modes import DEFAULT_MODE, MODES, QueryError
 from graphdex.query.results import QueryResult, describe_location
+
+if TYPE_CHECKING:  # the ingest path's modules are imported by the commands that write: `stats` and `query` need none
+    from graphdex.ingest.pipeline import IngestReport
 
 app = typer.Typer(
     help="graphdex: index documents into a knowledge graph and query it.\n\n"
@@ -161,6 +163,8 @@ def ingest(paths: list[Path] = typer.Argument(..., help=f"Files ({', '.join(SUPP
             with workspace.store.lock():
                 report = _run_ingest(workspace, documents)
         else:
+            from graphdex.ingest.pipeline import IngestReport
+
             report = IngestReport()  # nothing readable: the index is not even opened for writing
     except (DocumentError, StoreError, ClusterError) as error:
         _fail(str(error))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graphdex.common.embedder import Embedder, make_embedder
+from graphdex.common.embedder import Embedder, OnnxMiniLMEmbedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
 from graphdex.common.settings import Settings
+from graphdex.graph.model import SEARCHABLE_TYPES
 from graphdex.common.rwlock import ReadWriteLock
 from graphdex.graph.projection_keeper import FollowingProjection, StoredProjection
 from graphdex.graph.sqlite_store import SqliteGraphStore
@@ -19,23 +21,14 @@ from graphdex.graph.store import GraphStore
 from graphdex.graph.vector_index import VectorIndexSet
 from graphdex.graph.vectors import VectorIndexes
 from graphdex.common.tokens import TokenCounter, token_counter
-from graphdex.ingest.chunking import Chunker
-from graphdex.ingest.community_layer import CommunityPolicy
-from graphdex.ingest.derive import Derivation
-from graphdex.ingest.extraction import Extractor
-from graphdex.ingest.llm_extractor import LLMExtractor, make_summarizer
-from graphdex.ingest.maintenance import Maintenance
-from graphdex.ingest.pipeline import Indexer
-from graphdex.ingest.shared_extractor import SharedExtractor
-from graphdex.ingest.target import IndexTarget
-from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor, load_spacy
-from graphdex.query.answer import Answerer
-from graphdex.query.analysis import SpacyQueryAnalyzer
-from graphdex.query.engine import QueryEngine
-from graphdex.query.llm_keywords import LLMQueryAnalyzer
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the write side and the query side are imported by what opens them: `stats` needs neither
     from graphdex.common.ray_cluster import RayCluster
+    from graphdex.ingest.extraction import Extractor
+    from graphdex.ingest.maintenance import Maintenance
+    from graphdex.ingest.pipeline import Indexer
+    from graphdex.query.answer import Answerer
+    from graphdex.query.engine import QueryEngine
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +91,30 @@ class Workspace:
         return RayEmbedder(self.cluster, self.embedder.tokenizer, model_path=s.onnx_model_path, tokenizer_path=s.tokenizer_path,
                            threads=s.embed_threads, actors=s.ray_embed_actors)
 
+    def _embedding_space(self) -> tuple[int, str]:
+        """The dimension and name of the embedder, which the stored vectors are checked against. The bundled model's
+        are known without loading it (`stats` never loads it); a litellm model's
+        dimension is learnt by loading it (a probe call)."""
+        if "embedder" not in self.__dict__ and self.settings.embedder == "local":
+            return OnnxMiniLMEmbedder.dim, OnnxMiniLMEmbedder.name
+        return self.embedder.dim, self.embedder.name
+
     @cached_property
     def vectors(self) -> VectorIndexes:
         s = self.settings
+        dim, model = self._embedding_space()
         if s.store == "neo4j" and s.neo4j_vectors == "neo4j":
             from graphdex.graph.neo4j_vectors import Neo4jVectorIndexes
 
-            return Neo4jVectorIndexes(self.store, self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction)
+            return Neo4jVectorIndexes(self.store, dim, model, s.hnsw_m, s.hnsw_ef_construction)
         # vectors belong to one graph: the embedded store's, or one Neo4j workspace's
         folder = "vectors" if s.store == "embedded" else f"vectors-neo4j-{s.neo4j_workspace}"
-        return VectorIndexSet(self.data_dir / folder, self.embedder.dim, self.embedder.name, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
+        return VectorIndexSet(self.data_dir / folder, dim, model, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
 
     @cached_property
     def nlp(self):
+        from graphdex.ingest.spacy_extractor import load_spacy
+
         return self._shared.nlp if self._shared else load_spacy(self.settings.spacy_model)
 
     def token_counter(self) -> TokenCounter:
@@ -126,6 +130,10 @@ class Workspace:
         """spaCy worker processes or the model's call pool: one for every workspace that borrows from this one."""
         if self._shared:
             return self._shared.extractor
+        from graphdex.ingest.llm_extractor import LLMExtractor
+        from graphdex.ingest.shared_extractor import SharedExtractor
+        from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor
+
         s = self.settings
         spacy_config = SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window)
         if s.extractor == "llm":
@@ -141,6 +149,12 @@ class Workspace:
     @cached_property
     def maintenance(self) -> Maintenance:
         """Delete, repair and communities; opening it repairs any vector an interrupted run left out of step."""
+        from graphdex.ingest.community_layer import CommunityPolicy
+        from graphdex.ingest.derive import Derivation
+        from graphdex.ingest.llm_extractor import make_summarizer
+        from graphdex.ingest.maintenance import Maintenance
+        from graphdex.ingest.target import IndexTarget
+
         s = self.settings
         llm = self.llm
         target = IndexTarget(store=self.store, vectors=self.vectors, embedder=self.write_embedder, exclusive=self.guard.write)
@@ -151,6 +165,9 @@ class Workspace:
 
     @cached_property
     def indexer(self) -> Indexer:
+        from graphdex.ingest.chunking import Chunker
+        from graphdex.ingest.pipeline import Indexer
+
         s = self.settings
         maintenance = self.maintenance
         return Indexer(target=maintenance.target, extractor=self.extractor, chunker=Chunker(self.token_counter(), s.chunk_tokens, s.chunk_overlap),
@@ -158,18 +175,29 @@ class Workspace:
 
     @cached_property
     def engine(self) -> QueryEngine:
-        analyzer = SpacyQueryAnalyzer(self.nlp)
+        from graphdex.query.analysis import SpacyQueryAnalyzer
+        from graphdex.query.engine import QueryEngine
+        from graphdex.query.llm_keywords import LLMQueryAnalyzer
+
+        # the embedding model loads on another thread while spaCy loads on this one: the ONNX session (0.3 s) is built
+        # in native code, so on two cores it costs no wall time beside spaCy (1 s), which is Python
+        with ThreadPoolExecutor(1, thread_name_prefix="graphdex-embedder") as loader:
+            embedder = loader.submit(lambda: self.embedder)
+            analyzer = SpacyQueryAnalyzer(self.nlp)
+            embedder = embedder.result()
         if self.llm is not None and self.settings.llm_keywords:
             analyzer = LLMQueryAnalyzer(self.llm, analyzer)
         # the embedded store keeps its projection on disk, written with the graph; a Neo4j projection is followed by
         # change in the background, and Neo4j's transactions show it only committed writes, so it runs beside the writer
         store = self.store
         projections = StoredProjection(store) if isinstance(store, SqliteGraphStore) else FollowingProjection(store, nullcontext)
-        return QueryEngine(store, self.vectors, self.embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
+        return QueryEngine(store, self.vectors, embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
                            self.settings.ppr_tolerance, shared=self.guard.read, projections=projections)
 
     @cached_property
     def answerer(self) -> Answerer | None:
+        from graphdex.query.answer import Answerer
+
         return Answerer(self.llm, self.settings.llm_answer_format) if self.llm is not None else None
 
     def graph_changed(self) -> None:
@@ -178,8 +206,12 @@ class Workspace:
             self.engine.projections.refresh()
 
     def warm(self) -> None:
-        """Load the query side and its projection before the first query arrives (the service does this)."""
-        self.engine.projections.warm()
+        """Load the query side, with every vector index (each is otherwise loaded by the first query that searches
+        it), and its projection before the first query arrives (the service does this)."""
+        engine = self.engine
+        for type_ in SEARCHABLE_TYPES:
+            self.vectors[type_]
+        engine.projections.warm()
 
     def stats(self) -> dict:
         return {"data_dir": str(self.data_dir), "store": self.settings.store, **self.store.counts(), "vectors": self.vectors.counts()}

@@ -15,10 +15,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from scipy import sparse
 
 from graphdex.graph.model import EdgeType, NodeType
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 #: How strongly each edge type carries PageRank mass (both directions).
 DEFAULT_EDGE_WEIGHTS: dict[str, float] = {
@@ -63,9 +67,11 @@ class EdgeRows:
             self.weights.append(carried)
 
 
-def assemble(size: int, edges: EdgeRows) -> sparse.csc_matrix:
+def assemble(size: int, edges: EdgeRows) -> "sparse.csc_matrix":
     """The transition columns of every node whose edges (all of them) and about pairs ``edges`` holds, as a
     ``size`` x ``size`` float32 CSC matrix (other columns come out partial: callers keep only the complete ones)."""
+    from scipy import sparse  # on first use: commands that neither write nor walk the graph (stats) skip its import
+
     rows = np.asarray(edges.sources + edges.targets, dtype=np.int64)
     cols = np.asarray(edges.targets + edges.sources, dtype=np.int64)
     values = np.asarray(edges.weights + edges.weights, dtype=np.float64)
@@ -96,7 +102,7 @@ class Column:
     probabilities: np.ndarray  # float32
 
     @classmethod
-    def of(cls, matrix: sparse.csc_matrix, column: int) -> "Column":
+    def of(cls, matrix: "sparse.csc_matrix", column: int) -> "Column":
         start, end = matrix.indptr[column], matrix.indptr[column + 1]
         return cls(np.asarray(matrix.indices[start:end], dtype=np.int32), np.asarray(matrix.data[start:end], dtype=np.float32))
 
@@ -125,6 +131,8 @@ class TransitionMatrix:
         self._overlay_indptr = np.concatenate([[0], np.cumsum([len(p.rows) for p in parts], dtype=np.int64)]).astype(np.int64)
         self._overlay_indices = np.concatenate([p.rows for p in parts]) if parts else np.zeros(0, dtype=np.int32)
         self._overlay_data = np.concatenate([p.probabilities for p in parts]) if parts else np.zeros(0, dtype=np.float32)
+        from scipy import sparse
+
         self._base = sparse.csc_matrix((data, indices, indptr), shape=(self.base_size, self.base_size), copy=False)
 
     @classmethod
@@ -132,7 +140,7 @@ class TransitionMatrix:
         return cls(np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
 
     @classmethod
-    def of(cls, matrix: sparse.csc_matrix) -> "TransitionMatrix":
+    def of(cls, matrix: "sparse.csc_matrix") -> "TransitionMatrix":
         return cls(matrix.indptr.astype(np.int32), matrix.indices.astype(np.int32), matrix.data.astype(np.float32))
 
     @property

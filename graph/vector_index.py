@@ -1,8 +1,16 @@
 """HNSW vector indexes (hnswlib), one per searchable node type, updated in place and saved atomically: the
 ``VectorIndexes`` of graph/vectors.py for the embedded store (and for Neo4j with GRAPHDEX_NEO4J_VECTORS=local).
 
-Saving writes every index and its id map under a new generation number, then flips ``current.json`` to that
-generation with an atomic rename. A crash at any moment leaves the previous generation intact and readable.
+Opening reads only ``current.json``: each type's index and id map are loaded on first use (``stats`` loads none, a
+query only the types it searches), and the pointer holds every type's vector count, so ``counts()`` loads nothing
+either (a pointer written before it held counts: the type is loaded to count it).
+
+Saving makes a new generation: the indexes changed since the last save are written under the new generation
+number, the others are carried over unread (their files hard-linked into it, or copied where links are not
+possible); then every file of the new generation is fsynced and ``current.json`` flips to it with an atomic rename.
+A crash at any moment leaves the previous generation intact and readable: a save never writes into a file of an
+existing generation (leftovers of a save that died before its flip are removed first, so nothing is written through a
+link into a file the current generation still uses).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -39,7 +48,13 @@ class HnswVectorIndex:
         self._id_of: dict[int, str] = {}
         self._digest_of: dict[str, str] = {}
         self._next_label = 0
+        self._changes = 0  # moves with every add and every deletion: a save writes an index only when it moved since the last
         self._lock = threading.RLock()
+
+    @property
+    def changes(self) -> int:
+        """A count that moves with every add and every deletion in this process (compared, never interpreted)."""
+        return self._changes
 
     @classmethod
     def load(cls, path: Path, id_path: Path, dim: int, m: int, ef_construction: int, ef_search: int) -> "HnswVectorIndex":
@@ -54,11 +69,13 @@ class HnswVectorIndex:
         self._next_label = payload["next_label"]
         return self
 
-    def save(self, path: Path, id_path: Path) -> None:
+    def save(self, path: Path, id_path: Path) -> int:
+        """Writes the index and its id map; returns ``changes`` as saved."""
         with self._lock:
             self._index.save_index(str(path))
             id_path.write_text(json.dumps({"labels": self._label_of, "digests": self._digest_of, "next_label": self._next_label,
                                            "capacity": self._index.get_max_elements()}))
+            return self._changes
 
     def _ensure_capacity(self, extra: int) -> None:
         needed = self._index.get_current_count() + extra
@@ -73,6 +90,7 @@ class HnswVectorIndex:
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"expected {len(ids)} vectors of dimension {self.dim}, got shape {vectors.shape}")
         with self._lock:
+            self._changes += 1
             for node_id, digest in zip(ids, digests or [""] * len(ids)):
                 self._digest_of[node_id] = digest
             labels = np.empty(len(ids), dtype=np.int64)
@@ -97,6 +115,7 @@ class HnswVectorIndex:
                 if label is not None:
                     del self._id_of[label]
                     self._index.mark_deleted(label)
+                    self._changes += 1
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         with self._lock:
@@ -143,6 +162,9 @@ class HnswVectorIndex:
 class VectorIndexSet:
     """The per-type indexes of one data directory, saved together as one generation.
 
+    Opening reads the generation pointer only. An index is loaded on first use, once (a query thread that wants it
+    meanwhile waits for that load), and stays loaded; ``counts`` answers from the pointer for the indexes not loaded.
+
     Between the first change after a save and the save that ends an operation, a ``dirty`` marker file exists
     (written durably before the graph is first touched): if the process dies in between, the next start finds it and
     verifies the vectors (and the community layer) against the graph instead of trusting them."""
@@ -154,30 +176,64 @@ class VectorIndexSet:
         self.dim = dim
         self.model_name = model_name
         self.in_store = False  # files beside the graph: written after its transaction, healed from the dirty marker
-        self.indexes: dict[NodeType, HnswVectorIndex] = {}
-        self._generation = 0
+        self._loaded: dict[NodeType, HnswVectorIndex] = {}
+        # the ``changes`` of each loaded index that the current generation's files hold: it changed since when it differs
+        self._saved_changes: dict[NodeType, int] = {}
+        self._stored_counts: dict[str, int] = {}  # vectors per type in the current generation, from its pointer
+        self._generation = 0  # 0: nothing saved yet (no pointer)
+        # held by a load and by a save's switch to its new generation: a load never reads a generation being removed
+        self._lock = threading.Lock()
         self._suspect = False
+        self._read_pointer()
+
+    def _read_pointer(self) -> None:
+        """Takes the generation (and its counts) that ``current.json`` names; none before the first save."""
         pointer = self._dir / "current.json"
-        if pointer.exists():
-            current = json.loads(pointer.read_text())
-            if current["dim"] != dim or current["model"] != model_name:
-                raise StoreError(
-                    f"the vectors in {self._dir} were made by {current['model']} (dimension {current['dim']}), "
-                    f"but the configured embedder is {model_name} (dimension {dim}): use the same GRAPHDEX_EMBEDDER or a new GRAPHDEX_DATA_DIR"
-                )
-            self._generation = current["generation"]
-            for type_ in SEARCHABLE_TYPES:
-                self.indexes[type_] = HnswVectorIndex.load(*self._files(type_, self._generation), dim, *self._params)
-        else:
-            for type_ in SEARCHABLE_TYPES:
-                self.indexes[type_] = HnswVectorIndex(dim, *self._params)
+        if not pointer.exists():
+            return
+        current = json.loads(pointer.read_text())
+        if current["dim"] != self.dim or current["model"] != self.model_name:
+            raise StoreError(
+                f"the vectors in {self._dir} were made by {current['model']} (dimension {current['dim']}), "
+                f"but the configured embedder is {self.model_name} (dimension {self.dim}): use the same GRAPHDEX_EMBEDDER or a new GRAPHDEX_DATA_DIR"
+            )
+        self._generation = current["generation"]
+        self._stored_counts = {str(t): int(n) for t, n in current.get("counts", {}).items()}  # absent before counts were kept
 
     def _files(self, type_: NodeType, generation: int) -> tuple[Path, Path]:
         stem = f"{type_.lower()}.{generation}"
         return self._dir / f"{stem}.bin", self._dir / f"{stem}.ids.json"
 
     def __getitem__(self, type_: NodeType) -> HnswVectorIndex:
-        return self.indexes[type_]
+        index = self._loaded.get(type_)
+        if index is not None:
+            return index
+        if type_ not in SEARCHABLE_TYPES:
+            raise KeyError(type_)
+        with self._lock:
+            index = self._loaded.get(type_)
+            if index is None:
+                index = self._load(type_) if self._generation else HnswVectorIndex(self.dim, *self._params)
+                self._saved_changes[NodeType(type_)] = index.changes
+                self._loaded[NodeType(type_)] = index
+            return index
+
+    def _load(self, type_: NodeType) -> HnswVectorIndex:
+        """The current generation's index of ``type_`` (holding ``_lock``)."""
+        while True:
+            generation = self._generation
+            try:
+                index = HnswVectorIndex.load(*self._files(type_, generation), self.dim, *self._params)
+            except FileNotFoundError:
+                # only in a process that is not the writer (a `graphdex query` beside an ingest): the writer saved
+                # a newer generation and removed this one since it was read; the pointer names the newer one
+                self._read_pointer()
+                if self._generation == generation:
+                    raise
+                log.info("the vectors in %s moved on to generation %d while this process read them", self._dir, self._generation)
+                continue
+            log.debug("loaded the %s vectors of generation %d (%d)", type_, generation, len(index))
+            return index
 
     @property
     def dirty(self) -> bool:
@@ -203,29 +259,64 @@ class VectorIndexSet:
 
     def save(self, complete: bool = False) -> None:
         """Save a new generation; ``complete`` when the operation has ended and graph, vectors and communities agree
-        (this clears the dirty marker)."""
+        (this clears the dirty marker). Only the indexes changed since the last save are written; the others are
+        carried into the new generation as their files are, without being loaded."""
         generation = self._generation + 1
-        for type_, index in self.indexes.items():
-            index.save(*self._files(type_, generation))
+        for path in self._dir.glob(f"*.{generation}.*"):
+            path.unlink()  # left by a save that died before its flip: may be links to the current generation's files
+        counts: dict[str, int] = {}
+        written: dict[NodeType, int] = {}
+        for type_ in SEARCHABLE_TYPES:
+            index = self._loaded.get(type_)
+            if index is None and (not self._generation or str(type_) not in self._stored_counts):
+                index = self[type_]  # nothing saved yet (an empty index), or a pointer without counts (to count it)
+            if index is not None and (not self._generation or index.changes != self._saved_changes[type_]):
+                written[type_] = index.save(*self._files(type_, generation))
+            else:
+                self._carry(type_, generation)
+            counts[str(type_)] = len(index) if index is not None else self._stored_counts[str(type_)]
         for path in self._dir.glob(f"*.{generation}.*"):
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
         pointer_tmp = self._dir / "current.json.tmp"
-        pointer_tmp.write_text(json.dumps({"generation": generation, "dim": self.dim, "model": self.model_name}))
+        pointer_tmp.write_text(json.dumps({"generation": generation, "dim": self.dim, "model": self.model_name, "counts": counts}))
         with open(pointer_tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(pointer_tmp, self._dir / "current.json")
         _fsync_directory(self._dir)
-        old = self._generation
-        self._generation = generation
-        for path in self._dir.glob(f"*.{old}.*"):
-            path.unlink(missing_ok=True)
+        with self._lock:
+            old = self._generation
+            self._generation = generation
+            self._stored_counts = counts
+            self._saved_changes.update(written)
+            for path in self._dir.glob(f"*.{old}.*"):
+                path.unlink(missing_ok=True)
         if complete and not self._suspect:
             self._marker.unlink(missing_ok=True)
             _fsync_directory(self._dir)
 
+    def _carry(self, type_: NodeType, generation: int) -> None:
+        """The current generation's files of an unchanged index, into ``generation`` as they are: a hard link each
+        (nothing is read or written), or a copy on a file system without links."""
+        for current, new in zip(self._files(type_, self._generation), self._files(type_, generation)):
+            try:
+                os.link(current, new)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                shutil.copyfile(current, new)
+
     def counts(self) -> dict[str, int]:
-        return {str(t): len(i) for t, i in self.indexes.items()}
+        """Vectors per type: a loaded index counts itself; the others are counted by the pointer (an older pointer
+        without counts: the index is loaded)."""
+        out: dict[str, int] = {}
+        for type_ in SEARCHABLE_TYPES:
+            index = self._loaded.get(type_)
+            if index is None and (not self._generation or str(type_) in self._stored_counts):
+                out[str(type_)] = self._stored_counts.get(str(type_), 0)
+            else:
+                out[str(type_)] = len(index if index is not None else self[type_])
+        return out
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -96,11 +96,21 @@ class Maintenance:
     def recover(self) -> int:
         """Bring vectors and communities in line with the graph after an interrupted run; returns the fixes made.
 
-        Always: every vector index holds exactly the ids of its type's stored nodes. After a crash (the dirty marker
-        survived): also every vector was made from its node's current text, and the community layer is recomputed
-        from scratch, as is the next refresh (the operation that crashed, run again, must end as a clean run does)."""
-        verify = self.target.vectors.dirty
-        fixes = sum(self._repair_vectors(type_, verify) for type_ in SEARCHABLE_TYPES)
+        After a crash (the dirty marker survived): every vector index is made to hold exactly the ids of its type's
+        stored nodes, every vector to be made from its node's current text, and the community layer is recomputed
+        from scratch, as is the next refresh (the operation that crashed, run again, must end as a clean run does).
+        Without the marker the last operation ended with a complete save, which left graph and vectors agreeing: only
+        the counts are compared (no index is loaded, no node id read), and only a type whose vector count differs from
+        its node count has its ids compared and brought in line (vectors changed by hand, or by a tool that left no
+        marker)."""
+        vectors = self.target.vectors
+        verify = vectors.dirty
+        if verify:
+            types = list(SEARCHABLE_TYPES)
+        else:
+            stored, indexed = self.target.store.counts()["nodes"], vectors.counts()
+            types = [t for t in SEARCHABLE_TYPES if stored.get(str(t), 0) != indexed.get(str(t), 0)]
+        fixes = sum(self._repair_vectors(type_, verify) for type_ in types)
         if verify:
             fixes += self.refresh_communities(from_scratch=True)
             self.target.changes.everything = True

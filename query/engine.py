@@ -29,13 +29,10 @@ from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorIndexes
 from graphdex.common.resolution import normalize_key
 from graphdex.query.analysis import QueryKeywords, SpacyQueryAnalyzer
+from graphdex.query.modes import DEFAULT_MODE, MODES, QueryError
 from graphdex.query.results import ChunkHit, NodeHit, QueryResult
 
 log = logging.getLogger(__name__)
-
-MODES = ("naive", "local", "global", "hybrid", "graph")
-#: The mode used when none is asked for: the best measured one (see the README's benchmarks).
-DEFAULT_MODE = "graph"
 
 ENTITY_MATCH_MIN = 0.7  # cosine below which a keyword is not taken to name an entity
 CHUNK_SIMILARITY_WEIGHT = 0.5
@@ -47,10 +44,6 @@ PPR_COMPRESSION = 0.5
 RECOGNIZED_RELATIONS = 5  # relations of the named entities kept as the question's likely first hop
 RECOGNITION_WEIGHT = 1.0  # seed weight of a recognised relation's far end, relative to the entity it starts from
 ANCHORED_RELATIONS_MAX = 400  # relations of the named entities compared with the question at most (hubs have thousands)
-
-
-class QueryError(ValueError):
-    """The query itself is unusable (empty, unknown mode...); the message says why."""
 
 
 def _normalise(scores: dict[str, float]) -> dict[str, float]:

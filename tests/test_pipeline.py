@@ -193,6 +193,31 @@ def test_state_survives_reopen_and_repair_fixes_interrupted_vectors(make_workspa
     assert_same(expected, snapshot(recovered))
 
 
+def test_a_clean_reopen_loads_no_vector_index(make_workspace, monkeypatch):
+    """Without the dirty marker, opening the writer side compares counts (the vectors' from their pointer) and loads
+    no index; ``stats`` loads neither an index nor the embedder."""
+    from graphdex.api.workspace import Workspace
+    from graphdex.graph.vector_index import HnswVectorIndex
+
+    workspace = make_workspace("data")
+    workspace.indexer.ingest(FILM_DOCS)
+    workspace.close()
+    loads: list[str] = []
+    original = HnswVectorIndex.load.__func__
+    monkeypatch.setattr(HnswVectorIndex, "load", classmethod(lambda cls, path, *args: loads.append(path.name) or original(cls, path, *args)))
+    reopened = make_workspace("data")
+    assert reopened.maintenance.recover() == 0
+    counts = reopened.store.counts()["nodes"]
+    assert reopened.vectors.counts() == {t: counts[t] for t in ("Chunk", "Entity", "Relation", "Community")}
+    assert loads == [], "a clean reopen and its counts load no index"
+    fresh = Workspace(reopened.settings)  # as the CLI opens it: nothing injected
+    try:
+        assert fresh.stats()["vectors"] == reopened.vectors.counts()
+        assert loads == [] and "embedder" not in fresh.__dict__ and "nlp" not in fresh.__dict__
+    finally:
+        fresh.close()
+
+
 def test_empty_documents_are_reported_not_indexed(make_workspace):
     workspace = make_workspace()
     report = workspace.indexer.ingest([SourceDocument("empty.txt", "Empty", "   \n")])

@@ -1,5 +1,8 @@
 import json
+import os
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -55,6 +58,146 @@ def test_crash_before_pointer_flip_keeps_previous_generation(tmp_path):
     (tmp_path / "chunk.2.bin").write_bytes(b"partial garbage")
     loaded = VectorIndexSet(tmp_path, 16, "test-model")
     assert loaded[NodeType.CHUNK].ids() == {"c1"}
+
+
+@pytest.fixture
+def loads(monkeypatch) -> list[str]:
+    """The index files ``HnswVectorIndex.load`` reads, in order."""
+    seen: list[str] = []
+    original = HnswVectorIndex.load.__func__
+
+    def load(cls, path, *args):
+        seen.append(path.name)
+        return original(cls, path, *args)
+
+    monkeypatch.setattr(HnswVectorIndex, "load", classmethod(load))
+    return seen
+
+
+def saved_set(directory) -> VectorIndexSet:
+    """A set of 10 entities and 3 chunks, saved as generation 1."""
+    indexes = VectorIndexSet(directory, 16, "test-model")
+    indexes[NodeType.ENTITY].add([f"e{i}" for i in range(10)], unit(10))
+    indexes[NodeType.CHUNK].add(["c0", "c1", "c2"], unit(3, seed=1))
+    indexes.save(complete=True)
+    return indexes
+
+
+def test_opening_loads_nothing_and_counts_come_from_the_pointer(tmp_path, loads):
+    saved_set(tmp_path)
+    assert json.loads((tmp_path / "current.json").read_text())["counts"] == {"Chunk": 3, "Entity": 10, "Relation": 0, "Community": 0}
+    loads.clear()
+    reopened = VectorIndexSet(tmp_path, 16, "test-model")
+    assert reopened.counts() == {"Chunk": 3, "Entity": 10, "Relation": 0, "Community": 0}
+    assert loads == [], "neither opening nor counting loads an index"
+    assert reopened[NodeType.ENTITY].search(unit(10)[4], 1)[0][0] == "e4"
+    assert reopened[NodeType.ENTITY] is reopened[NodeType.ENTITY]
+    assert loads == ["entity.1.bin"], "the first use loads that type only, once"
+    reopened[NodeType.ENTITY].delete(["e0"])
+    assert reopened.counts()["Entity"] == 9, "a loaded index counts itself"
+
+
+def test_a_save_writes_only_the_changed_indexes_and_carries_the_others_unread(tmp_path, loads):
+    saved_set(tmp_path)
+    reopened = VectorIndexSet(tmp_path, 16, "test-model")
+    carried = {name: (tmp_path / name).stat().st_ino for name in ("chunk.1.bin", "chunk.1.ids.json", "relation.1.bin")}
+    rewritten = (tmp_path / "entity.1.bin").stat().st_ino
+    loads.clear()
+    reopened[NodeType.ENTITY].delete(["e0"])
+    reopened[NodeType.CHUNK].search(unit(1)[0], 1)  # read, not changed
+    reopened.save(complete=True)
+    assert loads == ["entity.1.bin", "chunk.1.bin"]
+    for name, inode in carried.items():
+        assert (tmp_path / name.replace(".1.", ".2.")).stat().st_ino == inode, f"{name} is carried as it is"
+    assert (tmp_path / "entity.2.bin").stat().st_ino != rewritten
+    assert not list(tmp_path.glob("*.1.*"))
+    loads.clear()
+    again = VectorIndexSet(tmp_path, 16, "test-model")
+    assert again.counts() == {"Chunk": 3, "Entity": 9, "Relation": 0, "Community": 0} and loads == []
+    assert again[NodeType.ENTITY].ids() == {f"e{i}" for i in range(1, 10)}
+    assert again[NodeType.CHUNK].ids() == {"c0", "c1", "c2"}
+    np.testing.assert_allclose(again[NodeType.CHUNK].get(["c1"])[0], unit(3, seed=1)[1], atol=1e-6)
+    again.save()  # nothing changed: every file is carried
+    assert json.loads((tmp_path / "current.json").read_text())["generation"] == 3
+    assert VectorIndexSet(tmp_path, 16, "test-model")[NodeType.ENTITY].ids() == {f"e{i}" for i in range(1, 10)}
+
+
+def test_carried_files_are_copied_where_links_are_refused(tmp_path, monkeypatch):
+    saved_set(tmp_path)
+    reopened = VectorIndexSet(tmp_path, 16, "test-model")
+
+    def refuse(*_):
+        raise PermissionError("no hard links on this file system")
+
+    monkeypatch.setattr("graphdex.graph.vector_index.os.link", refuse)
+    reopened[NodeType.ENTITY].add(["e10"], unit(1, seed=5))
+    reopened.save()
+    assert (tmp_path / "chunk.2.bin").stat().st_nlink == 1
+    again = VectorIndexSet(tmp_path, 16, "test-model")
+    assert again[NodeType.CHUNK].ids() == {"c0", "c1", "c2"} and len(again[NodeType.ENTITY]) == 11
+
+
+def test_a_pointer_without_counts_is_counted_by_loading(tmp_path, loads):
+    """An index saved before the pointer held counts."""
+    saved_set(tmp_path)
+    pointer = tmp_path / "current.json"
+    pointer.write_text(json.dumps({k: v for k, v in json.loads(pointer.read_text()).items() if k != "counts"}))
+    loads.clear()
+    old = VectorIndexSet(tmp_path, 16, "test-model")
+    assert old.counts() == {"Chunk": 3, "Entity": 10, "Relation": 0, "Community": 0}
+    assert sorted(loads) == ["chunk.1.bin", "community.1.bin", "entity.1.bin", "relation.1.bin"]
+    old.save()
+    assert json.loads(pointer.read_text())["counts"] == {"Chunk": 3, "Entity": 10, "Relation": 0, "Community": 0}
+
+
+def test_a_save_that_dies_before_its_flip_leaves_the_previous_generation_even_through_leftover_links(tmp_path, monkeypatch):
+    """A save that died after carrying an index into generation 2 leaves links to generation 1's files; the next
+    save must write its changed index beside them, never into them."""
+    saved_set(tmp_path)
+    for name in ("chunk.1.bin", "chunk.1.ids.json"):
+        os.link(tmp_path / name, tmp_path / name.replace(".1.", ".2."))
+    reopened = VectorIndexSet(tmp_path, 16, "test-model")
+    reopened[NodeType.CHUNK].delete(["c0", "c1"])
+    reopened[NodeType.CHUNK].add(["c9"], unit(1, seed=9))
+
+    def die(*_):
+        raise OSError("killed before the flip")
+
+    monkeypatch.setattr("graphdex.graph.vector_index.os.replace", die)
+    with pytest.raises(OSError, match="killed"):
+        reopened.save()
+    monkeypatch.undo()
+    survivor = VectorIndexSet(tmp_path, 16, "test-model")
+    assert survivor[NodeType.CHUNK].ids() == {"c0", "c1", "c2"}
+    np.testing.assert_allclose(survivor[NodeType.CHUNK].get(["c1"])[0], unit(3, seed=1)[1], atol=1e-6)
+
+
+def test_a_reader_beside_the_writer_follows_a_generation_saved_after_it_opened(tmp_path):
+    """Another process (a `graphdex query` beside an ingest) opened generation 1, which the writer's save removed
+    before the reader first used an index: it reads the generation the pointer names now."""
+    saved_set(tmp_path)
+    reader = VectorIndexSet(tmp_path, 16, "test-model")
+    writer = VectorIndexSet(tmp_path, 16, "test-model")
+    writer[NodeType.CHUNK].delete(["c0"])
+    writer.save(complete=True)
+    assert reader[NodeType.CHUNK].ids() == {"c1", "c2"}
+    assert reader.counts()["Chunk"] == 2 and reader[NodeType.ENTITY].ids() == {f"e{i}" for i in range(10)}
+
+
+def test_threads_asking_for_an_index_at_once_share_one_load(tmp_path, loads, monkeypatch):
+    saved_set(tmp_path)
+    reopened = VectorIndexSet(tmp_path, 16, "test-model")
+    slow = HnswVectorIndex.load.__func__
+
+    def slow_load(cls, *args):
+        time.sleep(0.05)
+        return slow(cls, *args)
+
+    monkeypatch.setattr(HnswVectorIndex, "load", classmethod(slow_load))
+    loads.clear()
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: reopened[NodeType.ENTITY], range(16)))
+    assert all(index is got[0] for index in got) and loads == ["entity.1.bin"]
 
 
 def test_refuses_vectors_of_another_model(tmp_path):

@@ -158,12 +158,12 @@ def plan_communities(store: GraphStore, policy: CommunityPolicy, touched: Commun
         group = membership.get(edge.source)
         if group is not None and group == membership.get(edge.target):
             internal[group].append(edge)
-    entities = store.get_nodes(sorted(membership))
+    entities = store.get_nodes(sorted(membership), contributions=False)  # described by their props alone
     # named by its first member (groups are sorted), see community_id
     wanted = {community_id(group[0]): Node(community_id(group[0]), NodeType.COMMUNITY, describe_community(group, entities, internal[i]))
               for i, group in enumerate(groups)}
     replaced = set(scope.communities)
-    stored = store.get_nodes(sorted(replaced | set(wanted)))
+    stored = store.get_nodes(sorted(replaced | set(wanted)), contributions=False)
     existing = {cid: node for cid, node in stored.items() if cid in replaced and node.type == NodeType.COMMUNITY}
     clash = sorted(cid for cid in stored if cid not in replaced)
     if clash and not from_scratch:

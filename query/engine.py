@@ -102,7 +102,7 @@ class QueryEngine:
         low-level keywords that matched no name exactly, the nearest entity names by vector."""
         seeds: dict[str, float] = {}
         ids = {span: entity_id(normalize_key(span[2])) for span in keywords.spans}
-        found = self.store.get_nodes(set(ids.values()))
+        found = self.store.get_nodes(set(ids.values()), contributions=False)
         covered: set[int] = set()
         for span in keywords.spans:  # longest first
             start, end, _ = span
@@ -119,7 +119,7 @@ class QueryEngine:
                         near[node_id] = max(near.get(node_id, 0.0), score)
         if not seeds and not near:
             near = {i: s for i, s in self.vectors[NodeType.ENTITY].search(question_vector, 5) if s >= ENTITY_MATCH_MIN}
-        for node_id, node in self.store.get_nodes(near).items():
+        for node_id, node in self.store.get_nodes(near, contributions=False).items():
             seeds[node_id] = max(seeds.get(node_id, 0.0), near[node_id] * _specificity(node))
         return seeds
 
@@ -144,7 +144,7 @@ class QueryEngine:
             by_anchor[anchor_of[relation]].append((relation, score))
         # each named entity gets its own first hop ("X or Y?" asks about both), ranked among its own relations
         best = {a: _sharpen(sorted(hits, key=lambda item: -item[1])[:RECOGNIZED_RELATIONS]) for a, hits in by_anchor.items()}
-        found = self.store.get_nodes(r for hits in best.values() for r, _ in hits)
+        found = self.store.get_nodes((r for hits in best.values() for r, _ in hits), contributions=False)
         seeds: dict[str, float] = {}
         for anchor, hits in best.items():
             for relation, score in hits:
@@ -190,7 +190,7 @@ class QueryEngine:
         chunks: dict[str, float] = defaultdict(float)
         relations = _sharpen(self.vectors[NodeType.RELATION].search(qv, 20))
         communities = _sharpen(self.vectors[NodeType.COMMUNITY].search(qv, 5))
-        found = self.store.get_nodes([r for r, _ in relations] + [c for c, _ in communities])
+        found = self.store.get_nodes([r for r, _ in relations] + [c for c, _ in communities], contributions=False)
         for node_id, score in relations + communities:
             node = found.get(node_id)
             if node is None:
@@ -214,7 +214,7 @@ class QueryEngine:
         # the second hop that graph propagation exists to find
         if named:
             hits = self.vectors[NodeType.RELATION].search(qv, 10)
-            ends = {i: set(node.props["ends"]) for i, node in self.store.get_nodes(h for h, _ in hits).items()}
+            ends = {i: set(node.props["ends"]) for i, node in self.store.get_nodes((h for h, _ in hits), contributions=False).items()}
             for node_id, score in _sharpen([(h, score) for h, score in hits if ends.get(h, set()) & named]):
                 seeds[node_id] = max(seeds.get(node_id, 0.0), score)
         else:
@@ -295,8 +295,8 @@ class QueryEngine:
         )
 
     def _chunk_hits(self, ranked: list[tuple[str, float]]) -> list[ChunkHit]:
-        found = self.store.get_nodes(c for c, _ in ranked)
-        docs = self.store.get_nodes({n.props["document_id"] for n in found.values()})
+        found = self.store.get_nodes((c for c, _ in ranked), contributions=False)
+        docs = self.store.get_nodes({n.props["document_id"] for n in found.values()}, contributions=False)
         hits = []
         for chunk_id, score in ranked:
             node = found.get(chunk_id)
@@ -310,7 +310,7 @@ class QueryEngine:
 
     def _node_hits(self, ranked: Iterable[tuple[str, float]]) -> list[NodeHit]:
         ranked = list(ranked)
-        found = self.store.get_nodes(n for n, _ in ranked)
+        found = self.store.get_nodes((n for n, _ in ranked), contributions=False)
         hits = []
         for node_id, score in ranked:
             node = found.get(node_id)

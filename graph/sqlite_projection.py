@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from graphdex.graph.durable import fsync_directory
 from graphdex.graph.model import EdgeType, NodeType
 from graphdex.graph.projection import EMPTY_COLUMN, Column, EdgeRows, GraphProjection, TransitionMatrix, assemble
 from graphdex.graph.sqlite_schema import IN_JSON
@@ -128,7 +129,7 @@ class ProjectionFiles:
         if generation != previous:  # left by a fold whose transaction never committed (its version was given again)
             shutil.rmtree(self._dir / generation, ignore_errors=True)
         os.replace(staging, self._dir / generation)
-        _fsync_directory(self._dir)
+        fsync_directory(self._dir)
         _set_meta(db, "projection_generation", generation)
         _set_meta(db, "projection_base_entries", len(indices))
         db.execute("DELETE FROM projection_columns")
@@ -173,11 +174,3 @@ class ProjectionFiles:
                 matrix = served.matrix.with_columns(changed)
             self._current = GraphProjection(matrix, self.rows, version)
             return self._current
-
-
-def _fsync_directory(directory: Path) -> None:
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)

@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import hnswlib
 import numpy as np
 
+from graphdex.graph.durable import fsync_directory
 from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
 from graphdex.graph.store import StoreError
 
@@ -247,7 +248,7 @@ class VectorIndexSet:
             handle.write("an operation is changing the graph and vectors; if this file survives it, the next start verifies them\n")
             handle.flush()
             os.fsync(handle.fileno())
-        _fsync_directory(self._dir)
+        fsync_directory(self._dir)
 
     def suspect(self) -> None:
         """The vectors may no longer match the graph (a write failed halfway): keep the marker until a start verifies."""
@@ -283,7 +284,7 @@ class VectorIndexSet:
         with open(pointer_tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(pointer_tmp, self._dir / "current.json")
-        _fsync_directory(self._dir)
+        fsync_directory(self._dir)
         with self._lock:
             old = self._generation
             self._generation = generation
@@ -293,7 +294,7 @@ class VectorIndexSet:
                 path.unlink(missing_ok=True)
         if complete and not self._suspect:
             self._marker.unlink(missing_ok=True)
-            _fsync_directory(self._dir)
+            fsync_directory(self._dir)
 
     def _carry(self, type_: NodeType, generation: int) -> None:
         """The current generation's files of an unchanged index, into ``generation`` as they are: a hard link each
@@ -317,12 +318,3 @@ class VectorIndexSet:
             else:
                 out[str(type_)] = len(index if index is not None else self[type_])
         return out
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a file's creation, rename or removal in ``directory`` durable (POSIX needs the directory synced too)."""
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)

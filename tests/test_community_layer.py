@@ -87,10 +87,10 @@ class CountingStore:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    def get_nodes(self, ids):
+    def get_nodes(self, ids, contributions=True):
         ids = list(ids)
         self.read.update(ids)
-        return self._store.get_nodes(ids)
+        return self._store.get_nodes(ids, contributions)
 
     def edges_of_many(self, node_ids, types=None, contributions=True):
         node_ids = list(node_ids)

@@ -3,7 +3,8 @@
 Apart from the store because it is not a graph operation: it does not read the workspace (whatever graph schema
 wrote it, it goes), and it must run when no store for it is open. Only nodes whose ``workspace`` property is the
 given one are matched, label by label through the (workspace, id) indexes; their relationships go with them (an edge
-only ever joins two nodes of one workspace). The GraphdexMeta node, which holds the writer lease, goes last.
+only ever joins two nodes of one workspace). The change log's nodes go with them, and the GraphdexMeta node, which
+holds the writer lease, goes last.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import socket
 import uuid
 
 from graphdex.graph.model import NodeType
-from graphdex.graph.neo4j_store import LEASE_MILLISECONDS
+from graphdex.graph.neo4j_store import CHANGE_LABEL, LEASE_MILLISECONDS
 from graphdex.graph.store import StoreError, StoreUnavailable
 
 # nodes deleted per transaction: a large workspace never needs one transaction holding all of it in memory
@@ -34,7 +35,7 @@ def drop_workspace(uri: str, user: str, password: str, database: str, workspace:
             with driver.session(database=database) as session:
                 _take_lease(session, workspace, token)
                 removed = 0
-                for label in [t.value for t in NodeType]:
+                for label in [t.value for t in NodeType] + [CHANGE_LABEL]:
                     removed += session.run(
                         f"MATCH (n:{label} {{workspace: $ws}}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF {DELETE_BATCH} ROWS",
                         ws=workspace).consume().counters.nodes_deleted

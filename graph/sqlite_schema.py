@@ -11,8 +11,9 @@ the store by change.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from graphdex.graph.model import Edge, Node, NodeType
 
@@ -51,7 +52,8 @@ IN_JSON = "IN (SELECT value FROM json_each(?))"
 
 
 def dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON (orjson: the writer serialises every node and edge it writes, readers parse what they read)."""
+    return orjson.dumps(value).decode()
 
 
 def search_names(node: Node) -> str | None:

@@ -11,7 +11,6 @@ committed writes only; the single writer holds its own connection.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import sqlite3
 import threading
@@ -19,6 +18,8 @@ from collections import Counter, defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
+
+import orjson
 
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.projection import GraphProjection
@@ -89,8 +90,8 @@ class SqliteGraphStore:
         if not ids:
             return {}
         contrib = "contrib" if contributions else "'{}'"
-        found = self._reader().execute(f"SELECT id, type, props, {contrib} FROM nodes WHERE id {IN_JSON}", (json.dumps(ids),))
-        return {node_id: Node(node_id, NodeType(type_), json.loads(props), json.loads(c)) for node_id, type_, props, c in found}
+        found = self._reader().execute(f"SELECT id, type, props, {contrib} FROM nodes WHERE id {IN_JSON}", (dump(ids),))
+        return {node_id: Node(node_id, NodeType(type_), orjson.loads(props), orjson.loads(c)) for node_id, type_, props, c in found}
 
     def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
         keys = list(dict.fromkeys(keys))
@@ -99,11 +100,11 @@ class SqliteGraphStore:
         found = self._reader().execute(
             "SELECT a.id, e.type, b.id, e.props, e.contrib FROM json_each(?) k "
             "JOIN nodes a ON a.id = json_extract(k.value, '$[0]') JOIN nodes b ON b.id = json_extract(k.value, '$[2]') "
-            "JOIN edges e ON e.src = a.row AND e.type = json_extract(k.value, '$[1]') AND e.dst = b.row", (json.dumps(keys),))
-        return {(s, t, d): Edge(s, EdgeType(t), d, json.loads(p), json.loads(c)) for s, t, d, p, c in found}
+            "JOIN edges e ON e.src = a.row AND e.type = json_extract(k.value, '$[1]') AND e.dst = b.row", (dump(keys),))
+        return {(s, t, d): Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c)) for s, t, d, p, c in found}
 
     def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
-        chunks = json.dumps(sorted(set(chunk_ids)))
+        chunks = dump(sorted(set(chunk_ids)))
         db = self._reader()
         nodes = {r[0] for r in db.execute(f"SELECT n.id FROM node_support s JOIN nodes n ON n.row = s.node WHERE s.chunk {IN_JSON}", (chunks,))}
         edges = {(a, t, b) for a, t, b in db.execute(
@@ -115,17 +116,17 @@ class SqliteGraphStore:
         return self.edges_of_many([node_id], types).get(node_id, [])
 
     def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None, contributions: bool = True) -> dict[str, list[Edge]]:
-        ids = json.dumps(list(dict.fromkeys(node_ids)))
-        wanted = json.dumps([str(EdgeType(t)) for t in (types if types is not None else EdgeType)])
+        ids = dump(list(dict.fromkeys(node_ids)))
+        wanted = dump([str(EdgeType(t)) for t in (types if types is not None else EdgeType)])
         columns = _EDGE_COLUMNS.format(contrib="e.contrib" if contributions else "'{}'")
         found = self._reader().execute(
             f"WITH asked(row) AS (SELECT row FROM nodes WHERE id {IN_JSON}) "
             f"SELECT {columns} WHERE e.src IN asked AND e.type {IN_JSON} UNION ALL "
             f"SELECT {columns} WHERE e.dst IN asked AND e.src NOT IN asked AND e.type {IN_JSON}", (ids, wanted, wanted))
-        asked = set(json.loads(ids))
+        asked = set(orjson.loads(ids))
         out: dict[str, list[Edge]] = defaultdict(list)
         for s, t, d, p, c in found:
-            edge = Edge(s, EdgeType(t), d, json.loads(p), json.loads(c))
+            edge = Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c))
             if s in asked:
                 out[s].append(edge)
             if d in asked and d != s:
@@ -133,7 +134,7 @@ class SqliteGraphStore:
         return dict(out)
 
     def documents_about(self, entity_ids: Iterable[str]) -> dict[str, list[str]]:
-        found = self._reader().execute(f"SELECT about, id FROM nodes WHERE about {IN_JSON} ORDER BY id", (json.dumps(list(entity_ids)),))
+        found = self._reader().execute(f"SELECT about, id FROM nodes WHERE about {IN_JSON} ORDER BY id", (dump(list(entity_ids)),))
         out: dict[str, list[str]] = defaultdict(list)
         for entity, document in found:
             out[entity].append(document)
@@ -144,13 +145,13 @@ class SqliteGraphStore:
 
     def iter_nodes(self, type_: NodeType) -> Iterator[Node]:
         for node_id, props, contrib in self._reader().execute("SELECT id, props, contrib FROM nodes WHERE type = ? ORDER BY id", (str(type_),)):
-            yield Node(node_id, NodeType(type_), json.loads(props), json.loads(contrib))
+            yield Node(node_id, NodeType(type_), orjson.loads(props), orjson.loads(contrib))
 
     def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
-        wanted = json.dumps([str(EdgeType(t)) for t in (types if types is not None else EdgeType)])
+        wanted = dump([str(EdgeType(t)) for t in (types if types is not None else EdgeType)])
         columns = _EDGE_COLUMNS.format(contrib="e.contrib" if contributions else "'{}'")
         for s, t, d, p, c in self._reader().execute(f"SELECT {columns} WHERE e.type {IN_JSON}", (wanted,)):
-            yield Edge(s, EdgeType(t), d, json.loads(p), json.loads(c))
+            yield Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c))
 
     def find_entities(self, text: str, limit: int = 10) -> list[Node]:
         needle = text.casefold().strip()
@@ -188,7 +189,7 @@ class SqliteGraphStore:
             if first is None or first > version + 1:
                 return None
             logged = db.execute("SELECT nodes FROM changes WHERE version > ? AND version <= ?", (version, current))
-            return ChangeSet(current, frozenset(i for (ids,) in logged for i in json.loads(ids)))
+            return ChangeSet(current, frozenset(i for (ids,) in logged for i in orjson.loads(ids)))
         finally:
             db.execute("COMMIT")
 
@@ -209,7 +210,7 @@ class SqliteGraphStore:
                 change = _Write(db, list(nodes), list(edges), list(dict.fromkeys(delete_nodes)), list(delete_edges))
                 touched = change.apply()
                 self._projection.update(db, version, touched)
-                db.execute("INSERT OR REPLACE INTO changes VALUES (?, ?)", (version, json.dumps(sorted(change.ids_of(touched)))))
+                db.execute("INSERT OR REPLACE INTO changes VALUES (?, ?)", (version, dump(sorted(change.ids_of(touched)))))
                 db.execute("DELETE FROM changes WHERE version <= ?", (version - CHANGE_LOG_VERSIONS,))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(version),))
                 db.execute("COMMIT")
@@ -256,7 +257,7 @@ class _Write:
         self._id_of: dict[int, str] = {}
 
     def _lookup(self, ids: Iterable[str]) -> dict[str, tuple[int, str]]:
-        found = self.db.execute(f"SELECT id, row, type FROM nodes WHERE id {IN_JSON}", (json.dumps(list(ids)),))
+        found = self.db.execute(f"SELECT id, row, type FROM nodes WHERE id {IN_JSON}", (dump(list(ids)),))
         out = {node_id: (row, type_) for node_id, row, type_ in found}
         self._id_of.update((row, node_id) for node_id, (row, _) in out.items())
         return out
@@ -264,12 +265,12 @@ class _Write:
     def ids_of(self, rows: Iterable[int]) -> set[str]:
         """The ids of ``rows`` (of nodes stored now, or deleted by this write)."""
         rows = set(rows)
-        unknown = json.dumps(sorted(rows - set(self._id_of)))
+        unknown = dump(sorted(rows - set(self._id_of)))
         self._id_of.update(self.db.execute(f"SELECT row, id FROM nodes WHERE row {IN_JSON}", (unknown,)))
         return {self._id_of[r] for r in rows if r in self._id_of}
 
     def _abouts(self) -> set[str]:
-        rows = json.dumps(sorted(self.touched))
+        rows = dump(sorted(self.touched))
         return {r[0] for r in self.db.execute(f"SELECT about FROM nodes WHERE row {IN_JSON} AND about IS NOT NULL", (rows,))}
 
     def apply(self) -> set[int]:
@@ -306,14 +307,14 @@ class _Write:
         """The support of each of ``keys`` that is stored."""
         found = self.db.execute(
             "SELECT e.src, e.type, e.dst, e.support FROM json_each(?) k JOIN edges e ON e.src = json_extract(k.value, '$[0]') "
-            "AND e.type = json_extract(k.value, '$[1]') AND e.dst = json_extract(k.value, '$[2]')", (json.dumps(sorted(set(keys))),))
+            "AND e.type = json_extract(k.value, '$[1]') AND e.dst = json_extract(k.value, '$[2]')", (dump(sorted(set(keys))),))
         return {(src, type_, dst): support for src, type_, dst, support in found}
 
     def _edges_to_delete(self, known: dict[str, tuple[int, str]], deleted: dict[str, tuple[int, str]]) -> dict[tuple[int, str, int], int]:
         """The stored edges this write deletes (those asked for, and every edge of a deleted node), with their support."""
         doomed = self._stored_edges((known[s][0], str(t), known[d][0]) for s, t, d in self.delete_edges if s in known and d in known)
         if deleted:
-            rows = json.dumps([r for r, _ in deleted.values()])
+            rows = dump([r for r, _ in deleted.values()])
             doomed.update(((src, type_, dst), support) for src, type_, dst, support in self.db.execute(
                 f"SELECT src, type, dst, support FROM edges WHERE src {IN_JSON} UNION SELECT src, type, dst, support FROM edges WHERE dst {IN_JSON}",
                 (rows, rows)))
@@ -348,7 +349,7 @@ class _Write:
         rows = {i: row for i, (row, _) in previous.items()}
         fresh = [n.id for n in self.nodes if n.id not in rows]
         rows.update({i: row for i, (row, _) in self._lookup(fresh).items()})
-        updated = json.dumps([rows[n.id] for n in self.nodes if n.id in previous])
+        updated = dump([rows[n.id] for n in self.nodes if n.id in previous])
         stored: dict[int, set[str]] = defaultdict(set)
         for row, chunk in self.db.execute(f"SELECT node, chunk FROM node_support WHERE node {IN_JSON}", (updated,)):
             stored[row].add(chunk)
@@ -378,7 +379,7 @@ class _Write:
         if existing:
             for src, type_, dst, chunk in self.db.execute(
                     "SELECT s.src, s.type, s.dst, s.chunk FROM json_each(?) k JOIN edge_support s ON s.src = json_extract(k.value, '$[0]') "
-                    "AND s.type = json_extract(k.value, '$[1]') AND s.dst = json_extract(k.value, '$[2]')", (json.dumps(sorted(existing)),)):
+                    "AND s.type = json_extract(k.value, '$[1]') AND s.dst = json_extract(k.value, '$[2]')", (dump(sorted(existing)),)):
                 stored[(src, type_, dst)].add(chunk)
         added, removed = [], []
         for key, edge in zip(keys, self.edges):

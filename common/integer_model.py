@@ -40,7 +40,7 @@ def integer_model(source: Path, cache_dir: Path) -> Path:
     The cache file is named by the source's digest and the rewrite version, and written atomically, so processes
     that derive it at the same time (Ray actors on one machine) end with one complete file."""
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = cache_dir.expanduser() / f"minilm-int8-rows-{digest}-v{REWRITE_VERSION}.onnx"
+    target = Path(cache_dir).expanduser() / f"minilm-int8-rows-{digest}-v{REWRITE_VERSION}.onnx"
     if target.exists():
         return target
     try:

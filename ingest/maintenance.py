@@ -62,8 +62,9 @@ class Maintenance:
         self.finish()
         return report
 
-    def remove_document(self, doc_id: str) -> DeleteReport:
-        """Take a document out of the graph and vectors in one write (communities are left to the caller)."""
+    def remove_document(self, doc_id: str, recycle: bool = False) -> DeleteReport:
+        """Take a document out of the graph and vectors in one write (communities are left to the caller).
+        ``recycle``: a new version follows in this operation, which may reuse the deleted vectors."""
         store = self.target.store
         chunk_ids = sorted(e.target for e in store.edges_of(doc_id, [EdgeType.HAS_CHUNK]) if e.source == doc_id)
         gone = set(chunk_ids)
@@ -74,6 +75,8 @@ class Maintenance:
         for node in removal.deleted:
             if node.type in SEARCHABLE_TYPES:
                 dropped_vectors.setdefault(node.type, []).append(node.id)
+        if recycle:
+            self.target.recycle([*store.get_nodes(chunk_ids, contributions=False).values(), *removal.deleted])
         self.target.apply(self.target.embed(removal.to_embed), removal.updated, removal.kept_edges, delete_nodes=sorted(deleted_ids),
                           delete_edges=removal.dropped_edges, delete_vectors=dropped_vectors)
         return DeleteReport(doc_id, len(chunk_ids), len(deleted_ids), len(removal.updated))

@@ -129,6 +129,12 @@ class Indexer:
         """Indexes new and changed documents. When the store refuses a write batch (not an outage, which is raised:
         the same call can succeed later), its documents are written again one at a time, so that only the documents
         the store refuses fail, each with the store's reason."""
+        try:
+            return self._ingest(documents, progress)
+        finally:
+            self.target.end_operation()  # vectors recycled from replaced documents are this operation's only
+
+    def _ingest(self, documents: Iterable[SourceDocument], progress: Progress | None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         usage_before = self.llm_usage.snapshot() if self.llm_usage else {}
@@ -236,7 +242,7 @@ class Indexer:
                 report.failed.append((source, "document has no text"))
                 continue
             if previous is not None:
-                self.maintenance.remove_document(doc_id)
+                self.maintenance.remove_document(doc_id, recycle=True)
                 crash_point("ingest.replaced_removed")
                 report.documents_replaced += 1
             else:

@@ -17,7 +17,7 @@ import numpy as np
 
 from graphdex.common.embedder import Embedder
 from graphdex.common.faults import crash_point
-from graphdex.graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.model import SEARCHABLE_TYPES, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorChanges, VectorIndexes
 from graphdex.ingest.derive import embedding_text
@@ -69,18 +69,41 @@ class IndexTarget:
     embedder: Embedder
     #: Held around each mutation (the write side of the service's readers-writer lock); embedding runs outside it.
     exclusive: Callable[[], AbstractContextManager[None]] = field(default=nullcontext)
-    #: What the writes through this target touched since the last community refresh (the one mutable part).
+    #: What the writes through this target touched since the last community refresh.
     changes: CommunityChanges = field(default_factory=CommunityChanges)
+    #: Vectors of the nodes this operation deleted, by the digest of their text (``recycle``).
+    recycled: dict[str, np.ndarray] = field(default_factory=dict)
 
     def embed(self, nodes: Sequence[Node]) -> NodeVectors:
-        """The nodes' vectors by type: the slow part of a write, done before taking the lock."""
+        """The nodes' vectors by type: the slow part of a write, done before taking the lock. Each distinct text is
+        embedded once, and not at all when its vector was recycled (``recycle``): a text has one vector whatever call
+        it is embedded in, so a reused vector is the one a fresh embedding would give."""
         if not nodes:
             return {}
-        matrix = self.embedder.embed([embedding_text(n) for n in nodes])
+        digests = [text_digest(n) for n in nodes]
+        fresh = {d: n for d, n in zip(digests, nodes) if d not in self.recycled}
+        embedded = dict(zip(fresh, self.embedder.embed([embedding_text(n) for n in fresh.values()]))) if fresh else {}
+        matrix = np.vstack([embedded[d] if d in embedded else self.recycled[d] for d in digests]).astype(np.float32, copy=False)
         rows: dict[NodeType, list[int]] = defaultdict(list)
         for row, node in enumerate(nodes):
             rows[node.type].append(row)
-        return {type_: ([nodes[r].id for r in picked], matrix[picked], [text_digest(nodes[r]) for r in picked]) for type_, picked in rows.items()}
+        return {type_: ([nodes[r].id for r in picked], matrix[picked], [digests[r] for r in picked]) for type_, picked in rows.items()}
+
+    def recycle(self, nodes: Iterable[Node]) -> None:
+        """Keeps the vectors of nodes about to be deleted, by the digest of their text, for the rest of the operation:
+        a changed document is taken out before its new version goes in, and most of its chunks and names come back
+        with the same text."""
+        by_type: dict[NodeType, list[Node]] = defaultdict(list)
+        for node in nodes:
+            if node.type in SEARCHABLE_TYPES and node.id in self.vectors[node.type]:
+                by_type[node.type].append(node)
+        for type_, group in by_type.items():
+            for node, vector in zip(group, self.vectors[type_].get([n.id for n in group])):
+                self.recycled[text_digest(node)] = vector
+
+    def end_operation(self) -> None:
+        """Forgets the recycled vectors: they belong to nodes no longer stored, and to this operation only."""
+        self.recycled.clear()
 
     def apply(self, vectors: NodeVectors, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (),
               delete_edges: Iterable[EdgeKey] = (), delete_vectors: Mapping[NodeType, Iterable[str]] | None = None, touches: bool = True) -> None:

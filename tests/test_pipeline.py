@@ -151,6 +151,31 @@ def test_changed_document_replaces_its_old_version(make_workspace, corpus, store
     assert workspace.store.get_nodes([_entity(workspace, "Otto Weiss")])
 
 
+def test_a_changed_document_embeds_only_its_new_texts(make_workspace, sample_records, monkeypatch):
+    """Its old version is taken out first; the vectors of the texts that come back unchanged (most chunks and names)
+    are reused, not embedded again, and the index still equals a clean build of the new version."""
+    long_text = "\n\n".join(r["text"] for r in sample_records[:12])
+    old = SourceDocument("long.md", "Long", long_text)
+    new = SourceDocument("long.md", "Long", long_text + " Its last sentence was added by an editor in 1999.")
+    workspace = make_workspace()
+    workspace.indexer.ingest([old])
+    embedder = workspace.indexer.target.embedder
+    embedded: list[str] = []
+    real_embed = embedder.embed
+    monkeypatch.setattr(embedder, "embed", lambda texts: (embedded.extend(texts), real_embed(texts))[1])
+    assert workspace.indexer.ingest([new]).documents_replaced == 1
+    monkeypatch.undo()
+    chunks = workspace.store.counts()["nodes"]["Chunk"]
+    assert chunks >= 4, "the document spans several chunks"
+    assert embedded and len(set(embedded)) == len(embedded), "each distinct text embedded once"
+    assert sum(1 for t in embedded if "added by an editor" in t) == 1
+    assert len(embedded) < chunks, f"{len(embedded)} texts embedded again for a one-sentence change"
+    assert not workspace.indexer.target.recycled, "recycled vectors do not outlive the operation"
+    reference = make_workspace("reference")
+    reference.indexer.ingest([new])
+    assert_same(snapshot(reference), snapshot(workspace), communities="valid")
+
+
 def test_delete_is_exact(make_workspace, corpus, store_kind):
     a, b = corpus
     only_a = make_workspace("only-a", store=store_kind)

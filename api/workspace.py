@@ -110,7 +110,7 @@ class Workspace:
             return Neo4jVectorIndexes(self.store, dim, model, s.hnsw_m, s.hnsw_ef_construction)
         # vectors belong to one graph: the embedded store's, or one Neo4j workspace's
         folder = "vectors" if s.store == "embedded" else f"vectors-neo4j-{s.neo4j_workspace}"
-        return VectorIndexSet(self.data_dir / folder, dim, model, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search)
+        return VectorIndexSet(self.data_dir / folder, dim, model, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.vector_delta_limit)
 
     @cached_property
     def nlp(self):

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(16, ge=4, le=96, description="HNSW graph degree (M).")
     hnsw_ef_construction: int = Field(100, ge=10, description="HNSW build-time candidate list size (100: half the insert cost of 200 for recall@10 0.992 against 0.994, measured on entity vectors).")
     hnsw_ef_search: int = Field(64, ge=10, description="HNSW query-time candidate list size.")
+    vector_delta_limit: int = Field(512, ge=0, le=100_000, description="Embedded vectors: an index whose changes since it was last saved whole touch at most this many ids is saved as a delta beside its full files (a delete then writes kilobytes, not the whole index), and opening it replays them (about 0.3 ms each); beyond it, the index is saved whole. 0: always whole.")
 
     community_resolution: float = Field(1.0, gt=0, description="Leiden resolution: higher gives more, smaller communities.")
     community_min_size: int = Field(3, ge=2, description="Smallest community that becomes a Community node.")

@@ -8,6 +8,11 @@ either (a pointer written before it held counts: the type is loaded to count it)
 Saving makes a new generation: the indexes changed since the last save are written under the new generation
 number, the others are carried over unread (their files hard-linked into it, or copied where links are not
 possible); then every file of the new generation is fsynced and ``current.json`` flips to it with an atomic rename.
+A changed index whose changes since its last full save are few (at most ``delta_limit`` ids) is not rewritten
+whole: its full files are carried and a *delta* (the vectors and digests of the ids added or replaced since, and the
+ids deleted) is written beside them, and loading replays it. So a delete or a small ingest saves in proportion to
+what it changed, not to the index (at 10x the entity index is 400 MB), and opening replays at most ``delta_limit``
+inserts.
 A crash at any moment leaves the previous generation intact and readable: a save never writes into a file of an
 existing generation (leftovers of a save that died before its flip are removed first, so nothing is written through a
 link into a file the current generation still uses).
@@ -25,6 +30,7 @@ from typing import Iterable, Sequence
 
 import hnswlib
 import numpy as np
+import orjson
 
 from graphdex.graph.durable import fsync_directory
 from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
@@ -49,6 +55,10 @@ class HnswVectorIndex:
         self._id_of: dict[int, str] = {}
         self._digest_of: dict[str, str] = {}
         self._next_label = 0
+        # the ids added, replaced or deleted since the index was last saved whole (tracked only once it has been: a
+        # delta needs full files to apply to)
+        self._based = False
+        self._touched: set[str] = set()
         self._changes = 0  # moves with every add and every deletion: a save writes an index only when it moved since the last
         self._lock = threading.RLock()
 
@@ -57,9 +67,16 @@ class HnswVectorIndex:
         """A count that moves with every add and every deletion in this process (compared, never interpreted)."""
         return self._changes
 
+    @property
+    def delta_size(self) -> int | None:
+        """How many ids a delta save would write (None: never saved whole, so only a full save will do)."""
+        return len(self._touched) if self._based else None
+
     @classmethod
-    def load(cls, path: Path, id_path: Path, dim: int, m: int, ef_construction: int, ef_search: int) -> "HnswVectorIndex":
-        payload = json.loads(id_path.read_text())
+    def load(cls, path: Path, id_path: Path, dim: int, m: int, ef_construction: int, ef_search: int,
+             delta: tuple[Path, Path] | None = None) -> "HnswVectorIndex":
+        """The index saved whole at ``path``/``id_path``, with the ``delta`` written since (if any) replayed."""
+        payload = orjson.loads(id_path.read_bytes())
         self = cls(dim, m, ef_construction, ef_search, capacity=1)
         self._index = hnswlib.Index(space="ip", dim=dim)
         self._index.load_index(str(path), max_elements=max(payload["capacity"], 1), allow_replace_deleted=True)
@@ -68,15 +85,40 @@ class HnswVectorIndex:
         self._id_of = {label: node_id for node_id, label in self._label_of.items()}
         self._digest_of = payload.get("digests", {})
         self._next_label = payload["next_label"]
+        self._based = True
+        if delta is not None:
+            self._replay(*delta)
         return self
 
     def save(self, path: Path, id_path: Path) -> int:
-        """Writes the index and its id map; returns ``changes`` as saved."""
+        """Writes the whole index and its id map; returns ``changes`` as saved."""
         with self._lock:
             self._index.save_index(str(path))
-            id_path.write_text(json.dumps({"labels": self._label_of, "digests": self._digest_of, "next_label": self._next_label,
-                                           "capacity": self._index.get_max_elements()}))
+            id_path.write_bytes(orjson.dumps({"labels": self._label_of, "digests": self._digest_of, "next_label": self._next_label,
+                                              "capacity": self._index.get_max_elements()}))
+            self._based = True
+            self._touched.clear()
             return self._changes
+
+    def save_delta(self, id_path: Path, vector_path: Path) -> int:
+        """Writes what changed since the last full save: the ids present now with their vectors and digests, and the
+        ids gone (some may never have been in the full files: deleting them again is harmless). Returns ``changes``."""
+        with self._lock:
+            if not self._based:
+                raise RuntimeError("a delta needs an index saved whole first")
+            present = sorted(i for i in self._touched if i in self._label_of)
+            gone = sorted(i for i in self._touched if i not in self._label_of)
+            with open(vector_path, "wb") as handle:
+                np.save(handle, self.get(present))
+            id_path.write_bytes(orjson.dumps({"ids": present, "digests": [self._digest_of.get(i, "") for i in present], "deleted": gone}))
+            return self._changes
+
+    def _replay(self, id_path: Path, vector_path: Path) -> None:
+        payload = orjson.loads(id_path.read_bytes())
+        with open(vector_path, "rb") as handle:
+            vectors = np.load(handle)
+        self.delete(payload["deleted"])
+        self.add(payload["ids"], vectors, payload["digests"])
 
     def _ensure_capacity(self, extra: int) -> None:
         needed = self._index.get_current_count() + extra
@@ -92,6 +134,8 @@ class HnswVectorIndex:
             raise ValueError(f"expected {len(ids)} vectors of dimension {self.dim}, got shape {vectors.shape}")
         with self._lock:
             self._changes += 1
+            if self._based:
+                self._touched.update(ids)
             for node_id, digest in zip(ids, digests or [""] * len(ids)):
                 self._digest_of[node_id] = digest
             labels = np.empty(len(ids), dtype=np.int64)
@@ -113,6 +157,8 @@ class HnswVectorIndex:
     def delete(self, ids: Iterable[str]) -> None:
         with self._lock:
             for node_id in ids:
+                if self._based:
+                    self._touched.add(node_id)
                 label = self._label_of.pop(node_id, None)
                 self._digest_of.pop(node_id, None)
                 if label is not None:
@@ -172,8 +218,10 @@ class VectorIndexSet:
     (written durably before the graph is first touched): if the process dies in between, the next start finds it and
     verifies the vectors (and the community layer) against the graph instead of trusting them."""
 
-    def __init__(self, directory: Path, dim: int, model_name: str, m: int = 16, ef_construction: int = 200, ef_search: int = 64) -> None:
+    def __init__(self, directory: Path, dim: int, model_name: str, m: int = 16, ef_construction: int = 200, ef_search: int = 64,
+                 delta_limit: int = 512) -> None:
         self._dir = Path(directory)
+        self._delta_limit = delta_limit
         self._dir.mkdir(parents=True, exist_ok=True)
         self._params = (m, ef_construction, ef_search)
         self.dim = dim
@@ -183,6 +231,7 @@ class VectorIndexSet:
         # the ``changes`` of each loaded index that the current generation's files hold: it changed since when it differs
         self._saved_changes: dict[NodeType, int] = {}
         self._stored_counts: dict[str, int] = {}  # vectors per type in the current generation, from its pointer
+        self._deltas: set[str] = set()  # the types whose files in the current generation include a delta
         self._generation = 0  # 0: nothing saved yet (no pointer)
         # held by a load and by a save's switch to its new generation: a load never reads a generation being removed
         self._lock = threading.Lock()
@@ -202,10 +251,15 @@ class VectorIndexSet:
             )
         self._generation = current["generation"]
         self._stored_counts = {str(t): int(n) for t, n in current.get("counts", {}).items()}  # absent before counts were kept
+        self._deltas = set(current.get("deltas", ()))  # absent before deltas were written
 
     def _files(self, type_: NodeType, generation: int) -> tuple[Path, Path]:
         stem = f"{type_.lower()}.{generation}"
         return self._dir / f"{stem}.bin", self._dir / f"{stem}.ids.json"
+
+    def _delta_files(self, type_: NodeType, generation: int) -> tuple[Path, Path]:
+        stem = f"{type_.lower()}.{generation}"
+        return self._dir / f"{stem}.delta.json", self._dir / f"{stem}.delta.npy"
 
     def __getitem__(self, type_: NodeType) -> HnswVectorIndex:
         index = self._loaded.get(type_)
@@ -226,7 +280,8 @@ class VectorIndexSet:
         while True:
             generation = self._generation
             try:
-                index = HnswVectorIndex.load(*self._files(type_, generation), self.dim, *self._params)
+                delta = self._delta_files(type_, generation) if str(type_) in self._deltas else None
+                index = HnswVectorIndex.load(*self._files(type_, generation), self.dim, *self._params, delta=delta)
             except FileNotFoundError:
                 # only in a process that is not the writer (a `graphdex query` beside an ingest): the writer saved
                 # a newer generation and removed this one since it was read; the pointer names the newer one
@@ -268,21 +323,31 @@ class VectorIndexSet:
         for path in self._dir.glob(f"*.{generation}.*"):
             path.unlink()  # left by a save that died before its flip: may be links to the current generation's files
         counts: dict[str, int] = {}
+        deltas: set[str] = set()
         written: dict[NodeType, int] = {}
         for type_ in SEARCHABLE_TYPES:
             index = self._loaded.get(type_)
             if index is None and (not self._generation or str(type_) not in self._stored_counts):
                 index = self[type_]  # nothing saved yet (an empty index), or a pointer without counts (to count it)
             if index is not None and (not self._generation or index.changes != self._saved_changes[type_]):
-                written[type_] = index.save(*self._files(type_, generation))
+                pending = index.delta_size
+                if self._generation and pending is not None and pending <= self._delta_limit:
+                    self._carry(type_, generation, with_delta=False)
+                    written[type_] = index.save_delta(*self._delta_files(type_, generation))
+                    deltas.add(str(type_))
+                else:
+                    written[type_] = index.save(*self._files(type_, generation))
             else:
-                self._carry(type_, generation)
+                self._carry(type_, generation, with_delta=True)
+                if str(type_) in self._deltas:
+                    deltas.add(str(type_))
             counts[str(type_)] = len(index) if index is not None else self._stored_counts[str(type_)]
         for path in self._dir.glob(f"*.{generation}.*"):
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
         pointer_tmp = self._dir / "current.json.tmp"
-        pointer_tmp.write_text(json.dumps({"generation": generation, "dim": self.dim, "model": self.model_name, "counts": counts}))
+        pointer_tmp.write_text(json.dumps({"generation": generation, "dim": self.dim, "model": self.model_name, "counts": counts,
+                                          "deltas": sorted(deltas)}))
         with open(pointer_tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(pointer_tmp, self._dir / "current.json")
@@ -291,6 +356,7 @@ class VectorIndexSet:
             old = self._generation
             self._generation = generation
             self._stored_counts = counts
+            self._deltas = deltas
             self._saved_changes.update(written)
             for path in self._dir.glob(f"*.{old}.*"):
                 path.unlink(missing_ok=True)
@@ -298,10 +364,14 @@ class VectorIndexSet:
             self._marker.unlink(missing_ok=True)
             fsync_directory(self._dir)
 
-    def _carry(self, type_: NodeType, generation: int) -> None:
-        """The current generation's files of an unchanged index, into ``generation`` as they are: a hard link each
-        (nothing is read or written), or a copy on a file system without links."""
-        for current, new in zip(self._files(type_, self._generation), self._files(type_, generation)):
+    def _carry(self, type_: NodeType, generation: int, with_delta: bool) -> None:
+        """The current generation's files of an index, into ``generation`` as they are: a hard link each (nothing
+        is read or written), or a copy on a file system without links. ``with_delta``: its delta too (an unchanged
+        index); without: its full files only (a new delta follows)."""
+        pairs = list(zip(self._files(type_, self._generation), self._files(type_, generation)))
+        if with_delta and str(type_) in self._deltas:
+            pairs += zip(self._delta_files(type_, self._generation), self._delta_files(type_, generation))
+        for current, new in pairs:
             try:
                 os.link(current, new)
             except FileNotFoundError:

@@ -66,9 +66,9 @@ def loads(monkeypatch) -> list[str]:
     seen: list[str] = []
     original = HnswVectorIndex.load.__func__
 
-    def load(cls, path, *args):
+    def load(cls, path, *args, **kwargs):
         seen.append(path.name)
-        return original(cls, path, *args)
+        return original(cls, path, *args, **kwargs)
 
     monkeypatch.setattr(HnswVectorIndex, "load", classmethod(load))
     return seen
@@ -99,7 +99,7 @@ def test_opening_loads_nothing_and_counts_come_from_the_pointer(tmp_path, loads)
 
 def test_a_save_writes_only_the_changed_indexes_and_carries_the_others_unread(tmp_path, loads):
     saved_set(tmp_path)
-    reopened = VectorIndexSet(tmp_path, 16, "test-model")
+    reopened = VectorIndexSet(tmp_path, 16, "test-model", delta_limit=0)  # changed indexes are saved whole
     carried = {name: (tmp_path / name).stat().st_ino for name in ("chunk.1.bin", "chunk.1.ids.json", "relation.1.bin")}
     rewritten = (tmp_path / "entity.1.bin").stat().st_ino
     loads.clear()
@@ -150,13 +150,14 @@ def test_a_pointer_without_counts_is_counted_by_loading(tmp_path, loads):
     assert json.loads(pointer.read_text())["counts"] == {"Chunk": 3, "Entity": 10, "Relation": 0, "Community": 0}
 
 
-def test_a_save_that_dies_before_its_flip_leaves_the_previous_generation_even_through_leftover_links(tmp_path, monkeypatch):
+@pytest.mark.parametrize("delta_limit", [0, 512], ids=["saved-whole", "saved-as-delta"])
+def test_a_save_that_dies_before_its_flip_leaves_the_previous_generation_even_through_leftover_links(tmp_path, monkeypatch, delta_limit):
     """A save that died after carrying an index into generation 2 leaves links to generation 1's files; the next
-    save must write its changed index beside them, never into them."""
+    save must write its changed index (whole or as a delta) beside them, never into them."""
     saved_set(tmp_path)
     for name in ("chunk.1.bin", "chunk.1.ids.json"):
         os.link(tmp_path / name, tmp_path / name.replace(".1.", ".2."))
-    reopened = VectorIndexSet(tmp_path, 16, "test-model")
+    reopened = VectorIndexSet(tmp_path, 16, "test-model", delta_limit=delta_limit)
     reopened[NodeType.CHUNK].delete(["c0", "c1"])
     reopened[NodeType.CHUNK].add(["c9"], unit(1, seed=9))
 
@@ -170,6 +171,47 @@ def test_a_save_that_dies_before_its_flip_leaves_the_previous_generation_even_th
     survivor = VectorIndexSet(tmp_path, 16, "test-model")
     assert survivor[NodeType.CHUNK].ids() == {"c0", "c1", "c2"}
     np.testing.assert_allclose(survivor[NodeType.CHUNK].get(["c1"])[0], unit(3, seed=1)[1], atol=1e-6)
+
+
+def test_a_small_change_is_saved_as_a_delta_beside_the_carried_full_files(tmp_path, loads):
+    saved_set(tmp_path)
+    full = {name: (tmp_path / name).stat().st_ino for name in ("entity.1.bin", "entity.1.ids.json")}
+    writer = VectorIndexSet(tmp_path, 16, "test-model", delta_limit=4)
+    entities = writer[NodeType.ENTITY]
+    entities.delete(["e0"])
+    entities.add(["e3", "new"], unit(2, seed=7), ["d3", "dn"])  # one replaced, one added
+    writer.save(complete=True)
+    pointer = json.loads((tmp_path / "current.json").read_text())
+    assert pointer["deltas"] == ["Entity"] and pointer["counts"]["Entity"] == 10
+    for name, inode in full.items():
+        assert (tmp_path / name.replace(".1.", ".2.")).stat().st_ino == inode, f"{name} is carried, not rewritten"
+    assert json.loads((tmp_path / "entity.2.delta.json").read_text()) == {"ids": ["e3", "new"], "digests": ["d3", "dn"], "deleted": ["e0"]}
+
+    loads.clear()
+    reader = VectorIndexSet(tmp_path, 16, "test-model")
+    replayed = reader[NodeType.ENTITY]
+    assert loads == ["entity.2.bin"]
+    assert replayed.ids() == {f"e{i}" for i in range(1, 10)} | {"new"}
+    np.testing.assert_allclose(replayed.get(["e3", "new", "e4"]), np.vstack([unit(2, seed=7), unit(10)[4:5]]), atol=1e-6)
+    assert replayed.digests()["new"] == "dn" and replayed.search(unit(2, seed=7)[1], 1)[0][0] == "new"
+
+    # the delta is cumulative since the full save; the reader (which replayed it) carries it on when it writes
+    replayed.delete(["e9"])
+    reader.save()
+    assert json.loads((tmp_path / "entity.3.delta.json").read_text())["deleted"] == ["e0", "e9"]
+    reader[NodeType.CHUNK].add(["c3"], unit(1, seed=8))  # an untouched entity index carries its delta unread
+    reader.save()
+    assert json.loads((tmp_path / "current.json").read_text())["deltas"] == ["Chunk", "Entity"]
+    assert VectorIndexSet(tmp_path, 16, "test-model")[NodeType.ENTITY].ids() == {f"e{i}" for i in range(1, 9)} | {"new"}
+
+    # past the limit the index is saved whole again, and its delta is gone
+    reopened = VectorIndexSet(tmp_path, 16, "test-model", delta_limit=4)
+    reopened[NodeType.ENTITY].delete(["e1", "e2"])
+    reopened.save()
+    pointer = json.loads((tmp_path / "current.json").read_text())
+    assert pointer["deltas"] == ["Chunk"] and not list(tmp_path.glob("entity.*.delta.*"))
+    final = VectorIndexSet(tmp_path, 16, "test-model")[NodeType.ENTITY]
+    assert final.ids() == {f"e{i}" for i in range(3, 9)} | {"new"} and final.digests()["e3"] == "d3"
 
 
 def test_a_reader_beside_the_writer_follows_a_generation_saved_after_it_opened(tmp_path):
@@ -189,9 +231,9 @@ def test_threads_asking_for_an_index_at_once_share_one_load(tmp_path, loads, mon
     reopened = VectorIndexSet(tmp_path, 16, "test-model")
     slow = HnswVectorIndex.load.__func__
 
-    def slow_load(cls, *args):
+    def slow_load(cls, *args, **kwargs):
         time.sleep(0.05)
-        return slow(cls, *args)
+        return slow(cls, *args, **kwargs)
 
     monkeypatch.setattr(HnswVectorIndex, "load", classmethod(slow_load))
     loads.clear()

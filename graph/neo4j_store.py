@@ -85,6 +85,11 @@ def _typed_edge(type_: EdgeType, source_expr: str, target_expr: str) -> str:
             f"(b:{target_label} {{workspace: $ws, id: {target_expr}}})")
 
 
+#: An edge's support (the chunks supporting it): its ``support`` prop, stored natively with its readable props, or
+#: without one the number of its contributions.
+_SUPPORT = "CASE WHEN coalesce(r.support, 0) = 0 THEN size(coalesce(r.support_chunks, [])) ELSE toInteger(r.support) END"
+
+
 def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -417,13 +422,27 @@ class Neo4jGraphStore:
             for r in rows:
                 yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), json.loads(r["contrib"]))
 
+    def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+        type_ = EdgeType(edge_type)
+        source_label, target_label = (t.value for t in EDGE_ENDS[type_])
+        if node_ids is None:
+            rows = self._read(f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(b:{target_label}) "
+                              f"RETURN a.id AS s, b.id AS t, {_SUPPORT} AS support")
+            return [(r["s"], r["t"], int(r["support"])) for r in rows]
+        found: dict[tuple[str, str], int] = {}
+        for part in _chunks(list(dict.fromkeys(node_ids))):
+            rows = self._read(f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)-[r:{type_.value}]-() "
+                              f"RETURN startNode(r).id AS s, endNode(r).id AS t, {_SUPPORT} AS support", ids=list(part))
+            found.update(((r["s"], r["t"]), int(r["support"])) for r in rows)  # an edge between two asked nodes comes twice
+        return [(s, t, support) for (s, t), support in found.items()]
+
     def total_support(self, edge_type: EdgeType) -> int:
         type_ = EdgeType(edge_type)
         source_label, target_label = (t.value for t in EDGE_ENDS[type_])
         # the support prop is stored natively with the edge's readable props; without it, its contributions count
         rows = self._read(
             f"MATCH (:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(:{target_label}) "
-            "RETURN sum(CASE WHEN coalesce(r.support, 0) = 0 THEN size(coalesce(r.support_chunks, [])) ELSE toInteger(r.support) END) AS total"
+            f"RETURN sum({_SUPPORT}) AS total"
         )
         return int(rows[0]["total"] or 0) if rows else 0
 

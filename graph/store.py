@@ -90,6 +90,12 @@ class GraphStore(Protocol):
         readers that need only the derived props (projection, communities) then move far less data from a server."""
         ...
 
+    def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+        """``(source, target, support)`` of each edge of ``edge_type`` with an end among ``node_ids`` (None: every
+        such edge), each edge once; support as ``total_support`` counts it. Read without the edges' other props, so
+        the community layer can weigh thousands of edges without parsing them."""
+        ...
+
     def total_support(self, edge_type: EdgeType) -> int:
         """The summed support of every edge of ``edge_type``: each edge's ``support`` prop (the chunks supporting
         it), or the number of its contributions when it has none. The total weight of the entity graph, which the

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from graphdex.common.ids import community_id
 from graphdex.graph.leiden import local_communities, merge_edges
@@ -43,22 +43,33 @@ class CommunityPolicy:
 LABEL_MEMBERS = 3
 KEYWORDS = 8
 CHUNKS_PER_COMMUNITY = 20
+#: Members a community's description reads (describe_community): the label, member list, keywords and chunks of a
+#: community come from its best-connected members, whose order the rest barely moves.
+DESCRIBED_MEMBERS = 200
 
 
-def describe_community(members: list[str], entities: Mapping[str, Node], internal: Iterable[Edge]) -> dict:
-    """A Community node's props: from its (sorted) members' props and the RELATED_TO edges between them."""
+def describe_community(members: list[str], entities: Mapping[str, Node], internal: Iterable[Edge],
+                       degree: Mapping[str, int] | None = None) -> dict:
+    """A Community node's props: from its (sorted) members and the RELATED_TO edges between them.
+
+    A community is described by its core: its ``DESCRIBED_MEMBERS`` members of highest internal support (ties by
+    id), with the edges among them; its size counts every member. So describing a community of thousands reads the
+    props of a few hundred, and a refresh that touches one member of it costs the same at any corpus size.
+    ``entities`` needs only the core's props and ``internal`` only the core's edges when ``degree`` (each member's
+    summed support over every internal edge) is given; without it, it is computed from ``internal``."""
     internal = list(internal)
-    degree: Counter = Counter()
-    for edge in internal:
-        degree[edge.source] += _support(edge)
-        degree[edge.target] += _support(edge)
-    ranked = sorted(members, key=lambda m: (-degree[m], entities[m].props["name"]))
+    if degree is None:
+        degree = internal_degree((e.source, e.target, _support(e)) for e in internal)
+    core = described_core(members, degree)
+    ranked = sorted(core, key=lambda m: (-degree.get(m, 0), entities[m].props["name"]))
+    within = set(core)
     keywords: Counter = Counter()
     for edge in internal:
-        for keyword in edge.props.get("keywords", ()):
-            keywords[keyword] += 1
-    types = Counter(entities[m].props["type"] for m in members)
-    chunk_counts: Counter = Counter(c for m in members for c in entities[m].props["chunks"])
+        if edge.source in within and edge.target in within:
+            for keyword in edge.props.get("keywords", ()):
+                keywords[keyword] += 1
+    types = Counter(entities[m].props["type"] for m in core)
+    chunk_counts: Counter = Counter(c for m in core for c in entities[m].props["chunks"])
     top_chunks = sorted(chunk_counts, key=lambda c: (-chunk_counts[c], c))[:CHUNKS_PER_COMMUNITY]
     ordered_keywords = [k for k, _ in sorted(keywords.items(), key=lambda i: (-i[1], i[0]))][:KEYWORDS]
     return {
@@ -71,6 +82,20 @@ def describe_community(members: list[str], entities: Mapping[str, Node], interna
     }
 
 
+def internal_degree(edges: Iterable[tuple[str, str, int]]) -> Counter:
+    """Each end's summed support over ``edges`` (a self-loop counts for its node twice, as an edge's two ends)."""
+    degree: Counter = Counter()
+    for source, target, support in edges:
+        degree[source] += support
+        degree[target] += support
+    return degree
+
+
+def described_core(members: Iterable[str], degree: Mapping[str, int]) -> list[str]:
+    """The members a description reads: the ``DESCRIBED_MEMBERS`` of highest internal support, ties by id."""
+    return sorted(members, key=lambda m: (-degree.get(m, 0), m))[:DESCRIBED_MEMBERS]
+
+
 def _support(edge: Edge) -> int:
     """How many chunks support the edge (derived into its props, so the contributions need not be read)."""
     return int(edge.props.get("support") or len(edge.contrib))
@@ -81,7 +106,7 @@ class Scope:
     """The part of the entity graph a refresh clusters again, and the communities its result replaces."""
 
     entities: list[str]  # sorted; each has a RELATED_TO edge
-    edges: dict[EdgeKey, Edge]  # every RELATED_TO edge with an end among them (the others count in strengths only)
+    weights: list[tuple[str, str, int]]  # (source, target, support) of every RELATED_TO edge with an end among them
     communities: list[str]  # sorted: the communities replaced
     links: set[tuple[str, str]]  # their memberships: (entity, community)
     initial: dict[str, str] | None  # the community each entity starts in; None: every entity alone (from scratch)
@@ -89,10 +114,10 @@ class Scope:
 
 def whole_scope(store: GraphStore) -> Scope:
     """Every entity with a RELATED_TO edge, every community, no starting communities: a refresh from scratch."""
-    edges = {e.key: e for e in store.iter_edges([EdgeType.RELATED_TO], contributions=False)}
-    entities = sorted({end for e in edges.values() if e.source != e.target for end in (e.source, e.target)})
+    weights = store.edge_weights(EdgeType.RELATED_TO)
+    entities = sorted({end for source, target, _ in weights if source != target for end in (source, target)})
     communities = sorted(store.node_ids(NodeType.COMMUNITY))
-    return Scope(entities, edges, communities, _links(store, communities), None)
+    return Scope(entities, weights, communities, _links(store, communities), None)
 
 
 def touched_scope(store: GraphStore, touched: CommunityChanges) -> Scope:
@@ -100,24 +125,15 @@ def touched_scope(store: GraphStore, touched: CommunityChanges) -> Scope:
     that lost a deleted member, each starting in its current community; read through those entities and
     communities, never by a pass over the graph."""
     touched_ids = sorted(touched.entities)
-    around = store.edges_of_many(touched_ids, [EdgeType.IN_COMMUNITY, EdgeType.RELATED_TO], contributions=False)
-    communities = set(touched.communities)
-    edges: dict[EdgeKey, Edge] = {}
-    for node_id, found in around.items():
-        for edge in found:
-            if edge.type == EdgeType.RELATED_TO:
-                edges[edge.key] = edge
-            elif edge.source == node_id:
-                communities.add(edge.target)
+    around = store.edges_of_many(touched_ids, [EdgeType.IN_COMMUNITY], contributions=False)
+    communities = set(touched.communities) | {e.target for node_id, found in around.items() for e in found if e.source == node_id}
     ordered = sorted(communities)
     links = _links(store, ordered)
-    members = {member for member, _ in links}
-    more = store.edges_of_many(sorted(members - set(touched_ids)), [EdgeType.RELATED_TO], contributions=False)
-    edges.update((edge.key, edge) for found in more.values() for edge in found)
-    candidates = members | set(touched_ids)
-    entities = sorted({end for e in edges.values() if e.source != e.target for end in (e.source, e.target)} & candidates)
+    candidates = {member for member, _ in links} | set(touched_ids)
+    weights = store.edge_weights(EdgeType.RELATED_TO, sorted(candidates))
+    entities = sorted({end for source, target, _ in weights if source != target for end in (source, target)} & candidates)
     in_scope = set(entities)
-    return Scope(entities, edges, ordered, links, {member: community for member, community in links if member in in_scope})
+    return Scope(entities, weights, ordered, links, {member: community for member, community in links if member in in_scope})
 
 
 def _links(store: GraphStore, communities: list[str]) -> set[tuple[str, str]]:
@@ -138,32 +154,38 @@ class CommunityPlan:
     from_scratch: bool
 
 
+#: Members whose props (and core edges) one read fetches while describing communities: bounds what a refresh from
+#: scratch holds at once.
+DESCRIBE_BATCH = 5000
+
+
 def plan_communities(store: GraphStore, policy: CommunityPolicy, touched: CommunityChanges | None = None) -> CommunityPlan:
-    """The scope's communities clustered again (reads only; ``touched=None``: from scratch)."""
+    """The scope's communities clustered again (reads only; ``touched=None``: from scratch). The clustering reads
+    edge weights only; a group is described (its core's props and edges read) only when it is new, its members
+    changed, one of them was touched or deleted: otherwise its stored node is what a description would give."""
     from_scratch = touched is None or touched.everything
     scope = whole_scope(store) if from_scratch else touched_scope(store, touched)
     in_scope = set(scope.entities)
     strength: Counter = Counter()  # over every RELATED_TO edge of an entity, inside the scope or not
-    for edge in scope.edges.values():
-        if edge.source != edge.target:
-            for end in (edge.source, edge.target):
+    for source, target, support in scope.weights:
+        if source != target:
+            for end in (source, target):
                 if end in in_scope:
-                    strength[end] += _support(edge)
-    inside = merge_edges((e.source, e.target, float(_support(e))) for e in scope.edges.values() if e.source in in_scope and e.target in in_scope)
+                    strength[end] += support
+    inside = merge_edges((s, t, float(w)) for s, t, w in scope.weights if s in in_scope and t in in_scope)
     total = store.total_support(EdgeType.RELATED_TO) if scope.entities else 0
     groups = local_communities(scope.entities, inside, strength, total, policy.resolution, scope.initial, policy.min_size)
+    del inside, strength
     membership = {member: i for i, group in enumerate(groups) for member in group}
-    internal: dict[int, list[Edge]] = defaultdict(list)  # in any order: a description does not depend on it
-    for edge in scope.edges.values():
-        group = membership.get(edge.source)
-        if group is not None and group == membership.get(edge.target):
-            internal[group].append(edge)
-    entities = store.get_nodes(sorted(membership), contributions=False)  # described by their props alone
+    internal: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
+    for source, target, support in scope.weights:
+        group = membership.get(source)
+        if group is not None and group == membership.get(target):
+            internal[group].append((source, target, support))
     # named by its first member (groups are sorted), see community_id
-    wanted = {community_id(group[0]): Node(community_id(group[0]), NodeType.COMMUNITY, describe_community(group, entities, internal[i]))
-              for i, group in enumerate(groups)}
+    names = [community_id(group[0]) for group in groups]
     replaced = set(scope.communities)
-    stored = store.get_nodes(sorted(replaced | set(wanted)), contributions=False)
+    stored = store.get_nodes(sorted(replaced | set(names)), contributions=False)
     existing = {cid: node for cid, node in stored.items() if cid in replaced and node.type == NodeType.COMMUNITY}
     clash = sorted(cid for cid in stored if cid not in replaced)
     if clash and not from_scratch:
@@ -171,7 +193,59 @@ def plan_communities(store: GraphStore, policy: CommunityPolicy, touched: Commun
         # refreshes alone (every community is named by its smallest member); start again from the whole graph
         log.warning("community %s exists outside the refreshed part of the layer: refreshing every community", clash[0])
         return plan_communities(store, policy, None)
-    return CommunityPlan(scope, groups, wanted, existing, from_scratch)
+    before: dict[str, set[str]] = defaultdict(set)
+    for member, cid in scope.links:
+        before[cid].add(member)
+    touched_entities = set() if from_scratch else set(touched.entities)
+    lost_members = set() if from_scratch else set(touched.communities)
+    wanted: dict[str, Node] = {}
+    stale: list[int] = []
+    for i, (cid, group) in enumerate(zip(names, groups)):
+        if (from_scratch or cid not in existing or cid in lost_members or before[cid] != set(group)
+                or touched_entities.intersection(group)):
+            stale.append(i)
+        else:
+            wanted[cid] = existing[cid]
+    for batch in _batches(stale, groups):
+        wanted.update(_describe(store, [(names[i], groups[i], internal[i]) for i in batch]))
+    return CommunityPlan(scope, groups, dict(sorted(wanted.items())), existing, from_scratch)
+
+
+def _batches(indices: list[int], groups: list[list[str]]) -> Iterator[list[int]]:
+    """``indices`` in runs whose groups' cores hold about DESCRIBE_BATCH members together."""
+    batch: list[int] = []
+    size = 0
+    for i in indices:
+        batch.append(i)
+        size += min(len(groups[i]), DESCRIBED_MEMBERS)
+        if size >= DESCRIBE_BATCH:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _describe(store: GraphStore, groups: list[tuple[str, list[str], list[tuple[str, str, int]]]]) -> dict[str, Node]:
+    """Community nodes for ``(name, members, internal weights)``, reading only each group's core (one read of
+    nodes and one of edges for them all)."""
+    cores: list[tuple[str, list[str], Counter, list[str]]] = []
+    keys: list[EdgeKey] = []
+    for cid, members, weights in groups:
+        degree = internal_degree(weights)
+        core = described_core(members, degree)
+        within = set(core)
+        keys.extend((s, EdgeType.RELATED_TO, t) for s, t, _ in weights if s in within and t in within)
+        cores.append((cid, members, degree, core))
+    entities = store.get_nodes([m for _, _, _, core in cores for m in core], contributions=False)  # described by their props alone
+    edges = store.get_edges(keys)
+    by_end: dict[str, list[Edge]] = defaultdict(list)
+    for edge in edges.values():
+        by_end[edge.source].append(edge)
+    out: dict[str, Node] = {}
+    for cid, members, degree, core in cores:
+        internal = [edge for m in core for edge in by_end.get(m, ())]
+        out[cid] = Node(cid, NodeType.COMMUNITY, describe_community(members, entities, internal, degree))
+    return out
 
 
 def refresh_communities(target: IndexTarget, policy: CommunityPolicy, touched: CommunityChanges | None = None) -> int:

@@ -99,6 +99,15 @@ class CountingStore:
         self.read.update(end for edges in found.values() for e in edges for end in (e.source, e.target))
         return found
 
+    def edge_weights(self, edge_type, node_ids=None):
+        if node_ids is None:
+            self.whole_reads += 1
+        else:
+            self.read.update(node_ids)
+        found = self._store.edge_weights(edge_type, node_ids)
+        self.read.update(end for source, target, _ in found for end in (source, target))
+        return found
+
     def iter_edges(self, types=None, contributions=True):
         self.whole_reads += 1
         return self._store.iter_edges(types, contributions)
@@ -214,3 +223,21 @@ def test_after_a_crash_the_refresh_and_the_next_one_are_from_scratch(make_worksp
     assert workspace.maintenance.target.changes.everything, "the operation run again refreshes from scratch too"
     workspace.maintenance.refresh_communities()
     assert workspace.maintenance.target.changes == CommunityChanges()
+
+
+def test_a_large_community_is_described_by_its_core(make_workspace, documents, monkeypatch):
+    """A description reads only a community's best-connected members (DESCRIBED_MEMBERS, 200; 3 here, so that the
+    test's communities exceed it): the layer a build and deletes leave is what describe_community gives from every
+    member and edge, and its size still counts them all."""
+    from graphdex.ingest import community_layer
+
+    monkeypatch.setattr(community_layer, "DESCRIBED_MEMBERS", 3)
+    workspace = make_workspace()
+    workspace.indexer.ingest(documents[:40])
+    workspace.indexer.ingest(documents[40:])
+    for document in documents[3:60:7]:
+        workspace.maintenance.delete_document(document.source)
+    final = snapshot(workspace)
+    assert_valid_communities(final)
+    sizes = [props["size"] for props in _communities(workspace).values()]
+    assert max(sizes) > 3 and all(len(props["members"]) <= 3 for props in _communities(workspace).values())

@@ -144,8 +144,14 @@ def test_total_support_sums_the_support_of_every_edge_of_a_type(open_store):
     assert store.total_support(EdgeType.RELATED_TO) == 1 + 3 + 1 + 2
     assert open_store().total_support(EdgeType.RELATED_TO) == 7
     assert store.total_support(EdgeType.MENTIONS) == 3 and store.total_support(EdgeType.IN_COMMUNITY) == 0
+    weights = {("e1", "e2", 1), ("e2", "e3", 3), ("e3", "e4", 1), ("e4", "e1", 2)}
+    assert sorted(store.edge_weights(EdgeType.RELATED_TO)) == sorted(weights), "every edge once, weighed as total_support weighs it"
+    around = store.edge_weights(EdgeType.RELATED_TO, ["e3", "e4", "missing"])
+    assert sorted(around) == sorted(weights - {("e1", "e2", 1)}), "an edge between two asked nodes comes once"
+    assert store.edge_weights(EdgeType.RELATED_TO, []) == []
     store.write(delete_nodes=["e3"])
     assert store.total_support(EdgeType.RELATED_TO) == 1 + 2
+    assert sorted(store.edge_weights(EdgeType.RELATED_TO)) == [("e1", "e2", 1), ("e4", "e1", 2)]
 
 
 def test_find_entities_by_name_or_alias(open_store):

@@ -32,6 +32,7 @@ import hnswlib
 import numpy as np
 import orjson
 
+from graphdex.common.memory import release_free_memory
 from graphdex.graph.durable import fsync_directory
 from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
 from graphdex.graph.store import StoreError
@@ -291,6 +292,7 @@ class VectorIndexSet:
                 log.info("the vectors in %s moved on to generation %d while this process read them", self._dir, self._generation)
                 continue
             log.debug("loaded the %s vectors of generation %d (%d)", type_, generation, len(index))
+            release_free_memory(0)  # the parsed id map's garbage
             return index
 
     @property

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from graphdex.common.faults import crash_point
 from graphdex.common.ids import chunk_id, content_hash, document_id
 from graphdex.common.llm import Usage
+from graphdex.common.memory import release_free_memory
 from graphdex.common.resolution import find_acronyms
 from graphdex.graph.model import Edge, EdgeKey, Node
 from graphdex.graph.store import StoreError, StoreUnavailable
@@ -98,6 +99,7 @@ class PipelinedWriter:
     def _write(self, vectors: NodeVectors, nodes: list[Node], edges: list[Edge]) -> None:
         self._target.apply(vectors, nodes, edges)
         crash_point("ingest.batch_written")
+        release_free_memory()  # the batch's parsed rows and extraction results are garbage now
 
     def wait(self) -> None:
         """Until the batch in flight is stored (re-raising its error, if it failed)."""
@@ -154,6 +156,7 @@ class Indexer:
         if prepared or self.target.vectors.dirty:
             crash_point("ingest.before_communities")
             report.timed("communities", self.maintenance.refresh_communities)
+            release_free_memory(0)
             crash_point("ingest.communities_written")
             report.timed("vector_save", lambda: self.target.vectors.save(complete=True))
         report.entities = len(touched[0])

@@ -16,8 +16,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
-from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
+from graphdex.common.memory import release_free_memory
 from graphdex.common.resolution import TITLE_DISAMBIGUATION, clean_surface, resolve_key
+from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,9 @@ def _init_worker(config: SpacyConfig) -> None:
 
 def _extract_batch(batch: Sequence[ChunkInput]) -> list[ChunkExtraction]:
     assert _worker_nlp is not None and _worker_config is not None
-    return extract_batch(_worker_nlp, batch, _worker_config)
+    extracted = extract_batch(_worker_nlp, batch, _worker_config)
+    release_free_memory(5.0)  # the batch's parsed docs are garbage now
+    return extracted
 
 
 def extract_batch(nlp, batch: Sequence[ChunkInput], config: SpacyConfig) -> list[ChunkExtraction]:

@@ -125,8 +125,7 @@ def touched_scope(store: GraphStore, touched: CommunityChanges) -> Scope:
     that lost a deleted member, each starting in its current community; read through those entities and
     communities, never by a pass over the graph."""
     touched_ids = sorted(touched.entities)
-    around = store.edges_of_many(touched_ids, [EdgeType.IN_COMMUNITY], contributions=False)
-    communities = set(touched.communities) | {e.target for node_id, found in around.items() for e in found if e.source == node_id}
+    communities = set(touched.communities) | {community for _, community, _ in store.edge_weights(EdgeType.IN_COMMUNITY, touched_ids)}
     ordered = sorted(communities)
     links = _links(store, ordered)
     candidates = {member for member, _ in links} | set(touched_ids)
@@ -139,8 +138,7 @@ def touched_scope(store: GraphStore, touched: CommunityChanges) -> Scope:
 def _links(store: GraphStore, communities: list[str]) -> set[tuple[str, str]]:
     """The memberships of ``communities``, read through the communities (not by a scan of every edge)."""
     wanted = set(communities)
-    found = store.edges_of_many(communities, [EdgeType.IN_COMMUNITY], contributions=False)
-    return {(e.source, e.target) for edges in found.values() for e in edges if e.target in wanted}
+    return {(member, community) for member, community, _ in store.edge_weights(EdgeType.IN_COMMUNITY, communities) if community in wanted}
 
 
 @dataclass
@@ -257,7 +255,7 @@ def refresh_communities(target: IndexTarget, policy: CommunityPolicy, touched: C
     changed = [node for cid, node in sorted(wanted.items()) if cid not in existing or existing[cid].props != node.props]
     kept = set(existing) & set(wanted)
     linked = {(member, cid) for member, cid in plan.scope.links if cid in kept}
-    wanted_links = {(member, community_id(group[0])) for group in plan.groups for member in group}
+    wanted_links = {(member, cid) for cid, group in ((community_id(group[0]), group) for group in plan.groups) for member in group}
     # every member's edge, not only those of new communities: an entity deleted and created again (a replaced
     # document) lost its edge, while its community kept its id
     new_edges = [Edge(member, EdgeType.IN_COMMUNITY, cid) for member, cid in sorted(wanted_links - linked)]

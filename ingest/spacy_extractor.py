@@ -224,7 +224,7 @@ def _init_worker(config: SpacyConfig) -> None:
 def _extract_batch(batch: Sequence[ChunkInput]) -> list[ChunkExtraction]:
     assert _worker_nlp is not None and _worker_config is not None
     extracted = extract_batch(_worker_nlp, batch, _worker_config)
-    release_free_memory(5.0)  # the batch's parsed docs are garbage now
+    release_free_memory(30.0)  # the batches' parsed docs are garbage by now
     return extracted
 
 

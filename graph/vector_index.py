@@ -87,15 +87,16 @@ class HnswVectorIndex:
         self._index.set_ef(ef_search)
         if "ids" in payload:
             self._id_at = payload["ids"]
-            digests = payload["digests"]
+            # one string of fixed-width digests (latin-1: a byte per character): no object per digest, even while loading
+            packed = payload.pop("digests").encode("latin-1")
+            self._digest_at = np.frombuffer(packed, dtype=f"S{payload['digest_width']}").copy()
         else:  # written before the maps were kept by label: {"labels": {id: label}, "digests": {id: digest}}
             self._id_at = [None] * payload["next_label"]
             for node_id, label in payload["labels"].items():
                 self._id_at[label] = node_id
             by_id = payload.get("digests", {})
-            digests = [by_id.get(node_id, "") if node_id is not None else "" for node_id in self._id_at]
+            self._digest_at = _digest_array([by_id.get(node_id, "") if node_id is not None else "" for node_id in self._id_at])
         self._label_of = {node_id: label for label, node_id in enumerate(self._id_at) if node_id is not None}
-        self._digest_at = _digest_array(digests)
         self._based = True
         if delta is not None:
             self._replay(*delta)
@@ -105,8 +106,9 @@ class HnswVectorIndex:
         """Writes the whole index and its id map; returns ``changes`` as saved."""
         with self._lock:
             self._index.save_index(str(path))
-            digests = [d.decode() for d in self._digest_at[: len(self._id_at)].tolist()]
-            id_path.write_bytes(orjson.dumps({"ids": self._id_at, "digests": digests, "capacity": self._index.get_max_elements()}))
+            packed = self._digest_at[: len(self._id_at)].tobytes().decode("latin-1")
+            id_path.write_bytes(orjson.dumps({"ids": self._id_at, "digests": packed, "digest_width": self._digest_at.itemsize,
+                                              "capacity": self._index.get_max_elements()}))
             self._based = True
             self._touched.clear()
             return self._changes

@@ -87,9 +87,11 @@ class HnswVectorIndex:
         self._index.set_ef(ef_search)
         if "ids" in payload:
             self._id_at = payload["ids"]
-            # one string of fixed-width digests (latin-1: a byte per character): no object per digest, even while loading
-            packed = payload.pop("digests").encode("latin-1")
-            self._digest_at = np.frombuffer(packed, dtype=f"S{payload['digest_width']}").copy()
+            digests = payload.pop("digests")
+            if isinstance(digests, str):  # fixed-width digests in one string (latin-1: a byte per character)
+                self._digest_at = np.frombuffer(digests.encode("latin-1"), dtype=f"S{payload['digest_width']}").copy()
+            else:  # a list by label, as commit 247f6b3 wrote them
+                self._digest_at = _digest_array(digests)
         else:  # written before the maps were kept by label: {"labels": {id: label}, "digests": {id: digest}}
             self._id_at = [None] * payload["next_label"]
             for node_id, label in payload["labels"].items():

@@ -63,8 +63,11 @@ def test_ids_digests_and_deletions_survive_a_save_and_a_map_of_the_earlier_forma
     loaded = HnswVectorIndex.load(tmp_path / "x.bin", tmp_path / "x.ids.json", 16, 16, 200, 64)
     assert loaded.digests() == expected and loaded.ids() == set(expected)
     assert loaded.search(vectors[0], 1)[0][0] in {"n0", "n4"} and "n2" not in {n for n, _ in loaded.search(vectors[2], 6)}
-    # the map as written before it was kept by label: {"labels": {id: label}, "digests": {id: digest}, "next_label"}
     current = json.loads((tmp_path / "x.ids.json").read_text())
+    # digests as a list by label (as one earlier commit wrote them)
+    (tmp_path / "x.ids.json").write_text(json.dumps({**current, "digests": [expected.get(n, "") if n else "" for n in current["ids"]]}))
+    assert HnswVectorIndex.load(tmp_path / "x.bin", tmp_path / "x.ids.json", 16, 16, 200, 64).digests() == expected
+    # the map as written before it was kept by label: {"labels": {id: label}, "digests": {id: digest}, "next_label"}
     earlier = {"labels": {node_id: label for label, node_id in enumerate(current["ids"]) if node_id is not None},
                "digests": expected,
                "next_label": len(current["ids"]), "capacity": current["capacity"]}

@@ -160,7 +160,7 @@ class Workspace:
         llm = self.llm
         target = IndexTarget(store=self.store, vectors=self.vectors, embedder=self.write_embedder, exclusive=self.guard.write)
         maintenance = Maintenance(target=target, derivation=Derivation(make_summarizer(llm) if llm else None, s.llm_summary_threshold),
-                                  communities=CommunityPolicy(s.community_resolution, s.community_min_size))
+                                  communities=CommunityPolicy(s.community_resolution, s.community_min_size, s.community_max_size))
         maintenance.recover()
         return maintenance
 

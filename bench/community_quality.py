@@ -154,7 +154,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]  # the machine may be shared: how busy it was besides this run
     cpu_before, began = _cpu(), time.perf_counter()
     workspace = Workspace(scratch_settings(workdir / "index", store="embedded", extract_workers=args.extract_workers))
-    policy = CommunityPolicy(workspace.settings.community_resolution, workspace.settings.community_min_size)
+    policy = CommunityPolicy(workspace.settings.community_resolution, workspace.settings.community_min_size, workspace.settings.community_max_size)
     try:
         maintenance = workspace.maintenance
         probe = RefreshProbe(maintenance, policy)

@@ -67,15 +67,30 @@ class EdgeRows:
             self.weights.append(carried)
 
 
+def _adjacency(size: int, edges: EdgeRows) -> "sparse.csc_matrix":
+    """What the edges carry between each two nodes, both ways (a loop counts twice), as a CSC matrix."""
+    from scipy import sparse
+
+    rows = np.asarray(edges.sources + edges.targets, dtype=np.int64)
+    cols = np.asarray(edges.targets + edges.sources, dtype=np.int64)
+    values = np.asarray(edges.weights + edges.weights, dtype=np.float64)
+    return sparse.csc_matrix((values, (rows, cols)), shape=(size, size))
+
+
+def adjacency_arrays(size: int, edges: EdgeRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every node's ``weights_column`` at once, as CSC arrays (indptr, indices, data)."""
+    adjacency = _adjacency(size, edges)
+    adjacency.sum_duplicates()
+    adjacency.sort_indices()
+    return adjacency.indptr.astype(np.int32), adjacency.indices.astype(np.int32), adjacency.data.astype(np.float32)
+
+
 def assemble(size: int, edges: EdgeRows) -> "sparse.csc_matrix":
     """The transition columns of every node whose edges (all of them) and about pairs ``edges`` holds, as a
     ``size`` x ``size`` float32 CSC matrix (other columns come out partial: callers keep only the complete ones)."""
     from scipy import sparse  # on first use: commands that neither write nor walk the graph (stats) skip its import
 
-    rows = np.asarray(edges.sources + edges.targets, dtype=np.int64)
-    cols = np.asarray(edges.targets + edges.sources, dtype=np.int64)
-    values = np.asarray(edges.weights + edges.weights, dtype=np.float64)
-    adjacency = sparse.csc_matrix((values, (rows, cols)), shape=(size, size))
+    adjacency = _adjacency(size, edges)
     out_degree = np.asarray(adjacency.sum(axis=0)).ravel()
     out_degree[out_degree == 0] = 1.0
     transition = adjacency @ sparse.diags(1.0 / out_degree)
@@ -96,7 +111,8 @@ def assemble(size: int, edges: EdgeRows) -> "sparse.csc_matrix":
 
 @dataclass(frozen=True)
 class Column:
-    """One node's transition column: the rows a walk moves to, and with what probability."""
+    """One node's transition column: the rows a walk moves to, and with what probability (in a weights column,
+    ``weights_column``, what its edges carry to each row instead)."""
 
     rows: np.ndarray  # int32
     probabilities: np.ndarray  # float32
@@ -108,6 +124,31 @@ class Column:
 
 
 EMPTY_COLUMN = Column(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+
+
+def weights_column(neighbours: Mapping[int, float]) -> Column:
+    """What a node's edges carry to each neighbour (``edge_weight`` summed over the edges between the two), as a
+    column in row order, in single precision. The embedded store keeps it beside the transition column, so a write
+    that adds one edge to a node of ten thousand edges changes one entry, not a read of all its edges."""
+    rows = np.asarray(sorted(r for r, w in neighbours.items() if w > 0), dtype=np.int32)
+    return Column(rows, np.asarray([neighbours[int(r)] for r in rows], dtype=np.float32))
+
+
+def transition_column(weights: Column, about: Sequence[int]) -> Column:
+    """The transition column of a node with these edge ``weights`` (``weights_column``) and, for an entity, the
+    chunks of the documents about it: what ``assemble`` gives that column (within single precision), computed
+    from the node's own entries alone."""
+    carried = weights.probabilities.astype(np.float64)
+    total = carried.sum()
+    rows = weights.rows.astype(np.int64)
+    probabilities = carried / (total if total > 0 else 1.0)
+    if about and ABOUT_SHARE > 0:
+        about_rows = np.asarray(about, dtype=np.int64)
+        rows = np.concatenate([rows, about_rows])
+        probabilities = np.concatenate([probabilities * (1.0 - ABOUT_SHARE), np.full(len(about_rows), ABOUT_SHARE / len(about_rows))])
+    unique, position = np.unique(rows, return_inverse=True)
+    summed = np.bincount(position, weights=probabilities, minlength=len(unique))
+    return Column(unique.astype(np.int32), summed.astype(np.float32))
 
 
 class TransitionMatrix:

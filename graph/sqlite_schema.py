@@ -41,6 +41,7 @@ CREATE INDEX IF NOT EXISTS edge_support_by_edge ON edge_support (src, type, dst)
 CREATE TABLE IF NOT EXISTS counts (kind TEXT NOT NULL, type TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, type)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS projection_columns (col INTEGER PRIMARY KEY, version INTEGER NOT NULL, rows BLOB NOT NULL, probabilities BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS projection_columns_by_version ON projection_columns (version);
+CREATE TABLE IF NOT EXISTS projection_weights (col INTEGER PRIMARY KEY, rows BLOB NOT NULL, weights BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (version INTEGER PRIMARY KEY, nodes TEXT NOT NULL);
 """
 

@@ -220,7 +220,7 @@ class SqliteGraphStore:
                 version = int((db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone() or (0,))[0]) + 1
                 change = _Write(db, list(nodes), list(edges), list(dict.fromkeys(delete_nodes)), list(delete_edges))
                 touched = change.apply()
-                self._projection.update(db, version, touched)
+                self._projection.update(db, version, touched, change.changed_edges, whole=change.retyped)
                 db.execute("INSERT OR REPLACE INTO changes VALUES (?, ?)", (version, dump(sorted(change.ids_of(touched)))))
                 db.execute("DELETE FROM changes WHERE version <= ?", (version - CHANGE_LOG_VERSIONS,))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(version),))
@@ -265,6 +265,8 @@ class _Write:
         self.edge_counts: Counter = Counter()
         self.support_totals: Counter = Counter()  # of each edge type: the community layer's total weight
         self.touched: set[int] = set()
+        self.changed_edges: set[tuple[int, str, int]] = set()  # (src row, type, dst row) of every edge put or deleted
+        self.retyped = False  # a stored node was written with another type
         self._id_of: dict[int, str] = {}
 
     def _lookup(self, ids: Iterable[str]) -> dict[str, tuple[int, str]]:
@@ -291,6 +293,8 @@ class _Write:
         deleted = {i: known[i] for i in self.delete_nodes if i in known}
         self._check_edges(known, deleted)
         doomed = self._edges_to_delete(known, deleted)
+        self.changed_edges = set(doomed)
+        self.retyped = any(n.id in known and n.id not in deleted and known[n.id][1] != str(n.type) for n in self.nodes)
         self.touched = {known[n.id][0] for n in self.nodes if n.id in known} | {row for row, _ in deleted.values()}
         self.touched |= {end for src, _, dst in doomed for end in (src, dst)}
         self.touched |= {known[i][0] for e in self.edges for i in (e.source, e.target) if i in known and i not in deleted}
@@ -378,6 +382,7 @@ class _Write:
         if not self.edges:
             return
         keys = [(rows[e.source], str(e.type), rows[e.target]) for e in self.edges]
+        self.changed_edges.update(keys)
         existing = self._stored_edges(keys)
         for key, edge in zip(keys, self.edges):
             self.edge_counts[key[1]] += key not in existing

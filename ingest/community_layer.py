@@ -10,7 +10,7 @@ unknown) clusters every entity, from singletons, by the same code; a first build
 no community exists yet, gives exactly its result.
 
 So the layer depends on the history of writes, not only on the graph: after a delete it is *valid* (each entity in
-at most one community, each community of at least ``min_size`` existing members and described from its members on
+at most one community, each community of at least ``min_size`` and at most ``max_size`` existing members and described from its members on
 the current graph) rather than the layer a build without the document would have. The other layers stay exact.
 
 What is written stays proportional to what changed: a community is named by its first member, so one that gains or
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 class CommunityPolicy:
     resolution: float = 1.0  # Leiden's modularity resolution: higher gives more, smaller communities
     min_size: int = 3  # smaller groups get no Community node
+    max_size: int = 1000  # larger groups are split (graph/leiden.py): what a refresh re-clusters stays bounded; 0: no limit
 
 
 LABEL_MEMBERS = 3
@@ -172,7 +173,8 @@ def plan_communities(store: GraphStore, policy: CommunityPolicy, touched: Commun
                     strength[end] += support
     inside = merge_edges((s, t, float(w)) for s, t, w in scope.weights if s in in_scope and t in in_scope)
     total = store.total_support(EdgeType.RELATED_TO) if scope.entities else 0
-    groups = local_communities(scope.entities, inside, strength, total, policy.resolution, scope.initial, policy.min_size)
+    groups = local_communities(scope.entities, inside, strength, total, policy.resolution, scope.initial, policy.min_size,
+                               max_size=policy.max_size)
     del inside, strength
     membership = {member: i for i, group in enumerate(groups) for member in group}
     internal: dict[int, list[tuple[str, str, int]]] = defaultdict(list)

@@ -1,7 +1,7 @@
 import networkx as nx
 import numpy as np
 
-from graphdex.graph.leiden import detect_communities
+from graphdex.graph.leiden import detect_communities, local_communities, merge_edges
 from graphdex.graph.model import Edge, EdgeType, Node, NodeType
 from graphdex.graph.projection_keeper import FollowingProjection, build_projection
 from graphdex.graph.sqlite_store import SqliteGraphStore
@@ -29,6 +29,26 @@ def test_communities_split_two_cliques_deterministically():
     assert sorted(map(tuple, first)) == [tuple(f"a{i}" for i in range(5)), tuple(f"b{i}" for i in range(5))]
     assert detect_communities(list(reversed(edges)), min_size=3) == first, "input order must not matter"
     assert detect_communities(edges, min_size=6) == []
+
+
+def test_a_community_over_the_size_limit_is_split_along_its_weakest_links():
+    """Four cliques of 6 chained by single edges, with a dominant rest of the graph: modularity joins the cliques
+    into one community (its resolution limit); with at most 12 members, each part is a union of whole cliques."""
+    cliques = [[f"q{c}n{i}" for i in range(6)] for c in range(4)]
+    edges = [(a, b, 1.0) for clique in cliques for i, a in enumerate(clique) for b in clique[i + 1:]]
+    edges += [(cliques[c][0], cliques[c + 1][0], 1.0) for c in range(3)]
+    nodes = [n for clique in cliques for n in clique]
+    merged = merge_edges(edges)
+    strength = {n: sum(w for pair, w in merged.items() if n in pair) for n in nodes}
+    total = 100 * sum(merged.values())  # the cliques are a small part of a large graph
+    whole = local_communities(nodes, merged, strength, total)
+    assert [len(g) for g in whole] == [24], "a small part of a large graph: modularity cannot tell the cliques apart"
+    bounded = local_communities(nodes, merged, strength, total, max_size=12)
+    assert all(len(g) <= 12 for g in bounded) and sorted(n for g in bounded for n in g) == sorted(nodes)
+    for group in bounded:
+        assert all(set(clique) <= set(group) or not set(clique) & set(group) for clique in cliques), "no clique is cut"
+    shuffled = dict(reversed(list(merged.items())))
+    assert local_communities(list(reversed(nodes)), shuffled, strength, total, max_size=12) == bounded, "input order must not matter"
 
 
 def test_a_following_projection_serves_the_last_one_and_follows_the_change_log_in_the_background(tmp_path):

@@ -31,9 +31,9 @@ def snapshot(workspace) -> dict:
         index = workspace.vectors[type_]
         ids = sorted(index.ids())
         vectors[str(type_)] = (ids, index.get(ids))
-    policy = CommunityPolicy(workspace.settings.community_resolution, workspace.settings.community_min_size)
+    policy = CommunityPolicy(workspace.settings.community_resolution, workspace.settings.community_min_size, workspace.settings.community_max_size)
     return {"nodes": nodes, "edges": edges, "vectors": vectors, "community_digests": workspace.vectors[NodeType.COMMUNITY].digests(),
-            "community_min_size": policy.min_size}
+            "community_min_size": policy.min_size, "community_max_size": policy.max_size}
 
 
 def _without_communities(snap: dict) -> dict:
@@ -66,7 +66,7 @@ def assert_same(left: dict, right: dict, communities: Literal["exact", "valid"] 
 
 def assert_valid_communities(snap: dict) -> None:
     """A community layer any refresh may leave: every entity in at most one community; every community of at least
-    min_size members, all existing entities; each Community node's props exactly what describe_community gives for
+    min_size and at most max_size members, all existing entities; each Community node's props exactly what describe_community gives for
     its members on the current graph; each Community vector made from its node's current text (by digest); no
     membership of a missing community."""
     nodes, edges = snap["nodes"], snap["edges"]
@@ -86,7 +86,7 @@ def assert_valid_communities(snap: dict) -> None:
         if type_ == EdgeType.RELATED_TO and source in community_of and community_of[source] == community_of.get(target):
             internal[community_of[source]].append(Edge(source, EdgeType.RELATED_TO, target, props, contrib))
     for cid, node in communities.items():
-        assert len(members[cid]) >= snap["community_min_size"], (cid, members[cid])
+        assert snap["community_min_size"] <= len(members[cid]) <= (snap["community_max_size"] or len(members[cid])), (cid, members[cid])
         assert node.props == describe_community(sorted(members[cid]), entities, internal[cid]), cid
     ids, _ = snap["vectors"][NodeType.COMMUNITY]
     assert ids == sorted(communities), "Community vectors are those of the Community nodes"

@@ -17,7 +17,7 @@ from graphdex.graph.projection import GraphProjection
 from graphdex.graph.projection_keeper import FollowingProjection, build_projection
 from graphdex.graph.sqlite_store import SqliteGraphStore
 from graphdex.graph.store import ChangeSet
-from graphdex.graph.projection import TransitionMatrix
+from graphdex.graph.projection import TransitionMatrix, weights_column
 
 PREFIX = {NodeType.DOCUMENT: "d", NodeType.CHUNK: "c", NodeType.ENTITY: "e", NodeType.RELATION: "r", NodeType.COMMUNITY: "k"}
 
@@ -89,6 +89,7 @@ def test_the_projection_kept_with_the_graph_equals_one_built_from_the_whole_grap
         kept = store.projection()
         assert kept.version == store.version
         assert_same_columns(columns(kept, ids), expected)
+        assert_weights_kept_exactly(store)
         following.refresh()
         following.wait(10)
         assert following.get().version == store.version
@@ -98,6 +99,74 @@ def test_the_projection_kept_with_the_graph_equals_one_built_from_the_whole_grap
     reopened = SqliteGraphStore(tmp_path / "graph")
     assert_same_columns(columns(reopened.projection(), ids), expected)
     following.close()
+
+
+def assert_weights_kept_exactly(store: SqliteGraphStore) -> None:
+    """The edge weights the store keeps for each column (what the next write patches) are those its edges give now,
+    to the bit: patching never drifts from reading."""
+    db = store._writer
+    rows = [row for (row,) in db.execute("SELECT row FROM nodes")]
+    kept = store._projection._kept_weights(db, rows)
+    read = sqlite_projection._weights_from_edges(db, rows)
+    for row in rows:
+        expected = weights_column(read[row])
+        assert kept[row] is not None
+        np.testing.assert_array_equal(kept[row].rows, expected.rows)
+        np.testing.assert_array_equal(kept[row].probabilities, expected.probabilities)
+
+
+def forget_weights(store: SqliteGraphStore) -> None:
+    """Make the index look written by a graphdex that kept no edge weights beside the projection."""
+    store._writer.execute("DELETE FROM projection_weights")
+    generation = store._writer.execute("SELECT value FROM meta WHERE key = 'projection_generation'").fetchone()
+    if generation:
+        for name in sqlite_projection._WEIGHT_ARRAYS:
+            (store._projection._dir / generation[0] / f"{name}.npy").unlink()
+
+
+def test_an_index_written_without_edge_weights_is_read_whole_where_needed_and_gains_them_at_the_next_fold(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_projection, "FOLD_FLOOR", 40)
+    rng = random.Random(7)
+    store = SqliteGraphStore(tmp_path / "graph")
+    for step in range(40):
+        if step in (5, 25):
+            forget_weights(store)
+        random_write(rng, store)
+        ids = sorted(i for t in NodeType for i in store.node_ids(t))
+        matrix, rows, _ = build_projection(store)
+        assert_same_columns(columns(store.projection(), ids), columns((matrix, rows), ids))
+    assert_weights_kept_exactly(store)
+
+
+def test_a_node_written_with_another_type_has_its_columns_read_whole(tmp_path):
+    store = SqliteGraphStore(tmp_path / "graph")
+    store.write([Node("x", NodeType.CHUNK), Node("e", NodeType.ENTITY)], [Edge("x", EdgeType.MENTIONS, "e", {"weight": 4})])
+    store.write([Node("x", NodeType.RELATION)], [Edge("x", EdgeType.CONNECTS, "e")])
+    matrix, rows, _ = build_projection(store)
+    assert_same_columns(columns(store.projection(), ["x", "e"]), columns((matrix, rows), ["x", "e"]))
+    assert columns(store.projection(), ["e"])["e"] == {"x": 1.0}
+
+
+def test_adding_an_edge_to_a_node_costs_the_same_whatever_its_degree(tmp_path):
+    """The projection follows a write by the pairs it changed: a hub of 3,000 edges is not re-read (counted in
+    SQLite virtual-machine steps over the whole write)."""
+    steps = {}
+    for degree in (30, 3000):
+        store = SqliteGraphStore(tmp_path / f"graph-{degree}")
+        store.write([Node("e", NodeType.ENTITY)] + [Node(f"c{i}", NodeType.CHUNK) for i in range(degree)],
+                    [Edge(f"c{i}", EdgeType.MENTIONS, "e") for i in range(degree)])
+        counted = [0]
+
+        def count() -> int:
+            counted[0] += 1
+            return 0
+
+        store._writer.set_progress_handler(count, 100)
+        store.write([Node("new", NodeType.CHUNK)], [Edge("new", EdgeType.MENTIONS, "e")])
+        store._writer.set_progress_handler(None, 100)
+        steps[degree] = counted[0]
+        assert columns(store.projection(), ["e"])["e"]["new"] == pytest.approx(1 / (degree + 1))
+    assert steps[3000] < 1.5 * steps[30], steps
 
 
 def test_a_failed_write_leaves_the_projection_as_it_was(tmp_path):

@@ -62,9 +62,10 @@ def local_communities(nodes: Iterable[str], edges: Mapping[tuple[str, str], floa
     graph.es["weight"] = [float(edges[pair]) for pair in pairs]
     graph.vs["strength"] = [float(strength[n]) for n in names]
     density = resolution / (2 * total_weight)
-    parts = _leiden(graph, density, _start(names, initial), seed)
+    start = _start(names, initial)
+    parts = _leiden(graph, density, start, seed)
     if max_size > 0:
-        parts = [piece for part in parts for piece in _bounded(graph, part, density, max_size, seed)]
+        parts = [piece for part in parts for piece in _bounded(graph, part, density, max_size, seed, start)]
     groups = [sorted(names[i] for i in members) for members in parts if len(members) >= min_size]
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups
@@ -87,19 +88,29 @@ def _leiden(graph: igraph.Graph, density: float, start: list[int] | None, seed: 
 _MAX_DOUBLINGS = 64
 
 
-def _bounded(graph: igraph.Graph, members: list[int], density: float, max_size: int, seed: int) -> list[list[int]]:
+def _bounded(graph: igraph.Graph, members: list[int], density: float, max_size: int, seed: int, start: list[int] | None) -> list[list[int]]:
     """``members`` (vertices of ``graph``) as communities of at most ``max_size``: one that is larger is clustered
-    again on its own at twice the resolution, each part bounded in turn."""
+    again on its own at twice the resolution, each part bounded in turn. The split starts from the communities the
+    members were in (``start``, as the first clustering did), so a refresh that merged some bounded communities at
+    the base resolution finds them again instead of cutting the union afresh (which would rename and re-describe
+    every one of them at every write)."""
     if len(members) <= max_size:
         return [members]
-    inside = graph.induced_subgraph(sorted(members))  # keeps the vertices' order: the result does not depend on the input's
+    local = sorted(members)
+    inside = graph.induced_subgraph(local)  # keeps the vertices' order: the result does not depend on the input's
+    inside_start = _renumbered([start[m] for m in local]) if start is not None else None
     for _ in range(_MAX_DOUBLINGS):
         density *= 2
-        parts = _leiden(inside, density, None, seed)
+        parts = _leiden(inside, density, inside_start, seed)
         if len(parts) > 1:
-            local = sorted(members)
-            return [piece for part in parts for piece in _bounded(graph, [local[i] for i in part], density, max_size, seed)]
+            return [piece for part in parts for piece in _bounded(graph, [local[i] for i in part], density, max_size, seed, start)]
     return [[member] for member in members]
+
+
+def _renumbered(membership: list[int]) -> list[int]:
+    """Community numbers 0, 1, ... in order of first appearance (what Leiden takes as a starting membership)."""
+    numbers: dict[int, int] = {}
+    return [numbers.setdefault(community, len(numbers)) for community in membership]
 
 
 def _start(names: Sequence[str], initial: Mapping[str, str] | None) -> list[int] | None:

@@ -38,6 +38,8 @@ def _description(contrib: Contributions, name: str = "", summarize: Summarizer |
         sentence = contrib[chunk].get("sentence", "")
         if sentence and sentence not in sentences:
             sentences.append(sentence)
+            if summarize is None and len(sentences) == DESCRIPTION_SENTENCES:
+                break  # an entity named in thousands of chunks is not read through for sentences no one keeps
     if summarize is not None and len(sentences) > threshold:
         return summarize(name, sentences)
     return " ".join(sentences[:DESCRIPTION_SENTENCES])

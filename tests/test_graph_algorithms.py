@@ -49,6 +49,9 @@ def test_a_community_over_the_size_limit_is_split_along_its_weakest_links():
         assert all(set(clique) <= set(group) or not set(clique) & set(group) for clique in cliques), "no clique is cut"
     shuffled = dict(reversed(list(merged.items())))
     assert local_communities(list(reversed(nodes)), shuffled, strength, total, max_size=12) == bounded, "input order must not matter"
+    initial = {member: group[0] for group in bounded for member in group}
+    assert local_communities(nodes, merged, strength, total, initial=initial, max_size=12) == bounded, \
+        "a refresh starting from bounded communities finds them again (the base resolution merges them, the split undoes it)"
 
 
 def test_a_following_projection_serves_the_last_one_and_follows_the_change_log_in_the_background(tmp_path):

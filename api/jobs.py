@@ -136,6 +136,11 @@ class JobQueue:
             claimed.append((self._row(row[:-1]), document))
         return claimed
 
+    def has_pending(self) -> bool:
+        """Whether a document waits to be claimed (one look at the status index)."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM jobs WHERE status='pending' LIMIT 1").fetchone() is not None
+
     def finish(self, job_id: str, error: str | None = None, result: dict[str, Any] | None = None) -> None:
         """Done (the text is dropped) or failed (the text is kept for a retry). A document re-submitted while it was
         being processed stays pending: its newer text is indexed next."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from graphdex.api.jobs import Job, JobQueue
 from graphdex.api.workspace import Workspace
@@ -37,6 +38,11 @@ class IngestionService:
         self._thread = threading.Thread(target=self._run, name="graphdex-ingest", daemon=True)
         self.batches = 0
         self._outage_pause = 0.0  # grows while the store stays unavailable, back to 0 after a batch goes through
+        # the community layer and the closing vector save follow the batches at most this often while more wait
+        self.settle_seconds = workspace.settings.community_refresh_seconds
+        self._settled_at = time.monotonic()
+        self._unsettled = False
+        self.settles = 0
 
     def start(self) -> None:
         resumed = self.jobs.resume_interrupted()
@@ -57,13 +63,37 @@ class IngestionService:
             batch = self.jobs.claim(self.batch_documents)
             if batch:
                 self._index(batch)
+            elif self._unsettled:
+                self._settle()
             else:
                 self.jobs.wakeup.wait(1.0)
+        if self._unsettled:
+            self._settle()
+
+    def _settle(self) -> None:
+        """The community refresh and vector save that batches left while more documents waited."""
+        try:
+            seconds = self.workspace.indexer.settle()
+        except Exception:  # left recorded: the next batch, delete or start settles it
+            log.exception("refreshing the community layer after the last batches failed; trying again later")
+            self._stop.wait(RETRY_DELETES_AFTER_SECONDS)
+            return
+        self._unsettled, self._settled_at = False, time.monotonic()
+        self.settles += 1
+        self.workspace.graph_changed()
+        log.info("community layer refreshed after the last batches (%.1f s)", seconds)
 
     def _index(self, batch: list[tuple[Job, SourceDocument]]) -> None:
         documents = [doc for _, doc in batch]
+        # with more documents waiting, the community refresh (on a large index most of a small batch's cost) is
+        # left to the last of them, or to the first batch after settle_seconds
+        settle = not self.jobs.has_pending() or time.monotonic() - self._settled_at >= self.settle_seconds
+        self._unsettled = self._unsettled or not settle  # also when the ingest fails: what it wrote still needs the refresh
         try:
-            report = self.workspace.indexer.ingest(documents)
+            report = self.workspace.indexer.ingest(documents, settle=settle)
+            if settle:
+                self._unsettled, self._settled_at = False, time.monotonic()
+                self.settles += 1
             self.workspace.graph_changed()
         except (StoreUnavailable, ClusterError) as error:  # an outage, not the documents' fault: they wait in the queue
             self.jobs.release([job.id for job, _ in batch])
@@ -113,7 +143,8 @@ class IngestionService:
         maintenance = self.workspace.maintenance
         for doc_id in indexed:
             maintenance.remove_document(doc_id)
-        maintenance.finish()
+        maintenance.finish()  # the refresh any batch left, too
+        self._unsettled, self._settled_at = False, time.monotonic()
         self.workspace.graph_changed()
 
     def is_indexed(self, doc_id: str) -> bool:

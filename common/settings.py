@@ -77,6 +77,7 @@ class Settings(BaseSettings):
 
     community_resolution: float = Field(1.0, gt=0, description="Leiden resolution: higher gives more, smaller communities.")
     community_min_size: int = Field(3, ge=2, description="Smallest community that becomes a Community node.")
+    community_refresh_seconds: float = Field(60.0, ge=0, le=86_400, description="While more queued documents wait, the service refreshes the community layer (and saves the vectors whole) at most this often instead of after every batch: on a large index the refresh is most of a small batch's cost. The last batch of a queue always refreshes; 0: after every batch.")
     community_max_size: int = Field(1000, ge=0, description="Largest community: a larger one is split by clustering it again at a higher resolution. Modularity's communities grow with the corpus (23,000 entities at 8.7M words); bounded, they stay topics, and what a write re-clusters stays bounded. 0: no limit.")
 
     top_k: int = Field(10, ge=1, le=200, description="Default number of chunks a query returns.")

@@ -129,16 +129,27 @@ class Indexer:
         self.maintenance = maintenance  # replaced documents are removed first; communities are refreshed after
         self.llm_usage = llm_usage
 
-    def ingest(self, documents: Iterable[SourceDocument], progress: Progress | None = None) -> IngestReport:
+    def ingest(self, documents: Iterable[SourceDocument], progress: Progress | None = None, *, settle: bool = True) -> IngestReport:
         """Indexes new and changed documents. When the store refuses a write batch (not an outage, which is raised:
         the same call can succeed later), its documents are written again one at a time, so that only the documents
-        the store refuses fail, each with the store's reason."""
+        the store refuses fail, each with the store's reason.
+
+        ``settle=False`` leaves the community refresh and the closing vector save to a later ``settle()`` (or the
+        next settling ingest, delete or start): a caller with more batches waiting pays the refresh once for all
+        of them. On a large index the refresh, not the batch, is most of a small write's cost."""
         try:
-            return self._ingest(documents, progress)
+            return self._ingest(documents, progress, settle)
         finally:
             self.target.end_operation()  # vectors recycled from replaced documents are this operation's only
 
-    def _ingest(self, documents: Iterable[SourceDocument], progress: Progress | None) -> IngestReport:
+    def settle(self) -> float:
+        """The community refresh and closing save that ingests with ``settle=False`` left; returns its seconds."""
+        began = time.perf_counter()
+        if self.target.changes or self.target.vectors.dirty:
+            self.maintenance.finish()
+        return time.perf_counter() - began
+
+    def _ingest(self, documents: Iterable[SourceDocument], progress: Progress | None, settle: bool = True) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         usage_before = self.llm_usage.snapshot() if self.llm_usage else {}
@@ -155,7 +166,7 @@ class Indexer:
             self._write_one_by_one(prepared, report, touched)
         # the communities these writes touched (``target.changes``) are clustered again; an earlier operation that
         # stopped before its closing save (a store outage) is finished here too, its touches still recorded
-        if prepared or self.target.vectors.dirty:
+        if settle and (prepared or self.target.vectors.dirty):
             crash_point("ingest.before_communities")
             report.timed("communities", self.maintenance.refresh_communities)
             release_free_memory(0)

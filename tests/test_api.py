@@ -13,9 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from graphdex.api.app import create_app
+from graphdex.api.layout import DEFAULT_WORKSPACE
 from graphdex.common.ids import document_id
 from graphdex.graph.model import NodeType
 from tests.conftest import FILM_DOCS
+from tests.test_pipeline import assert_valid_communities, snapshot
 
 
 def wait_until_settled(client: TestClient, ids: list[str], timeout: float = 120.0) -> dict[str, dict]:
@@ -360,6 +362,28 @@ def test_deletes_never_hold_the_servers_threads(client):
     wait_until_deleted(client, kessler)
     assert wait_until_settled(client, [batch["id"]])[batch["id"]]["status"] == "done"
     assert_gone(client, kessler, "leipzig")
+
+
+def test_a_queue_of_batches_refreshes_the_community_layer_once_and_ends_settled(make_workspace):
+    """With more documents waiting, a batch leaves the community refresh (most of a small batch's cost on a large
+    index) to the last batch of the queue: one refresh for the whole queue, and the index ends as a CLI build of the
+    same documents does (a valid community layer, the vectors saved whole, nothing left recorded)."""
+    workspace = make_workspace("settle", extract_workers=0, ingest_batch_documents=1)
+    with TestClient(create_app(workspace=workspace)) as client:
+        service = client.app.state.graphdex.registry.opened(DEFAULT_WORKSPACE).service
+        response = client.post("/documents", json=film_payload())  # one submission: every batch is queued at once
+        assert response.status_code == 202
+        states = wait_until_settled(client, [d["id"] for d in response.json()["documents"]])
+        assert all(s["status"] == "done" for s in states.values()), states
+        deadline = time.monotonic() + 60
+        while service._unsettled:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert service.batches == len(FILM_DOCS) >= 3
+        assert service.settles == 1, "one refresh for the queue, not one per batch"
+        assert not workspace.maintenance.target.changes and not workspace.vectors.dirty
+        assert_valid_communities(snapshot(workspace))
+        assert workspace.store.node_ids(NodeType.COMMUNITY), "the layer was built"
 
 
 # documents in the race below; the issue that found ghosts saw 9 in about 10,000 deletes

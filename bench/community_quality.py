@@ -218,7 +218,7 @@ def main() -> None:
     console.print(summary)
     write_json(args.out, {"benchmark": "community_quality", "machine": machine(), "command": " ".join(["python", "bench/community_quality.py", *sys.argv[1:]]),
                           "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                          "policy": {"resolution": policy.resolution, "min_size": policy.min_size},
+                          "policy": {"resolution": policy.resolution, "min_size": policy.min_size, "max_size": policy.max_size},
                           "cpu_seconds": cpu_seconds, "wall_seconds": wall_seconds, "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], "summary": summary, "steps": steps,
                           "after_from_scratch_refresh": rebuilt})
 

@@ -161,17 +161,18 @@ class TransitionMatrix:
         self.base_size = len(indptr) - 1
         self.overlay: dict[int, Column] = dict(overlay or {})
         columns = np.fromiter(sorted(self.overlay), dtype=np.int64, count=len(self.overlay))
+        parts = [self.overlay[int(c)] for c in columns]
+        self._overlay_indptr = np.concatenate([[0], np.cumsum([len(p.rows) for p in parts], dtype=np.int64)]).astype(np.int64)
+        self._overlay_indices = np.concatenate([p.rows for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+        self._overlay_data = np.concatenate([p.probabilities for p in parts]) if parts else np.zeros(0, dtype=np.float32)
+        # one pass over the concatenated rows, not one per column: a fresh process may hold tens of thousands
         reach = [self.base_size, int(columns[-1]) + 1 if len(columns) else 0]
-        reach += [int(c.rows.max()) + 1 for c in self.overlay.values() if len(c.rows)]
+        reach += [int(self._overlay_indices.max()) + 1] if len(self._overlay_indices) else []
         self.size = max(reach)
         self._replaced = np.zeros(self.size, dtype=bool)
         self._replaced[columns] = True
         self._overlay_position = np.full(self.size, -1, dtype=np.int64)
         self._overlay_position[columns] = np.arange(len(columns))
-        parts = [self.overlay[int(c)] for c in columns]
-        self._overlay_indptr = np.concatenate([[0], np.cumsum([len(p.rows) for p in parts], dtype=np.int64)]).astype(np.int64)
-        self._overlay_indices = np.concatenate([p.rows for p in parts]) if parts else np.zeros(0, dtype=np.int32)
-        self._overlay_data = np.concatenate([p.probabilities for p in parts]) if parts else np.zeros(0, dtype=np.float32)
         from scipy import sparse
 
         self._base = sparse.csc_matrix((data, indices, indptr), shape=(self.base_size, self.base_size), copy=False)

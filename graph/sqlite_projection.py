@@ -71,6 +71,16 @@ def _column(rows: bytes, probabilities: bytes) -> Column:
     return Column(np.frombuffer(rows, dtype=np.int32), np.frombuffer(probabilities, dtype=np.float32))
 
 
+def _columns(found: list[tuple[int, bytes, bytes]]) -> dict[int, Column]:
+    """Overlay rows as columns viewing two arrays read at once: a fresh process opening an overlay of tens of
+    thousands of columns converts two buffers, not two per column."""
+    rows = np.frombuffer(b"".join(r for _, r, _ in found), dtype=np.int32)
+    probabilities = np.frombuffer(b"".join(p for _, _, p in found), dtype=np.float32)
+    ends = np.cumsum([len(r) // 4 for _, r, _ in found]).tolist()
+    starts = [0, *ends[:-1]]
+    return {col: Column(rows[a:b], probabilities[a:b]) for (col, _, _), a, b in zip(found, starts, ends)}
+
+
 class ProjectionFiles:
     """Writes the projection with the graph (``update`` in the store's transaction) and serves it to readers."""
 
@@ -235,8 +245,7 @@ class ProjectionFiles:
                 version = int(_meta(db, "version") or 0)
                 generation = _meta(db, "projection_generation")
                 since = served.version if served is not None and generation == self._generation else -1
-                changed = {col: _column(rows, probabilities) for col, rows, probabilities in
-                           db.execute("SELECT col, rows, probabilities FROM projection_columns WHERE version > ?", (since,))}
+                changed = _columns(db.execute("SELECT col, rows, probabilities FROM projection_columns WHERE version > ?", (since,)).fetchall())
             finally:
                 db.execute("COMMIT")
             if since < 0:

@@ -108,7 +108,9 @@ class ProjectionFiles:
         if not touched:
             return
         existing = dict(db.execute(f"SELECT row, type FROM nodes WHERE row {IN_JSON}", (dump(sorted(touched)),)))
-        kept = {} if whole else self._kept_weights(db, existing)
+        generation = _meta(db, "projection_generation")
+        base = self._open_weights(generation)  # None: an earlier graphdex's base, folded below to gain weights
+        kept = {} if whole else self._kept_weights(db, existing, generation, base)
         neighbours = {row: dict(zip(column.rows.tolist(), column.probabilities.tolist())) for row, column in kept.items() if column is not None}
         neighbours.update(_weights_from_edges(db, [row for row in existing if row not in neighbours]))
         for (first, second), carried in _pair_weights(db, changed_edges).items():
@@ -137,7 +139,7 @@ class ProjectionFiles:
         overlay += sum(len(rows) for _, _, rows, _ in columns) // 4
         _set_meta(db, "projection_overlay_entries", overlay)
         if (overlay > FOLD_SHARE * int(_meta(db, "projection_base_entries") or 0) + FOLD_FLOOR
-                or self._open_weights(_meta(db, "projection_generation")) is None):  # an earlier graphdex's base: fold once to gain weights
+                or base is None):
             self._fold(db, version)
 
     @staticmethod
@@ -146,15 +148,14 @@ class ProjectionFiles:
         kept = _meta(db, "projection_overlay_entries")
         return int(kept) if kept is not None else _entries(db)
 
-    def _kept_weights(self, db: sqlite3.Connection, rows: Iterable[int]) -> dict[int, Column | None]:
+    def _kept_weights(self, db: sqlite3.Connection, rows: Iterable[int], generation: str | None,
+                      base: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> dict[int, Column | None]:
         """The edge weights kept for each of ``rows``, None where none are (an earlier graphdex wrote the column)."""
         rows = sorted(rows)
         overlay = {col for (col,) in db.execute(f"SELECT col FROM projection_columns WHERE col {IN_JSON}", (dump(rows),))}
         kept: dict[int, Column | None] = {
             col: _column(weight_rows, weights)
             for col, weight_rows, weights in db.execute(f"SELECT col, rows, weights FROM projection_weights WHERE col {IN_JSON}", (dump(rows),))}
-        generation = _meta(db, "projection_generation")
-        base = self._open_weights(generation)
         base_size = len(base[0]) - 1 if base is not None else len(self._open_base(generation)[0]) - 1
         for row in rows:
             if row in kept:

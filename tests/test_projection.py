@@ -106,7 +106,9 @@ def assert_weights_kept_exactly(store: SqliteGraphStore) -> None:
     to the bit: patching never drifts from reading."""
     db = store._writer
     rows = [row for (row,) in db.execute("SELECT row FROM nodes")]
-    kept = store._projection._kept_weights(db, rows)
+    generation = db.execute("SELECT value FROM meta WHERE key = 'projection_generation'").fetchone()
+    generation = generation[0] if generation else None
+    kept = store._projection._kept_weights(db, rows, generation, store._projection._open_weights(generation))
     read = sqlite_projection._weights_from_edges(db, rows)
     for row in rows:
         expected = weights_column(read[row])

@@ -87,7 +87,7 @@ def _compare(store, policy: CommunityPolicy) -> dict[str, Any]:
         plan = plan_communities(store, policy, None)
     graph = EntityGraph(store)
     incremental = _stored_partition(store)
-    from_scratch = {member: f"g{i}" for i, group in enumerate(plan.groups) for member in group}
+    from_scratch = {member: cid for cid, group in plan.members.items() for member in group}
     ours, theirs = graph.membership(incremental), graph.membership(from_scratch)
     return {"entities": len(graph.names), "related_edges": graph.graph.ecount(), "total_support": store.total_support(EdgeType.RELATED_TO),
             "from_scratch_plan_seconds": scratch.seconds,
@@ -116,8 +116,8 @@ class RefreshProbe:
         with Timer() as timer:
             written = self.original(**kwargs)
         self.calls.append({"seconds": timer.seconds, "plan_seconds": planning.seconds, "touched_entities": len(record.entities),
-                           "touched_communities": len(record.communities), "reclustered_entities": len(plan.scope.entities),
-                           "reclustered_communities": len(plan.scope.communities), "communities_after": len(plan.wanted),
+                           "touched_communities": len(record.communities), "reclustered_entities": plan.clustered,
+                           "reclustered_communities": len(plan.existing), "communities_after": len(plan.wanted),
                            "written": written})
         return written
 

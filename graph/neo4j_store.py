@@ -422,15 +422,22 @@ class Neo4jGraphStore:
             for r in rows:
                 yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), json.loads(r["contrib"]))
 
-    def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+    def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None, within: bool = False) -> list[tuple[str, str, int]]:
         type_ = EdgeType(edge_type)
         source_label, target_label = (t.value for t in EDGE_ENDS[type_])
         if node_ids is None:
             rows = self._read(f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(b:{target_label}) "
                               f"RETURN a.id AS s, b.id AS t, {_SUPPORT} AS support")
             return [(r["s"], r["t"], int(r["support"])) for r in rows]
+        asked = list(dict.fromkeys(node_ids))
         found: dict[tuple[str, str], int] = {}
-        for part in _chunks(list(dict.fromkeys(node_ids))):
+        if within:
+            for part in _chunks(asked):
+                rows = self._read(f"UNWIND $ids AS id MATCH (a:{source_label} {{workspace: $ws, id: id}})-[r:{type_.value}]->(b:{target_label}) "
+                                  f"WHERE b.id IN $asked RETURN a.id AS s, b.id AS t, {_SUPPORT} AS support", ids=list(part), asked=asked)
+                found.update(((r["s"], r["t"]), int(r["support"])) for r in rows)
+            return [(s, t, support) for (s, t), support in found.items()]
+        for part in _chunks(asked):
             rows = self._read(f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)-[r:{type_.value}]-() "
                               f"RETURN startNode(r).id AS s, endNode(r).id AS t, {_SUPPORT} AS support", ids=list(part))
             found.update(((r["s"], r["t"]), int(r["support"])) for r in rows)  # an edge between two asked nodes comes twice

@@ -163,13 +163,17 @@ class SqliteGraphStore:
         found = self.get_nodes(node_id for node_id, _ in best)
         return [found[node_id] for node_id, _ in best if node_id in found]
 
-    def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+    def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None, within: bool = False) -> list[tuple[str, str, int]]:
         joined = "FROM edges e JOIN nodes a ON a.row = e.src JOIN nodes b ON b.row = e.dst"
         db = self._reader()
         if node_ids is None:
             return db.execute(f"SELECT a.id, b.id, e.support {joined} WHERE e.type = ?", (str(EdgeType(edge_type)),)).fetchall()
+        asked = "WITH asked(row) AS (SELECT row FROM nodes WHERE id IN (SELECT value FROM json_each(?2))) "
+        if within:
+            return db.execute(f"{asked}SELECT a.id, b.id, e.support {joined} WHERE e.src IN asked AND e.type = ?1 AND e.dst IN asked",
+                              (str(EdgeType(edge_type)), dump(list(dict.fromkeys(node_ids))))).fetchall()
         return db.execute(
-            "WITH asked(row) AS (SELECT row FROM nodes WHERE id IN (SELECT value FROM json_each(?2))) "
+            f"{asked}"
             f"SELECT a.id, b.id, e.support {joined} WHERE e.src IN asked AND e.type = ?1 UNION ALL "
             f"SELECT a.id, b.id, e.support {joined} WHERE e.dst IN asked AND e.src NOT IN asked AND e.type = ?1",
             (str(EdgeType(edge_type)), dump(list(dict.fromkeys(node_ids))))).fetchall()

@@ -90,10 +90,11 @@ class GraphStore(Protocol):
         readers that need only the derived props (projection, communities) then move far less data from a server."""
         ...
 
-    def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+    def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None, within: bool = False) -> list[tuple[str, str, int]]:
         """``(source, target, support)`` of each edge of ``edge_type`` with an end among ``node_ids`` (None: every
-        such edge), each edge once; support as ``total_support`` counts it. Read without the edges' other props, so
-        the community layer can weigh thousands of edges without parsing them."""
+        such edge; ``within``: both ends among them), each edge once; support as ``total_support`` counts it. Read
+        without the edges' other props, so the community layer can weigh thousands of edges without parsing them;
+        ``within`` finds the edges among a community's core without returning every edge of its hubs."""
         ...
 
     def total_support(self, edge_type: EdgeType) -> int:

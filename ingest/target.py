@@ -34,7 +34,9 @@ def text_digest(node: Node) -> str:
 @dataclass
 class CommunityChanges:
     """What the graph writes since the last community refresh touched: the entities written or at either end of a
-    RELATED_TO edge written or deleted, and the communities that lost a deleted member. The community layer's own
+    RELATED_TO edge written or deleted (a deleted entity's edges go with it: its neighbours count too), and the
+    communities that lost a deleted member. An entity whose relations change is always touched, so the strength
+    the community layer keeps for every other member is still current. The community layer's own
     writes (Community nodes, IN_COMMUNITY edges) are not touches. ``everything``: what was touched is unknown (a
     process died mid-operation), so the next refresh starts from scratch."""
 
@@ -45,9 +47,12 @@ class CommunityChanges:
     def __bool__(self) -> bool:
         return bool(self.entities or self.communities or self.everything)
 
-    def record(self, nodes: Sequence[Node], edges: Sequence[Edge], delete_edges: Sequence[EdgeKey], left: Iterable[str]) -> None:
-        """A graph write that succeeded; ``left``: the communities its deleted nodes belonged to (read before it)."""
+    def record(self, nodes: Sequence[Node], edges: Sequence[Edge], delete_edges: Sequence[EdgeKey], left: Iterable[str],
+               neighbours: Iterable[str] = ()) -> None:
+        """A graph write that succeeded; ``left``: the communities its deleted nodes belonged to, ``neighbours``: the
+        entities related to its deleted nodes (both read before it)."""
         self.entities.update(n.id for n in nodes if n.type == NodeType.ENTITY)
+        self.entities.update(neighbours)
         for edge in edges:
             if edge.type == EdgeType.RELATED_TO:
                 self.entities.update((edge.source, edge.target))
@@ -114,7 +119,7 @@ class IndexTarget:
 
         A write that succeeds is recorded in ``changes`` (``touches=False``: the community layer's own writes)."""
         delete_nodes, delete_edges = list(delete_nodes), list(delete_edges)
-        left = self._communities_left(delete_nodes) if touches else set()
+        left, neighbours = self._before_delete(delete_nodes) if touches else (set(), set())
         self.vectors.mark_dirty()
         if self.vectors.in_store:
             vector_changes = VectorChanges(vectors, {t: list(ids) for t, ids in (delete_vectors or {}).items()})
@@ -122,7 +127,7 @@ class IndexTarget:
                 if nodes or edges or delete_nodes or delete_edges or vector_changes:
                     self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges, vectors=vector_changes)
                     if touches:
-                        self.changes.record(nodes, edges, delete_edges, left)
+                        self.changes.record(nodes, edges, delete_edges, left, neighbours)
                     crash_point("apply.graph_written")
             return
         with self.exclusive():
@@ -130,7 +135,7 @@ class IndexTarget:
             if nodes or edges or delete_nodes or delete_edges:
                 self.store.write(nodes, edges, delete_nodes=delete_nodes, delete_edges=delete_edges)
                 if touches:
-                    self.changes.record(nodes, edges, delete_edges, left)
+                    self.changes.record(nodes, edges, delete_edges, left, neighbours)
                 crash_point("apply.graph_written")
             try:
                 self.add_vectors(vectors)
@@ -140,13 +145,15 @@ class IndexTarget:
                 self.vectors.suspect()  # behind the graph now: keep the dirty marker until a start verifies them
                 raise
 
-    def _communities_left(self, delete_nodes: list[str]) -> set[str]:
-        """The communities that nodes about to be deleted belong to: they lose a member, so they are re-described."""
+    def _before_delete(self, delete_nodes: list[str]) -> tuple[set[str], set[str]]:
+        """The communities that nodes about to be deleted belong to (they lose a member, so they are re-described),
+        and the entities related to them (their strength falls with the edges that go)."""
         if not delete_nodes:
-            return set()
+            return set(), set()
         gone = set(delete_nodes)
-        found = self.store.edges_of_many(delete_nodes, [EdgeType.IN_COMMUNITY], contributions=False)
-        return {e.target for edges in found.values() for e in edges if e.source in gone}
+        left = {community for member, community, _ in self.store.edge_weights(EdgeType.IN_COMMUNITY, delete_nodes) if member in gone}
+        related = {end for source, target, _ in self.store.edge_weights(EdgeType.RELATED_TO, delete_nodes) for end in (source, target)}
+        return left, related - gone
 
     def add_vectors(self, vectors: NodeVectors) -> None:
         for type_, (ids, matrix, digests) in vectors.items():

@@ -99,12 +99,13 @@ class CountingStore:
         self.read.update(end for edges in found.values() for e in edges for end in (e.source, e.target))
         return found
 
-    def edge_weights(self, edge_type, node_ids=None):
+    def edge_weights(self, edge_type, node_ids=None, within=False):
         if node_ids is None:
             self.whole_reads += 1
         else:
+            node_ids = list(node_ids)
             self.read.update(node_ids)
-        found = self._store.edge_weights(edge_type, node_ids)
+        found = self._store.edge_weights(edge_type, node_ids, within)
         self.read.update(end for source, target, _ in found for end in (source, target))
         return found
 
@@ -146,7 +147,8 @@ def test_a_refresh_reads_and_writes_only_the_communities_a_write_touched(make_wo
     written_ids = {i for nodes, edges, deletes, edge_deletes in counting.written
                    for i in [*(n.id for n in nodes), *(x for e in edges for x in (e.source, e.target)), *deletes, *(x for k in edge_deletes for x in (k[0], k[2]))]}
     assert written_ids & far == set(), "nothing far is written"
-    assert written_ids == {"e15", community_of["e0"]}
+    # the new member, its community, and the members whose strength the new edges raised (kept on their memberships)
+    assert written_ids == {"e15", "e0", "e1", "e2", community_of["e0"]}
     assert not workspace.maintenance.target.changes, "the record starts afresh"
     after = snapshot(workspace)
     for node_id in far:
@@ -162,11 +164,11 @@ def test_a_community_that_loses_a_deleted_member_is_described_again(make_workspa
     community = dict(_memberships(workspace))["e3"]
     assert _communities(workspace)[community]["size"] == 5
 
-    # e4 goes with its edges; no entity is written and no RELATED_TO edge deleted by name: only the record of the
-    # community it belonged to (read before the write) says what to refresh
+    # e4 goes with its edges; no entity is written and no RELATED_TO edge deleted by name: the record of the
+    # community it belonged to and of its neighbours (read before the write) says what to refresh
     _write(workspace, delete_nodes=["e4"])
     changes = workspace.maintenance.target.changes
-    assert changes.entities == set() and changes.communities == {community}
+    assert changes.entities == {"e0", "e1", "e2", "e3"} and changes.communities == {community}
     workspace.maintenance.refresh_communities()
     props = _communities(workspace)[community]
     assert props["size"] == 4 and "entity 4" not in props["members"]
@@ -185,6 +187,7 @@ def test_a_first_build_is_exactly_the_layer_from_scratch(make_workspace, documen
     assert len(_communities(workspace)) >= 5
     plan = plan_communities(workspace.store, CommunityPolicy(), None)
     assert plan.from_scratch and {c: n.props for c, n in plan.wanted.items()} == _communities(workspace)
+    assert {(m, c) for c, members in plan.members.items() for m in members} == _memberships(workspace)
     assert workspace.maintenance.refresh_communities(from_scratch=True) == 0, "from scratch finds nothing to change"
     assert_same(built, snapshot(workspace))
     # and ingest in batches of its own: the first refresh sees every entity touched, no community yet
@@ -231,14 +234,78 @@ def test_after_a_crash_the_refresh_and_the_next_one_are_from_scratch(make_worksp
 
 
 def test_a_large_community_is_described_by_its_core(make_workspace, documents, monkeypatch):
-    """A description reads only a community's best-connected members (DESCRIBED_MEMBERS, 200; 3 here, so that the
+    """A description reads only a community's strongest members (DESCRIBED_MEMBERS, 200; 3 here, so that the
     test's communities exceed it): the layer a build and deletes leave is what describe_community gives from every
     member and edge, and its size still counts them all."""
-    from graphdex.ingest import community_layer
+    from graphdex.ingest import community_description
 
-    monkeypatch.setattr(community_layer, "DESCRIBED_MEMBERS", 3)
+    monkeypatch.setattr(community_description, "DESCRIBED_MEMBERS", 3)
     workspace = make_workspace()
     final = _ingest_in_two_then_delete(workspace, documents, documents[3:60:7])
     assert_valid_communities(final)
     sizes = [props["size"] for props in _communities(workspace).values()]
     assert max(sizes) > 3 and all(len(props["members"]) <= 3 for props in _communities(workspace).values())
+
+
+class RelationReads(CountingStore):
+    """Counts the RELATED_TO edges the clustering reads (by an end: not the edges among a core, which a
+    description reads)."""
+
+    def __init__(self, store) -> None:
+        super().__init__(store)
+        self.related_rows = 0
+
+    def edge_weights(self, edge_type, node_ids=None, within=False):
+        found = super().edge_weights(edge_type, node_ids, within)
+        if edge_type == EdgeType.RELATED_TO and not within:
+            self.related_rows += len(found)
+        return found
+
+    def reset(self) -> None:
+        super().reset()
+        self.related_rows = 0
+
+
+def test_a_write_into_a_large_community_reads_the_edges_of_what_it_touched_only(make_workspace):
+    """Three communities of 40 (780 edges each); a new entity related to two members of one: the refresh reads the
+    edges of those three, weighs the rest of the community by the strength it keeps, and leaves a valid layer in
+    which the newcomer joined the community under its id."""
+    workspace = make_workspace()
+    workspace.__dict__["store"] = counting = RelationReads(workspace.store)
+    _write(workspace, [_entity(i) for i in range(120)], [e for first in (0, 40, 80) for e in _clique(list(range(first, first + 40)))])
+    workspace.maintenance.refresh_communities()
+    community = dict(_memberships(workspace))["e0"]
+
+    _write(workspace, [_entity(120)], [Edge(f"e{i}", EdgeType.RELATED_TO, "e120", {"support": 3, "keywords": ["joins"]}, {}) for i in (0, 1)])
+    counting.reset()
+    workspace.maintenance.refresh_communities()
+    assert counting.related_rows <= 2 * 40 + 2, "the edges of e0, e1 and e120, not of the whole community"
+    assert dict(_memberships(workspace))["e120"] == community
+    assert_valid_communities(snapshot(workspace))
+
+
+def test_a_community_that_outgrows_the_limit_is_split_and_the_layer_stays_valid(make_workspace, monkeypatch):
+    """Two cliques of 6 that three edges join, among ten more cliques: at the base resolution the two are one
+    community of 12, the limit. An entity related to two members of one clique joins it and takes it over the
+    limit: it is split, into the two cliques (the newcomer with its own), and every membership and description is
+    still what the graph gives."""
+    from graphdex.ingest import community_update
+
+    splits: list[int] = []
+    split = community_update._split
+    monkeypatch.setattr(community_update, "_split", lambda store, policy, group, *rest: splits.append(len(group)) or split(store, policy, group, *rest))
+    workspace = make_workspace(community_max_size=12)
+    related = lambda a, b: Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {"support": 3}, {})  # noqa: E731
+    cliques = [e for first in range(0, 72, 6) for e in _clique(list(range(first, first + 6)), 3)]
+    _write(workspace, [_entity(i) for i in range(72)], cliques + [related(0, 6), related(1, 7), related(2, 8)])
+    workspace.maintenance.refresh_communities()
+    community_of = dict(_memberships(workspace))
+    assert len({community_of[f"e{i}"] for i in range(12)}) == 1, "the two cliques start as one community"
+
+    _write(workspace, [_entity(72)], [related(0, 72), related(1, 72)])
+    workspace.maintenance.refresh_communities()
+    assert_valid_communities(snapshot(workspace))
+    community_of = dict(_memberships(workspace))
+    assert len({community_of[f"e{i}"] for i in [*range(6), 72]}) == 1 and community_of["e0"] != community_of["e6"]
+    assert len({community_of[f"e{i}"] for i in range(6, 12)}) == 1
+    assert splits == [13], "the community outgrew the limit and was split"

@@ -9,7 +9,8 @@ import pytest
 from graphdex.common.ids import document_id
 from graphdex.graph.model import SEARCHABLE_TYPES, Edge, EdgeType, Node, NodeType
 from graphdex.graph.store import StoreError
-from graphdex.ingest.community_layer import CommunityPolicy, describe_community
+from graphdex.ingest.community_description import describe_community, edge_support
+from graphdex.ingest.community_layer import CommunityPolicy
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.target import text_digest
 from tests.conftest import FILM_DOCS, as_documents
@@ -66,9 +67,10 @@ def assert_same(left: dict, right: dict, communities: Literal["exact", "valid"] 
 
 def assert_valid_communities(snap: dict) -> None:
     """A community layer any refresh may leave: every entity in at most one community; every community of at least
-    min_size and at most max_size members, all existing entities; each Community node's props exactly what describe_community gives for
-    its members on the current graph; each Community vector made from its node's current text (by digest); no
-    membership of a missing community."""
+    min_size and at most max_size members, all existing entities; each membership carrying its member's strength on
+    the current graph (summed support of its relations) and each Community node's props exactly what
+    describe_community gives for its members on the current graph; each Community vector made from its node's
+    current text (by digest); no membership of a missing community."""
     nodes, edges = snap["nodes"], snap["edges"]
     entities = {i: Node(i, NodeType.ENTITY, props, contrib) for i, (type_, props, contrib) in nodes.items() if type_ == NodeType.ENTITY}
     communities = {i: Node(i, NodeType.COMMUNITY, props) for i, (type_, props, _) in nodes.items() if type_ == NodeType.COMMUNITY}
@@ -77,6 +79,13 @@ def assert_valid_communities(snap: dict) -> None:
     assert {s for s, _ in links} <= entities.keys(), "a membership of a missing entity"
     twice = [entity for entity, count in Counter(s for s, _ in links).items() if count > 1]
     assert not twice, f"entities in more than one community: {twice[:5]}"
+    strength: Counter = Counter()
+    for (source, type_, target), (props, contrib) in edges.items():
+        if type_ == EdgeType.RELATED_TO and source != target:
+            strength[source] += edge_support(Edge(source, type_, target, props, contrib))
+            strength[target] += edge_support(Edge(source, type_, target, props, contrib))
+    stale = [(s, t) for s, t in links if edges[(s, EdgeType.IN_COMMUNITY, t)][0].get("support") != strength[s]]
+    assert not stale, f"memberships not carrying their member's strength: {stale[:5]}"
     members: dict[str, list[str]] = {c: [] for c in communities}
     for entity, community in links:
         members[community].append(entity)
@@ -87,7 +96,7 @@ def assert_valid_communities(snap: dict) -> None:
             internal[community_of[source]].append(Edge(source, EdgeType.RELATED_TO, target, props, contrib))
     for cid, node in communities.items():
         assert snap["community_min_size"] <= len(members[cid]) <= (snap["community_max_size"] or len(members[cid])), (cid, members[cid])
-        assert node.props == describe_community(sorted(members[cid]), entities, internal[cid]), cid
+        assert node.props == describe_community(sorted(members[cid]), entities, internal[cid], strength), cid
     ids, _ = snap["vectors"][NodeType.COMMUNITY]
     assert ids == sorted(communities), "Community vectors are those of the Community nodes"
     digests = snap["community_digests"]

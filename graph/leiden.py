@@ -3,9 +3,10 @@
 Modularity compares each community's internal weight with what a random graph of the same strengths would give:
 ``Q = sum_ij (A_ij - resolution * k_i k_j / 2m) [same community]``, with k the strengths and m the total weight of
 the whole graph. That is the Constant Potts Model with node weights k and resolution ``resolution / 2m``, which is
-how ``local_communities`` runs it: on a part of a graph (the communities a write touched) with the whole graph's
-strengths and total weight, the part is clustered by the whole graph's modularity. Plain modularity of the part
-alone would use the part's own m, much smaller, and split it into ever smaller communities.
+how ``local_communities`` runs it: on a part of a graph (the entities a write touched, with the communities around
+them as single vertices) with the whole graph's strengths and total weight, the part is clustered by the whole
+graph's modularity. Plain modularity of the part alone would use the part's own m, much smaller, and split it into
+ever smaller communities.
 
 Modularity has a resolution limit: the smallest community it can tell apart grows with the square root of the
 graph's weight, so on a large corpus its communities grow with the corpus (23,000 entities in the largest at 8.7M

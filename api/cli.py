@@ -209,6 +209,7 @@ def query(text: str = typer.Argument(..., help="The question."),
     """Retrieve ranked, cited context for a question, and optionally an answer written from it."""
     workspace = _workspace(workspace_name)
     try:
+        workspace.prepare_query(mode)
         if answer and workspace.answerer is None:
             _fail("--answer needs a model: set GRAPHDEX_LLM_MODEL (for example openai/gpt-4o-mini or ollama/qwen2.5:14b; see the README)")
         with counting_usage() as usage:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from functools import cached_property
@@ -194,6 +195,24 @@ class Workspace:
         projections = StoredProjection(store) if isinstance(store, SqliteGraphStore) else FollowingProjection(store, nullcontext)
         return QueryEngine(store, self.vectors, embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
                            self.settings.ppr_tolerance, shared=self.guard.read, projections=projections)
+
+    def prepare_query(self, mode: str) -> None:
+        """Starts loading what a query in ``mode`` reads (its vector indexes and, on the embedded store, the PageRank
+        projection) on a background thread: a fresh `graphdex query` process loads them while this thread loads
+        spaCy and the embedding model, instead of after. The query waits for what it needs (each index loads under
+        a lock) and loads, and reports, whatever failed here itself."""
+        from graphdex.query.modes import MODE_INDEXES, PROJECTION_MODES
+
+        def load() -> None:
+            try:
+                for type_ in MODE_INDEXES.get(mode, ()):
+                    self.vectors[type_]
+                if mode in PROJECTION_MODES and isinstance(self.store, SqliteGraphStore):
+                    self.store.projection()
+            except Exception:  # noqa: BLE001 (the query meets the same error, and reports it)
+                log.debug("loading ahead for a %s query failed", mode, exc_info=True)
+
+        threading.Thread(target=load, name="graphdex-prepare-query", daemon=True).start()
 
     @cached_property
     def answerer(self) -> Answerer | None:

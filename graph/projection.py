@@ -12,6 +12,7 @@ a whole graph and for the few nodes a write touched alike, so both give the same
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol, Sequence
 
@@ -173,9 +174,15 @@ class TransitionMatrix:
         self._replaced[columns] = True
         self._overlay_position = np.full(self.size, -1, dtype=np.int64)
         self._overlay_position[columns] = np.arange(len(columns))
+
+    @cached_property
+    def _base(self) -> "sparse.csc_matrix":
+        """The base as a SciPy matrix, for a walk step that reads most columns. Made (and SciPy imported, 0.2 s of
+        Python) on first use: a walk from a few seeds reads its columns directly, so a fresh `graphdex query` process
+        never needs it."""
         from scipy import sparse
 
-        self._base = sparse.csc_matrix((data, indices, indptr), shape=(self.base_size, self.base_size), copy=False)
+        return sparse.csc_matrix((self.data, self.indices, self.indptr), shape=(self.base_size, self.base_size), copy=False)
 
     @classmethod
     def empty(cls) -> "TransitionMatrix":

@@ -1,9 +1,22 @@
 """The retrieval modes' names and the error of an unusable query: what the command line and the API schemas need to
 describe a query, without importing the engine (and scipy with it) where no query runs, as in `graphdex stats`."""
 
+from graphdex.graph.model import NodeType
+
 MODES = ("naive", "local", "global", "hybrid", "graph")
 #: The mode used when none is asked for: the best measured one (see the README's benchmarks).
 DEFAULT_MODE = "graph"
+#: The vector indexes each mode searches for every question (the Entity index only when a name is not found as
+#: written): what a fresh process loads ahead, beside spaCy (``Workspace.prepare_query``).
+MODE_INDEXES: dict[str, tuple[NodeType, ...]] = {
+    "naive": (NodeType.CHUNK,),
+    "local": (NodeType.RELATION, NodeType.CHUNK),
+    "global": (NodeType.RELATION, NodeType.COMMUNITY, NodeType.CHUNK),
+    "hybrid": (NodeType.RELATION, NodeType.COMMUNITY, NodeType.CHUNK),
+    "graph": (NodeType.RELATION, NodeType.CHUNK),
+}
+#: The modes that walk the PageRank projection.
+PROJECTION_MODES = ("graph",)
 
 
 class QueryError(ValueError):

@@ -79,3 +79,22 @@ def test_query_on_empty_index_returns_nothing(make_workspace, store_kind):
     workspace = make_workspace("empty", store=store_kind)
     for mode in MODES:
         assert workspace.engine.retrieve("anything at all?", mode, 5).chunks == []
+
+
+def test_a_fresh_process_loads_what_its_mode_reads_ahead(make_workspace):
+    """`graphdex query` loads the mode's vector indexes and the projection on another thread while spaCy loads; only
+    those: a graph query does not pay for the Entity index, which it searches only when a name is not found."""
+    import threading
+
+    from graphdex.graph.model import NodeType
+    from graphdex.query.modes import MODE_INDEXES
+
+    make_workspace("ahead").indexer.ingest(FILM_DOCS)
+    fresh = make_workspace("ahead")
+    fresh.prepare_query("graph")
+    for thread in threading.enumerate():
+        if thread.name == "graphdex-prepare-query":
+            thread.join(timeout=60)
+    assert set(fresh.vectors._loaded) == set(MODE_INDEXES["graph"]) == {NodeType.RELATION, NodeType.CHUNK}
+    assert fresh.store._projection._current is not None, "the projection is open"
+    assert fresh.engine.retrieve("Who directed The Harbor Lights?", "graph", 3).chunks

@@ -167,10 +167,17 @@ class SqliteGraphStore:
         joined = "FROM edges e JOIN nodes a ON a.row = e.src JOIN nodes b ON b.row = e.dst"
         db = self._reader()
         if node_ids is None:
-            return db.execute(f"SELECT a.id, b.id, e.support {joined} WHERE e.type = ?", (str(EdgeType(edge_type)),)).fetchall()
+            # every edge of the type: the ends' ids are read once per node, not once per edge, so the list holds one
+            # string per node (a refresh from scratch reads a million edges at 10x: 220 -> 70 bytes an edge)
+            type_ = EdgeType(edge_type)
+            ends = {str(t) for t in EDGE_ENDS[type_]}
+            names = dict(db.execute(f"SELECT row, id FROM nodes WHERE type {IN_JSON}", (dump(sorted(ends)),)))
+            return [(names[s], names[t], w) for s, t, w in db.execute("SELECT src, dst, support FROM edges WHERE type = ?", (str(type_),))]
         asked = "WITH asked(row) AS (SELECT row FROM nodes WHERE id IN (SELECT value FROM json_each(?2))) "
         if within:
-            return db.execute(f"{asked}SELECT a.id, b.id, e.support {joined} WHERE e.src IN asked AND e.type = ?1 AND e.dst IN asked",
+            # "+e.dst": a range scan of each asked node's edges, filtered by the other end; with the index on dst too,
+            # SQLite looks up every pair of asked nodes instead (25M lookups for a core batch of 5,000: 8 s, not 0.04 s)
+            return db.execute(f"{asked}SELECT a.id, b.id, e.support {joined} WHERE e.src IN asked AND e.type = ?1 AND +e.dst IN asked",
                               (str(EdgeType(edge_type)), dump(list(dict.fromkeys(node_ids))))).fetchall()
         return db.execute(
             f"{asked}"

@@ -60,7 +60,9 @@ class CommunityPlan:
 def plan_communities(store: GraphStore, policy: CommunityPolicy, touched: CommunityChanges | None = None) -> CommunityPlan:
     """The layer's part that ``touched`` concerns, clustered again and described (reads only; ``touched=None``:
     every community, from scratch)."""
-    if touched is not None and not touched.everything:
+    # with no community yet (a first build) every entity is clustered anyway: from scratch, reading every edge at
+    # once, gives exactly what an update would, without naming every entity in its reads
+    if touched is not None and not touched.everything and store.counts()["nodes"][NodeType.COMMUNITY]:
         from graphdex.ingest.community_update import plan_update
 
         plan = plan_update(store, policy, touched)

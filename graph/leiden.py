@@ -46,14 +46,15 @@ def merge_edges(edges: Iterable[tuple[str, str, float]]) -> dict[tuple[str, str]
 
 def local_communities(nodes: Iterable[str], edges: Mapping[tuple[str, str], float], strength: Mapping[str, float], total_weight: float,
                       resolution: float = 1.0, initial: Mapping[str, str] | None = None, min_size: int = 3, seed: int = SEED,
-                      max_size: int = 0) -> list[list[str]]:
+                      max_size: int = 0, sizes: Mapping[str, int] | None = None) -> list[list[str]]:
     """Communities (sorted member lists, largest first) of at least ``min_size`` and, when ``max_size`` is set, at
     most ``max_size`` among ``nodes``, by the modularity of the whole graph they are part of.
 
     ``edges``: the merged weights (``merge_edges``) of the edges with both ends in ``nodes``; ``strength``: each
     node's total weight in the whole graph, edges leaving ``nodes`` included; ``total_weight``: the whole graph's
     total edge weight (m). ``initial``: a community name per node to start from (nodes without one start alone);
-    None starts every node alone, as a run from scratch does."""
+    None starts every node alone, as a run from scratch does. ``sizes``: how many entities each node stands for
+    (a community taking part as one vertex), 1 for those not named; the bounds count entities."""
     names = sorted(set(nodes))
     if not names or total_weight <= 0:
         return []
@@ -64,10 +65,11 @@ def local_communities(nodes: Iterable[str], edges: Mapping[tuple[str, str], floa
     graph.vs["strength"] = [float(strength[n]) for n in names]
     density = resolution / (2 * total_weight)
     start = _start(names, initial)
+    weight = [int(sizes.get(n, 1)) if sizes else 1 for n in names]
     parts = _leiden(graph, density, start, seed)
     if max_size > 0:
-        parts = [piece for part in parts for piece in _bounded(graph, part, density, max_size, seed, start)]
-    groups = [sorted(names[i] for i in members) for members in parts if len(members) >= min_size]
+        parts = [piece for part in parts for piece in _bounded(graph, part, density, max_size, seed, start, weight)]
+    groups = [sorted(names[i] for i in members) for members in parts if sum(weight[i] for i in members) >= min_size]
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups
 
@@ -89,13 +91,14 @@ def _leiden(graph: igraph.Graph, density: float, start: list[int] | None, seed: 
 _MAX_DOUBLINGS = 64
 
 
-def _bounded(graph: igraph.Graph, members: list[int], density: float, max_size: int, seed: int, start: list[int] | None) -> list[list[int]]:
-    """``members`` (vertices of ``graph``) as communities of at most ``max_size``: one that is larger is clustered
-    again on its own at twice the resolution, each part bounded in turn. The split starts from the communities the
-    members were in (``start``, as the first clustering did), so a refresh that merged some bounded communities at
-    the base resolution finds them again instead of cutting the union afresh (which would rename and re-describe
-    every one of them at every write)."""
-    if len(members) <= max_size:
+def _bounded(graph: igraph.Graph, members: list[int], density: float, max_size: int, seed: int, start: list[int] | None,
+             size: list[int]) -> list[list[int]]:
+    """``members`` (vertices of ``graph``, each standing for ``size`` entities) as communities of at most
+    ``max_size`` entities: one that is larger is clustered again on its own at twice the resolution, each part
+    bounded in turn. The split starts from the communities the members were in (``start``, as the first clustering
+    did), so a refresh that merged some bounded communities at the base resolution finds them again instead of
+    cutting the union afresh (which would rename and re-describe every one of them at every write)."""
+    if sum(size[m] for m in members) <= max_size:
         return [members]
     local = sorted(members)
     inside = graph.induced_subgraph(local)  # keeps the vertices' order: the result does not depend on the input's
@@ -104,7 +107,7 @@ def _bounded(graph: igraph.Graph, members: list[int], density: float, max_size: 
         density *= 2
         parts = _leiden(inside, density, inside_start, seed)
         if len(parts) > 1:
-            return [piece for part in parts for piece in _bounded(graph, [local[i] for i in part], density, max_size, seed, start)]
+            return [piece for part in parts for piece in _bounded(graph, [local[i] for i in part], density, max_size, seed, start, size)]
     return [[member] for member in members]
 
 

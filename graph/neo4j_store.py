@@ -214,7 +214,8 @@ class Neo4jGraphStore:
                 out[row["id"]] = Node(row["id"], NodeType(row["type"]), json.loads(row["props"]), json.loads(row["contrib"]))
         return out
 
-    def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
+    def get_edges(self, keys: Iterable[EdgeKey], contributions: bool = True) -> dict[EdgeKey, Edge]:
+        contrib = "r.contrib_json" if contributions else "'{}'"
         by_type: dict[EdgeType, list[dict[str, str]]] = {}
         for source, type_, target in keys:
             by_type.setdefault(EdgeType(type_), []).append({"s": source, "t": target})
@@ -223,7 +224,7 @@ class Neo4jGraphStore:
             for part in _chunks(pairs):
                 rows = self._read(
                     f"UNWIND $pairs AS p MATCH {_typed_edge(type_, 'p.s', 'p.t')} "
-                    "RETURN a.id AS s, b.id AS t, r.props_json AS props, r.contrib_json AS contrib",
+                    f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {contrib} AS contrib",
                     pairs=list(part),
                 )
                 for row in rows:

@@ -93,12 +93,13 @@ class SqliteGraphStore:
         found = self._reader().execute(f"SELECT id, type, props, {contrib} FROM nodes WHERE id {IN_JSON}", (dump(ids),))
         return {node_id: Node(node_id, NodeType(type_), orjson.loads(props), orjson.loads(c)) for node_id, type_, props, c in found}
 
-    def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
+    def get_edges(self, keys: Iterable[EdgeKey], contributions: bool = True) -> dict[EdgeKey, Edge]:
         keys = list(dict.fromkeys(keys))
         if not keys:
             return {}
+        contrib = "e.contrib" if contributions else "'{}'"
         found = self._reader().execute(
-            "SELECT a.id, e.type, b.id, e.props, e.contrib FROM json_each(?) k "
+            f"SELECT a.id, e.type, b.id, e.props, {contrib} FROM json_each(?) k "
             "JOIN nodes a ON a.id = json_extract(k.value, '$[0]') JOIN nodes b ON b.id = json_extract(k.value, '$[2]') "
             "JOIN edges e ON e.src = a.row AND e.type = json_extract(k.value, '$[1]') AND e.dst = b.row", (dump(keys),))
         return {(s, t, d): Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c)) for s, t, d, p, c in found}

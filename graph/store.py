@@ -44,7 +44,9 @@ class GraphStore(Protocol):
         query needs only the derived props, and an entity named in thousands of chunks has thousands of them)."""
         ...
 
-    def get_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
+    def get_edges(self, keys: Iterable[EdgeKey], contributions: bool = True) -> dict[EdgeKey, Edge]:
+        """The edges that exist among ``keys``; with ``contributions=False`` they may come without ``contrib`` (a
+        community's description reads its core edges' keywords; an edge between two hubs has thousands of them)."""
         ...
 
     def write(self, nodes: Sequence[Node] = (), edges: Sequence[Edge] = (), delete_nodes: Iterable[str] = (), delete_edges: Iterable[EdgeKey] = (),

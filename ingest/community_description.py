@@ -90,11 +90,13 @@ def describe_communities(store: GraphStore, communities: Mapping[str, Sequence[s
 def _describe_batch(store: GraphStore, batch: list[tuple[str, Sequence[str], list[str]]], strength: Mapping[str, int]) -> dict[str, Node]:
     community_of = {member: cid for cid, _, core in batch for member in core}
     cores = sorted(community_of)
-    keys: list[EdgeKey] = [(s, EdgeType.RELATED_TO, t) for s, t, _ in store.edge_weights(EdgeType.RELATED_TO, cores, within=True)
-                           if community_of[s] == community_of[t]]
+    support: dict[EdgeKey, int] = {(s, EdgeType.RELATED_TO, t): w for s, t, w in store.edge_weights(EdgeType.RELATED_TO, cores, within=True)
+                                   if community_of[s] == community_of[t]}
     entities = store.get_nodes(cores, contributions=False)  # described by their props alone
     by_community: dict[str, list[Edge]] = defaultdict(list)
-    for edge in store.get_edges(keys).values():
-        by_community[community_of[edge.source]].append(edge)
+    # read without contributions (an edge between two hubs has thousands): the support comes from the weights read
+    for edge in store.get_edges(support, contributions=False).values():
+        weight = support[(edge.source, EdgeType.RELATED_TO, edge.target)]
+        by_community[community_of[edge.source]].append(Edge(edge.source, edge.type, edge.target, {**edge.props, "support": weight}))
     return {cid: Node(cid, NodeType.COMMUNITY, describe_community(members, entities, by_community[cid], strength))
             for cid, members, _ in batch}

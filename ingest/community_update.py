@@ -9,8 +9,9 @@ by most writes and related to thousands, makes large).
 
 After the clustering each group is named by the community most of it comes from: a community keeps its id while it
 gains and loses members, two communities a write joined keep the id of the larger, and a group of new entities is
-named by its first member whose name is free. A group under the minimum size gets no community; one over the maximum
-is split by clustering its members again (graph/leiden.py).
+named by its first member whose name is free. A group under the minimum size gets no community; a cluster over the
+maximum is split at a higher resolution among its vertices, each community counted by the members it keeps
+(graph/leiden.py), so the limit holds without reading the members of the communities it concerns.
 """
 
 from __future__ import annotations
@@ -98,25 +99,23 @@ def plan_update(store: GraphStore, policy: CommunityPolicy, touched: CommunityCh
     total = store.total_support(EdgeType.RELATED_TO)
     # a community that lost a deleted member is read whole: the deleted member's strength went with its membership
     members_of = _members(store, set(touched.communities) & stored.keys())
-    supers, kept_strength = _kept(stored, members_of, hood, free)
+    supers, kept_strength, kept_size = _kept(stored, members_of, hood, free)
     strength = {e: int(hood.strength[e]) for e in hood.free}
     if supers:
         vertex = {e: e for e in hood.free} | {m: c for m, (c, _) in hood.membership.items() if m not in free and c in supers}
         links = merge_edges((vertex[s], vertex[t], float(w)) for (s, t), w in hood.edges.items() if s in vertex and t in vertex)
         weight = {**{e: float(strength[e]) for e in hood.free}, **{c: float(kept_strength[c]) for c in supers}}
         initial = {**came_from, **{c: c for c in supers}}
-        clusters = local_communities(hood.free + sorted(supers), links, weight, total, policy.resolution, initial, min_size=1)
+        # bounded with each community counted by the members it keeps: a cluster over the limit (a hub that drew
+        # small communities together) is split at a higher resolution among these vertices, its communities whole
+        clusters = local_communities(hood.free + sorted(supers), links, weight, total, policy.resolution, initial, min_size=1,
+                                     max_size=policy.max_size, sizes={c: kept_size[c] for c in supers})
         origins = set(came_from.values()) | members_of.keys()
         # a community alone in its cluster, that lost no member, is left as it is
         changed = [c for c in clusters if not (len(c) == 1 and c[0] in supers and c[0] not in origins)]
         members_of |= _members(store, {v for cluster in changed for v in cluster if v in supers} - members_of.keys())
-        groups = []
-        for cluster in changed:
-            group = sorted(m for v in cluster for m in ([v] if v in free else [m for m in members_of[v] if m not in free]))
-            if policy.max_size and len(group) > policy.max_size:
-                groups.extend(_split(store, policy, group, came_from | _origin(members_of, free), total))
-            elif len(group) >= policy.min_size:
-                groups.append(group)
+        expanded = (sorted(m for v in cluster for m in ([v] if v in free else [m for m in members_of[v] if m not in free])) for cluster in changed)
+        groups = [group for group in expanded if len(group) >= policy.min_size]
         concerned = origins | {v for cluster in changed for v in cluster if v in supers}
     else:
         # nothing around is a community (a first build, or communities all of whose members moved): the clustering
@@ -135,9 +134,11 @@ def plan_update(store: GraphStore, policy: CommunityPolicy, touched: CommunityCh
     return CommunityPlan(named, strength, before, existing, dict(sorted(wanted.items())), len(free), False)
 
 
-def _kept(stored: dict[str, Node], members_of: dict[str, dict[str, int]], hood: Neighbourhood, free: set[str]) -> tuple[set[str], dict[str, int]]:
+def _kept(stored: dict[str, Node], members_of: dict[str, dict[str, int]], hood: Neighbourhood,
+          free: set[str]) -> tuple[set[str], dict[str, int], dict[str, int]]:
     """The communities that keep members outside the free entities, and those members' summed strength: the stored
-    total less the free members' kept strengths (or, for a community read whole, counted from its members)."""
+    total less the free members' kept strengths (or, for a community read whole, counted from its members), and
+    how many they are."""
     size = {cid: int(node.props["size"]) for cid, node in stored.items()}
     kept = {cid: int(node.props["strength"]) for cid, node in stored.items()}
     for cid, members in members_of.items():
@@ -149,26 +150,11 @@ def _kept(stored: dict[str, Node], members_of: dict[str, dict[str, int]], hood: 
             if community in stored and community not in members_of:
                 size[community] -= 1
                 kept[community] -= support
-    return {cid for cid, n in size.items() if n > 0}, kept
+    return {cid for cid, n in size.items() if n > 0}, kept, size
 
 
 def _origin(members_of: dict[str, dict[str, int]], free: set[str]) -> dict[str, str]:
     return {m: cid for cid, members in members_of.items() for m in members if m not in free}
-
-
-def _split(store: GraphStore, policy: CommunityPolicy, group: list[str], origin: dict[str, str], total: int) -> list[list[str]]:
-    """A group over the maximum size, clustered again on its own (all its members' edges read: a rare event, when a
-    community outgrows the limit) and bounded by graph/leiden.py."""
-    inside = set(group)
-    edges = _edges(store, group)
-    strength: Counter = Counter()
-    for (source, target), support in edges.items():
-        strength[source] += support
-        strength[target] += support
-    links = merge_edges((s, t, float(w)) for (s, t), w in edges.items() if s in inside and t in inside)
-    weight = {m: float(strength[m]) for m in group}
-    initial = {m: origin[m] for m in group if m in origin}
-    return local_communities(group, links, weight, total, policy.resolution, initial, policy.min_size, max_size=policy.max_size)
 
 
 def _named(store: GraphStore, groups: list[list[str]], origin: dict[str, str], replaced: set[str]) -> dict[str, list[str]]:

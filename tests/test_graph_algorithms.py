@@ -53,6 +53,16 @@ def test_a_community_over_the_size_limit_is_split_along_its_weakest_links():
     assert local_communities(nodes, merged, strength, total, initial=initial, max_size=12) == bounded, \
         "a refresh starting from bounded communities finds them again (the base resolution merges them, the split undoes it)"
 
+    # the same with each clique as one vertex standing for its 6 members (as a refresh sees communities it keeps):
+    # the bound counts members, so the vertices are grouped two by two at most
+    vertices = [clique[0] for clique in cliques]
+    links = merge_edges((cliques[c][0], cliques[c + 1][0], 1.0) for c in range(3))
+    weight = {v: sum(strength[n] for n in clique) for v, clique in zip(vertices, cliques)}
+    sized = local_communities(vertices, links, weight, total, min_size=6, max_size=12, sizes={v: 6 for v in vertices})
+    assert sized and all(len(g) <= 2 for g in sized), "at most two 6-member vertices fit in 12"
+    assert local_communities(vertices, links, weight, total, min_size=6, sizes={v: 6 for v in vertices}) == [sorted(vertices)], \
+        "without the bound they are one community: the bound, not the clustering, split them"
+
 
 def test_a_following_projection_serves_the_last_one_and_follows_the_change_log_in_the_background(tmp_path):
     store = SqliteGraphStore(tmp_path)

@@ -224,9 +224,12 @@ class TransitionMatrix:
         in_overlay = self._replaced[columns]
         base_columns = columns[~in_overlay & (columns < self.base_size)]
         overlay_columns = columns[in_overlay]
-        return (_gather(self.indptr, self.indices, self.data, base_columns, scores[base_columns], n)
-                + _gather(self._overlay_indptr, self._overlay_indices, self._overlay_data, self._overlay_position[overlay_columns],
-                          scores[overlay_columns], n))
+        base_rows, base_weights = _entries(self.indptr, self.indices, self.data, base_columns, scores[base_columns])
+        overlay_rows, overlay_weights = _entries(self._overlay_indptr, self._overlay_indices, self._overlay_data,
+                                                 self._overlay_position[overlay_columns], scores[overlay_columns])
+        # one sum over the whole graph's rows for both parts: each such pass is the fixed cost of a step
+        return np.bincount(np.concatenate([base_rows, overlay_rows]), weights=np.concatenate([base_weights, overlay_weights]),
+                           minlength=n).astype(np.float32)
 
     def folded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The base with the overlay folded in, as new CSC arrays (indptr, indices, data) over ``size`` columns."""
@@ -260,13 +263,18 @@ def _positions(indptr: np.ndarray, columns: np.ndarray) -> np.ndarray:
     return np.arange(ends[-1] if len(ends) else 0, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
 
 
-def _gather(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+def _entries(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``columns`` reach and what each entry carries there (its probability times its column's value)."""
     if not len(columns):
-        return np.zeros(size, dtype=np.float32)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     positions = _positions(indptr, columns)
     counts = np.asarray(indptr[columns + 1], dtype=np.int64) - np.asarray(indptr[columns], dtype=np.int64)
-    weights = np.asarray(data)[positions] * np.repeat(values, counts)
-    return np.bincount(np.asarray(indices)[positions], weights=weights, minlength=size).astype(np.float32)
+    return np.asarray(indices)[positions], np.asarray(data)[positions] * np.repeat(values, counts)
+
+
+def _gather(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    rows, weights = _entries(indptr, indices, data, columns, values)
+    return np.bincount(rows, weights=weights, minlength=size).astype(np.float32)
 
 
 class RowMap(Protocol):
@@ -306,9 +314,12 @@ class GraphProjection:
             return restart
         restart /= total
         scores = restart.copy()
+        restarting = alpha * restart
         for _ in range(iterations):
             active = np.flatnonzero(scores >= tolerance) if tolerance > 0 else None
-            scores = alpha * restart + (1 - alpha) * self.matrix.spread(scores, active)
+            scores = self.matrix.spread(scores, active)  # a new array: scaled and shifted in place
+            scores *= 1 - alpha
+            scores += restarting
         return scores
 
 

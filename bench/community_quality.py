@@ -47,7 +47,7 @@ class EntityGraph:
     """The whole RELATED_TO graph in igraph, to score partitions of it."""
 
     def __init__(self, store) -> None:
-        merged = merge_edges((e.source, e.target, float(e.props.get("support") or len(e.contrib)))
+        merged = merge_edges((e.source, e.target, float(e.support_count))
                              for e in store.iter_edges([EdgeType.RELATED_TO], contributions=False))
         self.names = sorted({n for pair in merged for n in pair})
         position = {n: i for i, n in enumerate(self.names)}

@@ -65,6 +65,12 @@ class Node:
     def support(self) -> set[str]:
         return set(self.contrib)
 
+    @property
+    def support_count(self) -> int:
+        """How many chunks support the edge: its derived ``support`` prop, or its contributions when it has none
+        (structural edges). What a store sums as an edge type's total support and the community layer weighs."""
+        return int(self.props.get("support") or len(self.contrib))
+
 
 EdgeKey = tuple[str, str, str]  # (source id, edge type, target id)
 
@@ -84,3 +90,9 @@ class Edge:
     @property
     def support(self) -> set[str]:
         return set(self.contrib)
+
+    @property
+    def support_count(self) -> int:
+        """How many chunks support the edge: its derived ``support`` prop, or its contributions when it has none
+        (structural edges). What a store sums as an edge type's total support and the community layer weighs."""
+        return int(self.props.get("support") or len(self.contrib))

@@ -74,6 +74,3 @@ def edge_weight_prop(edge: Edge) -> float:
     return float(edge.props.get("weight", 1) or 1)
 
 
-def edge_support_prop(edge: Edge) -> int:
-    """How many chunks support the edge (derived into its props; structural edges count their contributions)."""
-    return int(edge.props.get("support") or len(edge.contrib))

@@ -24,7 +24,7 @@ import orjson
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.projection import GraphProjection
 from graphdex.graph.sqlite_projection import ProjectionFiles
-from graphdex.graph.sqlite_schema import CHANGE_LOG_VERSIONS, IN_JSON, LAYOUT_VERSION, SCHEMA, dump, edge_support_prop, edge_weight_prop, node_row
+from graphdex.graph.sqlite_schema import CHANGE_LOG_VERSIONS, IN_JSON, LAYOUT_VERSION, SCHEMA, dump, edge_weight_prop, node_row
 from graphdex.graph.store import ChangeSet, StoreError
 from graphdex.graph.vectors import VectorChanges
 
@@ -398,11 +398,11 @@ class _Write:
         existing = self._stored_edges(keys)
         for key, edge in zip(keys, self.edges):
             self.edge_counts[key[1]] += key not in existing
-            self.support_totals[key[1]] += edge_support_prop(edge) - existing.get(key, 0)
+            self.support_totals[key[1]] += edge.support_count - existing.get(key, 0)
         self.db.executemany(
             "INSERT INTO edges (src, type, dst, weight, support, props, contrib) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(src, type, dst) DO UPDATE SET "
             "weight = excluded.weight, support = excluded.support, props = excluded.props, contrib = excluded.contrib",
-            [(*key, edge_weight_prop(e), edge_support_prop(e), dump(e.props), dump(e.contrib)) for key, e in zip(keys, self.edges)])
+            [(*key, edge_weight_prop(e), e.support_count, dump(e.props), dump(e.contrib)) for key, e in zip(keys, self.edges)])
         stored: dict[tuple[int, str, int], set[str]] = defaultdict(set)
         if existing:
             for src, type_, dst, chunk in self.db.execute(

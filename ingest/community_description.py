@@ -39,18 +39,13 @@ def internal_degree(edges: Iterable[tuple[str, str, int]]) -> Counter:
     return degree
 
 
-def edge_support(edge: Edge) -> int:
-    """How many chunks support the edge (derived into its props, so the contributions need not be read)."""
-    return int(edge.props.get("support") or len(edge.contrib))
-
-
 def describe_community(members: Sequence[str], entities: Mapping[str, Node], internal: Iterable[Edge], strength: Mapping[str, int]) -> dict:
     """A Community node's props, from its (sorted) members, each member's strength, and RELATED_TO edges among them
     (those among the core suffice; others are ignored). ``entities`` needs the core's props only."""
     core = described_core(members, strength)
     within = set(core)
     among = [e for e in internal if e.source in within and e.target in within]
-    degree = internal_degree((e.source, e.target, edge_support(e)) for e in among)
+    degree = internal_degree((e.source, e.target, e.support_count) for e in among)
     ranked = sorted(core, key=lambda m: (-degree.get(m, 0), entities[m].props["name"]))
     keywords: Counter = Counter(keyword for edge in among for keyword in edge.props.get("keywords", ()))
     types = Counter(entities[m].props["type"] for m in core)

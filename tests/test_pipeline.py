@@ -9,7 +9,7 @@ import pytest
 from graphdex.common.ids import document_id
 from graphdex.graph.model import SEARCHABLE_TYPES, Edge, EdgeType, Node, NodeType
 from graphdex.graph.store import StoreError
-from graphdex.ingest.community_description import describe_community, edge_support
+from graphdex.ingest.community_description import describe_community
 from graphdex.ingest.community_layer import CommunityPolicy
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.target import text_digest
@@ -82,8 +82,9 @@ def assert_valid_communities(snap: dict) -> None:
     strength: Counter = Counter()
     for (source, type_, target), (props, contrib) in edges.items():
         if type_ == EdgeType.RELATED_TO and source != target:
-            strength[source] += edge_support(Edge(source, type_, target, props, contrib))
-            strength[target] += edge_support(Edge(source, type_, target, props, contrib))
+            support = Edge(source, type_, target, props, contrib).support_count
+            strength[source] += support
+            strength[target] += support
     stale = [(s, t) for s, t in links if edges[(s, EdgeType.IN_COMMUNITY, t)][0].get("support") != strength[s]]
     assert not stale, f"memberships not carrying their member's strength: {stale[:5]}"
     members: dict[str, list[str]] = {c: [] for c in communities}

@@ -141,12 +141,12 @@ def transition_column(weights: Column, about: Sequence[int]) -> Column:
     from the node's own entries alone."""
     carried = weights.probabilities.astype(np.float64)
     total = carried.sum()
-    rows = weights.rows.astype(np.int64)
     probabilities = carried / (total if total > 0 else 1.0)
-    if about and ABOUT_SHARE > 0:
-        about_rows = np.asarray(about, dtype=np.int64)
-        rows = np.concatenate([rows, about_rows])
-        probabilities = np.concatenate([probabilities * (1.0 - ABOUT_SHARE), np.full(len(about_rows), ABOUT_SHARE / len(about_rows))])
+    if not about or ABOUT_SHARE <= 0:  # most columns: the weights' rows are already sorted and distinct
+        return Column(weights.rows, probabilities.astype(np.float32))
+    about_rows = np.asarray(about, dtype=np.int64)
+    rows = np.concatenate([weights.rows.astype(np.int64), about_rows])
+    probabilities = np.concatenate([probabilities * (1.0 - ABOUT_SHARE), np.full(len(about_rows), ABOUT_SHARE / len(about_rows))])
     unique, position = np.unique(rows, return_inverse=True)
     summed = np.bincount(position, weights=probabilities, minlength=len(unique))
     return Column(unique.astype(np.int32), summed.astype(np.float32))

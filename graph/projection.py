@@ -43,6 +43,8 @@ ABOUT_SHARE = 0.5
 #: A truncated walk step reads only the columns of the nodes it reached; past one node in this many, reading every
 #: column in one sparse product is faster than gathering them.
 _DENSE_BELOW = 8
+#: A walk step is summed entry by entry (``np.add.at``) while it reads fewer entries than 1/_SPARSE_BELOW of the rows.
+_SPARSE_BELOW = 4
 
 
 def edge_weight(type_: str, weight: float | None) -> float:
@@ -221,15 +223,19 @@ class TransitionMatrix:
             out[: self.base_size] = self._base @ base_scores
             replaced = np.flatnonzero(self._replaced)
             return out + _gather(self._overlay_indptr, self._overlay_indices, self._overlay_data, self._overlay_position[replaced], scores[replaced], n)
-        in_overlay = self._replaced[columns]
-        base_columns = columns[~in_overlay & (columns < self.base_size)]
-        overlay_columns = columns[in_overlay]
-        base_rows, base_weights = _entries(self.indptr, self.indices, self.data, base_columns, scores[base_columns])
-        overlay_rows, overlay_weights = _entries(self._overlay_indptr, self._overlay_indices, self._overlay_data,
-                                                 self._overlay_position[overlay_columns], scores[overlay_columns])
+        rows, weights = self.entries(columns, scores[columns])
         # one sum over the whole graph's rows for both parts: each such pass is the fixed cost of a step
-        return np.bincount(np.concatenate([base_rows, overlay_rows]), weights=np.concatenate([base_weights, overlay_weights]),
-                           minlength=n).astype(np.float32)
+        return np.bincount(rows, weights=weights, minlength=n).astype(np.float32)
+
+    def entries(self, columns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows that ``columns`` (ascending) reach and what each entry carries there (its probability times
+        its column's value): base columns first, then overlay columns, each column's entries in row order."""
+        in_overlay = self._replaced[columns]
+        in_base = ~in_overlay & (columns < self.base_size)
+        base_rows, base_weights = _entries(self.indptr, self.indices, self.data, columns[in_base], values[in_base])
+        overlay_rows, overlay_weights = _entries(self._overlay_indptr, self._overlay_indices, self._overlay_data,
+                                                 self._overlay_position[columns[in_overlay]], values[in_overlay])
+        return np.concatenate([base_rows, overlay_rows]), np.concatenate([base_weights, overlay_weights])
 
     def folded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The base with the overlay folded in, as new CSC arrays (indptr, indices, data) over ``size`` columns."""
@@ -303,7 +309,13 @@ class GraphProjection:
 
         ``tolerance``: a node whose score is below it does not pass its score on in the next step. A walk from a few
         seeds then costs in proportion to the neighbourhood it reaches, not to every edge of the graph. The scores
-        withheld in one step are at most ``tolerance`` per node; 0 gives the exact walk."""
+        withheld in one step are at most ``tolerance`` per node; 0 gives the exact walk.
+
+        While a step reads few entries (under a quarter of the rows), its scores are kept as (rows, values): the
+        entries are summed one by one into a scratch array and only the rows they reached are read back, instead of
+        five passes over every row of the graph. Those passes grow with the index, not with the walk (on the 1x
+        graph repeated ten times, the median walk of the 2Wiki questions takes 15.3 ms instead of 20.9). The sums
+        are the dense step's, in the same order, so the scores are the same bit for bit."""
         n = self.size
         restart = np.zeros(n, dtype=np.float32)
         for node_id, row in self.rows.rows_of(seeds).items():
@@ -313,9 +325,32 @@ class GraphProjection:
         if total == 0:
             return restart
         restart /= total
-        scores = restart.copy()
         restarting = alpha * restart
-        for _ in range(iterations):
+        seed_rows = np.flatnonzero(restart)
+        rows, values, done = seed_rows, restart[seed_rows], 0
+        held = np.zeros(n, dtype=bool)  # the rows holding a score after a step (one byte a row: a cheap pass)
+        sums = np.zeros(n, dtype=np.float64)
+        while tolerance > 0 and done < iterations:
+            keep = values >= tolerance
+            active = rows[keep]
+            if len(active) * _DENSE_BELOW > n:
+                break
+            reached, carried = self.matrix.entries(active, values[keep])
+            if len(reached) * _SPARSE_BELOW > n:  # per entry, np.add.at costs more than bincount's pass over every row
+                break
+            np.add.at(sums, reached, carried)
+            held[reached] = True
+            held[seed_rows] = True
+            rows = np.flatnonzero(held)
+            held[rows] = False
+            values = sums[rows].astype(np.float32)
+            sums[rows] = 0.0
+            values *= 1 - alpha
+            values[np.searchsorted(rows, seed_rows)] += restarting[seed_rows]
+            done += 1
+        scores = np.zeros(n, dtype=np.float32)
+        scores[rows] = values
+        for _ in range(iterations - done):
             active = np.flatnonzero(scores >= tolerance) if tolerance > 0 else None
             scores = self.matrix.spread(scores, active)  # a new array: scaled and shifted in place
             scores *= 1 - alpha

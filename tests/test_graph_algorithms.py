@@ -97,3 +97,43 @@ def test_a_truncated_walk_reads_only_what_it_reaches_and_keeps_the_leading_rows(
     assert list(np.argsort(-truncated, kind="stable")[:10]) == list(top)
     np.testing.assert_allclose(truncated[top], exact[top], rtol=0.02)
     np.testing.assert_array_equal(projection.personalized_pagerank(seeds, 0.3, 10, tolerance=0.0), exact)
+
+
+def test_a_walk_kept_sparse_gives_the_dense_walks_scores_bit_for_bit(tmp_path, monkeypatch):
+    """While few nodes hold a score, a step sums only the entries it reads (no pass over every row); the scores must
+    be those of the dense step (``TransitionMatrix.spread`` at every step), over base and overlay columns alike."""
+    store = SqliteGraphStore(tmp_path)
+    nodes = [Node(f"e{i}", NodeType.ENTITY, {"name": str(i)}, {}) for i in range(600)]
+    rng = np.random.default_rng(7)
+    pairs = {(int(a), int(b)) for a, b in rng.integers(0, 600, size=(1500, 2)) if a != b}
+    pairs = sorted(pairs)
+    store.write(nodes, [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {}, {}) for a, b in pairs[:1000]])
+    store.write([], [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {}, {}) for a, b in pairs[1000:]])  # overlay columns
+    projection = store.projection()
+    assert projection.matrix.overlay, "the second write must leave replaced columns for the walk to read"
+
+    spread = projection.matrix.spread
+
+    def dense(seeds: dict[str, float], alpha: float, iterations: int, tolerance: float) -> np.ndarray:
+        n = projection.size
+        restart = np.zeros(n, dtype=np.float32)
+        for node_id, row in projection.rows.rows_of(seeds).items():
+            restart[row] += seeds[node_id]
+        restart /= restart.sum()
+        scores, restarting = restart.copy(), alpha * restart
+        for _ in range(iterations):
+            scores = spread(scores, np.flatnonzero(scores >= tolerance))
+            scores *= 1 - alpha
+            scores += restarting
+        return scores
+
+    dense_steps: list[int] = []
+    sparse_steps = []
+    monkeypatch.setattr(projection.matrix, "spread", lambda *args: dense_steps.append(1) or spread(*args))
+    for seeds in ({"e3": 1.0}, {"e10": 2.0, "e400": 0.5, "e599": 1.0}):
+        for tolerance in (1e-2, 1e-3, 1e-5):
+            dense_steps.clear()
+            walked = projection.personalized_pagerank(seeds, alpha=0.3, iterations=10, tolerance=tolerance)
+            sparse_steps.append(10 - len(dense_steps))
+            np.testing.assert_array_equal(walked, dense(seeds, 0.3, 10, tolerance))
+    assert max(sparse_steps) > 0 and min(sparse_steps) < 10, f"both kinds of step must be compared: {sparse_steps}"

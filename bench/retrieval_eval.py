@@ -19,6 +19,7 @@ import numpy as np
 
 from harness import REPO, BenchError, Question, console, load_passages, load_questions, machine, open_index, passage_id_of_source, print_table, write_json
 
+from graphdex.graph.model import NodeType
 from graphdex.query.engine import MODES
 
 KS = (2, 5, 10)
@@ -105,6 +106,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N questions (0 = all)")
     parser.add_argument("--misses", type=int, default=0, metavar="N", help="print up to N questions per graphdex mode whose supporting passages are not all in the top 5, with what was retrieved instead")
     parser.add_argument("--out", type=Path, default=None, help="write the results (with per-question rankings) as JSON here")
+    parser.add_argument("--without-index", action="append", default=[], choices=["entity", "relation", "community"],
+                        help="answer every search of this vector index with nothing (repeatable): what the index buys each mode")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -123,6 +126,8 @@ def main() -> None:
         raise BenchError(f"questions cite passages that passages.jsonl lacks: {', '.join(missing[:5])}")
     index_dir = args.index or REPO / "bench" / "results" / f"index-{args.data.resolve().name}-{args.store}"
     workspace = open_index(index_dir, passages, args.store)
+    for name in args.without_index:
+        setattr(workspace.vectors[NodeType[name.upper()]], "search", lambda vector, k: [])
 
     systems: dict[str, list[list[str]]] = {}
     with console.status("BM25"):
@@ -147,7 +152,8 @@ def main() -> None:
     if args.misses:
         print_misses(systems, questions, passages, modes, args.misses)
     write_json(args.out, {
-        "benchmark": "retrieval_eval", "data": str(args.data), "store": args.store, "machine": machine(), "questions": len(questions),
+        "benchmark": "retrieval_eval", "data": str(args.data), "store": args.store, "without_index": args.without_index, "machine": machine(),
+        "questions": len(questions),
         "results": results, "by_type_recall@5": by_type,
         "rankings": {name: {q.id: r[:10] for q, r in zip(questions, rankings)} for name, rankings in systems.items()},
     })

@@ -243,17 +243,24 @@ def query(text: str = typer.Argument(..., help="The question."),
 @app.command()
 def delete(document: str = typer.Argument(..., help="A document id (doc-...) or the source path it was ingested from."),
            workspace_name: str = WORKSPACE_OPTION) -> None:
-    """Delete a document and everything only it supported."""
+    """Delete a document and everything only it supported.
+
+    Idempotent, like `rm -f`: when no such document is indexed (deleted already, say by an earlier run that was
+    interrupted, or never indexed) it says there is nothing to delete and exits with exit code 0, so a script can
+    simply run it again. Only a failure (the index cannot be opened or written) exits with 1."""
     workspace = _workspace(workspace_name)
     try:
         with workspace.store.lock():
-            report = workspace.maintenance.delete_document(document)
-    except KeyError:
-        _fail(f"no document with id or source {document!r} (see `graphdex stats` for what is indexed)")
+            maintenance = workspace.maintenance  # opening the writer side repairs what an interrupted run left
+            report = maintenance.delete_document(document) if maintenance.resolve_document(document) else None
     except (StoreError, ClusterError) as error:
         _fail(str(error))
     finally:
         workspace.close()
+    if report is None:
+        err.print(f"[yellow]nothing to delete:[/] no document with id or source {escape(repr(document))} is indexed "
+                  "(deleted already, or never indexed; `graphdex stats` shows what is)")
+        return
     console.print(f"deleted {report.document_id}: {report.chunks} chunks, {report.nodes_deleted} nodes removed, {report.nodes_updated} shared nodes updated")
 
 
@@ -309,6 +316,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
 
     from graphdex.api.app import create_app
     from graphdex.api.deps import InvalidApiKey
+    from graphdex.api.logs import serve_log_config
 
     workspace = _workspace()
     if host not in ("127.0.0.1", "localhost", "::1") and not workspace.settings.api_key:
@@ -320,7 +328,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
     except (InvalidApiKey, ClusterError) as error:
         _fail(str(error))
     try:
-        uvicorn.run(service, host=host, port=port, log_level=workspace.settings.log_level.lower())
+        # uvicorn's logging, with keys sent in URLs by mistake (?api_key=...) redacted from the access log
+        uvicorn.run(service, host=host, port=port, log_level=workspace.settings.log_level.lower(), log_config=serve_log_config())
     except StoreError as error:
         _fail(str(error))
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from graphdex.api.access import Access, Grant, InvalidApiKey, KeyRing, Refused
 from graphdex.api.jobs import JobQueue
+from graphdex.api.json_bodies import StrictJsonRoute
 from graphdex.api.layout import DEFAULT_WORKSPACE, NAME_PATTERN, NAME_RULE, InvalidWorkspaceName, check_name
 from graphdex.api.lifecycle import DefaultWorkspace, UnknownWorkspace, WorkspaceExists
 from graphdex.api.registry import ServedWorkspace, WorkspaceBusy, WorkspaceRegistry
@@ -187,14 +187,14 @@ def _authorize(request: Request, access: Access, workspace: str | None) -> Grant
         raise HTTPException(refused.status, str(refused)) from None
 
 
-class KeyCheckedFirst(APIRoute):
+class KeyCheckedFirst(StrictJsonRoute):
     """A route that checks its API key before FastAPI reads and validates the request.
 
     FastAPI parses a JSON body before it runs any dependency, so with the key only in a dependency, a caller
     without the key would learn from a 422 what the body should be (or from a 404 which workspaces exist). Routes
     declare their access as before (``dependencies=[Depends(require_write_key)]``); this class runs that same check
     first. A route under /workspaces/{workspace}/ is at least a read of that workspace, even one open without a
-    prefix (health)."""
+    prefix (health). Its JSON body is then read as StrictJsonRoute reads it."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

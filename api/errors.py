@@ -97,12 +97,22 @@ def _bounded_problem(problem: dict[str, Any]) -> dict[str, Any]:
     """One validation problem as FastAPI reports it (type, loc, msg, input, ctx), with every part bounded."""
     bounded: dict[str, Any] = {"type": excerpt(problem.get("type", "invalid")),
                                "loc": [item if isinstance(item, int) else excerpt(item) for item in problem.get("loc", ())],
-                               "msg": excerpt(problem.get("msg", ""), MAX_MESSAGE_CHARS)}
+                               "msg": excerpt(_message(problem), MAX_MESSAGE_CHARS)}
     if "input" in problem:
         bounded["input"] = _bounded_value(problem["input"])
     if problem.get("ctx"):
         bounded["ctx"] = {excerpt(key): _bounded_value(value) for key, value in problem["ctx"].items()}
     return bounded
+
+
+def _message(problem: dict[str, Any]) -> str:
+    """The problem's message; for a body that is not JSON, with what is wrong: FastAPI says only "JSON decode error",
+    and puts the reason (the parser's, or the number that is not JSON) in the context."""
+    message = str(problem.get("msg", ""))
+    reason = (problem.get("ctx") or {}).get("error")
+    if problem.get("type") == "json_invalid" and isinstance(reason, str) and reason not in message:
+        return f"{message}: {reason}"
+    return message
 
 
 def _bounded_value(value: Any) -> Any:

@@ -214,12 +214,48 @@ HUGE_INTEGER_RECORD = ('{"title": "t", "text": "some text", "id": ' + "9" * 5000
     ("/documents", _upload("empty.jsonl", json.dumps({"title": "t", "text": ""}).encode()), "blank"),
     ("/documents", _upload("surrogate.jsonl", b'{"title": "t", "text": "x \\udc80 y"}'), "unicode"),
     ("/documents", {"json": {"documents": [{"text": "x y", "metadata": {"m": json.loads("[" * 100 + "]" * 100)}}]}}, "nested"),
+    ("/documents", {"content": b'{"documents": ' + DEEP_JSON + b"}", "headers": {"content-type": "application/json"}}, "json"),
+    ("/query", {"content": b'{"query": ' + DEEP_JSON + b"}", "headers": {"content-type": "application/json"}}, "json"),
+    ("/documents", {"content": b'{"documents": [{"text": "x y", "metadata": {"n": ' + b"9" * 5000 + b"}}]}",
+                    "headers": {"content-type": "application/json"}}, "json"),
 ])
 def test_malformed_input_gets_a_short_4xx_never_a_500(client, path, request_args, message):
     response = client.post(path, **request_args)
     assert response.status_code == 422, response.text[:500]
     assert message in response.text.lower()
     assert len(response.content) < 2_000
+
+
+# NaN, Infinity and -Infinity are JavaScript, not JSON; 1e400 is beyond a 64-bit float and would be read as infinity
+NOT_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
+# one body per JSON route, the number in a place the route's model would otherwise accept (metadata, unknown fields)
+JSON_ROUTES = {
+    "/documents": '{"documents": [{"text": "A text of a few words.", "source": "nan#%d", "metadata": {"score": %s}}]}',
+    "/workspaces/default/documents": '{"documents": [{"text": "A text of a few words.", "source": "nan#%d", "metadata": {"score": %s}}]}',
+    "/query": '{"query": "Maria Kessler %d", "answer": false, "weight": %s}',
+    "/workspaces/default/query": '{"query": "Maria Kessler %d", "answer": false, "weight": %s}',
+    "/query/stream": '{"query": "Maria Kessler %d", "weight": %s}',
+    "/workspaces": '{"name": "nan-%d", "weight": %s}',
+}
+
+
+def test_numbers_json_does_not_have_get_a_422_naming_them_on_every_json_route(client):
+    """Python's parser reads NaN, Infinity and an overflowing 1e400 (as infinity); none is JSON, and stored they
+    would come back as null or as text other clients cannot parse. Every JSON route refuses them, saying which."""
+    for (path, template), (n, number) in [(route, case) for route in JSON_ROUTES.items() for case in enumerate(NOT_JSON_NUMBERS)]:
+        response = client.post(path, content=template % (n, number), headers={"content-type": "application/json"})
+        assert response.status_code == 422, f"{path} with {number}: {response.status_code} {response.text[:300]}"
+        [problem] = response.json()["detail"]
+        assert problem["type"] == "json_invalid" and number in problem["msg"], f"{path} with {number}: {problem}"
+    assert client.get("/documents").json()["total"] == 0
+    assert [w["name"] for w in client.get("/workspaces").json()["workspaces"]] == [DEFAULT_WORKSPACE]
+
+
+def test_finite_numbers_of_any_size_a_double_holds_are_accepted(client):
+    metadata = {"largest": 1.7976931348623157e308, "tiny": 5e-324, "negative_zero": -0.0, "big_integer": 10**40}
+    response = client.post("/documents", json={"documents": [{"text": "A text of a few words.", "metadata": metadata}]})
+    assert response.status_code == 202, response.text
+    assert client.post("/query", content=b'{"query": "words", "top_k": 3, "weight": 1e308}', headers={"content-type": "application/json"}).status_code == 200
 
 
 def test_a_422_quotes_only_an_excerpt_of_the_input(client):

@@ -59,10 +59,24 @@ def test_user_mistakes_give_clear_errors(tmp_path):
     (tmp_path / "table.csv").write_text("a,b")
     unsupported = invoke(data, "ingest", str(tmp_path / "table.csv"))
     assert unsupported.exit_code == 1 and "unsupported file type" in said(unsupported)
-    unknown = invoke(data, "delete", "doc-0000")
-    assert unknown.exit_code == 1 and "no document" in said(unknown)
     bad_mode = invoke(data, "query", "anything", "--mode", "fast")
     assert bad_mode.exit_code == 1 and "unknown mode" in said(bad_mode)
+
+
+def test_deleting_what_is_not_indexed_exits_0_saying_there_was_nothing_to_delete(tmp_path):
+    """A delete is idempotent, like `rm -f`: a retrying script must not see a failure for a document that is already
+    gone (deleted by an earlier run that was killed before it could report). The message says nothing was there."""
+    corpus = tmp_path / "lake.md"
+    corpus.write_text("# Lake Bled\n\nLake Bled is a lake in Slovenia.")
+    data = tmp_path / "index"
+    assert invoke(data, "ingest", str(corpus)).exit_code == 0
+    first = invoke(data, "delete", str(corpus))
+    assert first.exit_code == 0 and said(first).startswith("deleted doc-"), first.output
+    for document in (str(corpus), "doc-0000"):  # deleted already, and never indexed
+        again = invoke(data, "delete", document)
+        assert again.exit_code == 0, again.output
+        assert "nothing to delete" in said(again) and document in said(again)
+    assert "exit code 0" in said(runner.invoke(app, ["delete", "--help"]))
 
 
 def test_help_explains_commands():

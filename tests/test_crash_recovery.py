@@ -118,3 +118,17 @@ def test_a_crash_during_delete_then_a_restart_equals_a_clean_build_without_the_d
     assert killed(crashed), f"the crash point {crash_at} was never reached: {crashed.stderr[-2000:]}"
     survivors = [d for d in documents if d.source != gone.source]
     assert_same(restarted(workspace), clean_build(make_workspace, store, survivors, tmp_path, clean_builds))
+
+
+def test_a_delete_killed_after_its_graph_write_run_again_repairs_the_index_and_exits_0(make_workspace, tmp_path):
+    """The killed run had removed the document; the rerun repairs vectors and communities, finds nothing left to
+    delete and says so with exit code 0: a retrying script sees success, and the index is a clean build's."""
+    workspace = make_workspace("crashed")
+    assert graphdex(workspace, "ingest", str(write_corpus(tmp_path / "films.jsonl", FILM_DOCS))).returncode == 0
+    gone = FILM_DOCS[1]
+    assert killed(graphdex(workspace, "delete", gone.source, crash_at="delete.graph_written"))
+    again = graphdex(workspace, "delete", gone.source)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to delete" in " ".join(again.stderr.split()), again.stderr
+    survivors = [d for d in FILM_DOCS if d.source != gone.source]
+    assert_same(snapshot(workspace), clean_build(make_workspace, "embedded", survivors, tmp_path, {}))

@@ -37,19 +37,21 @@ def _free_port() -> int:
 class Server:
     url: str
     process: subprocess.Popen
+    log: Path  # its stdout and stderr: uvicorn's access log and the service's own
 
 
 @contextmanager
 def running_server(data_dir: Path, **env: str) -> Iterator[Server]:
     port = _free_port()
-    log = open(data_dir.parent / f"serve-{port}.log", "w")
+    log_path = data_dir.parent / f"serve-{port}.log"
+    log = open(log_path, "w")
     process = subprocess.Popen([GRAPHDEX, "--data-dir", str(data_dir), "serve", "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                env={**os.environ, "GRAPHDEX_EXTRACT_WORKERS": "0", **env})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:
-            assert process.poll() is None, f"graphdex serve exited: {(data_dir.parent / f'serve-{port}.log').read_text()[-2000:]}"
+            assert process.poll() is None, f"graphdex serve exited: {log_path.read_text()[-2000:]}"
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
@@ -57,7 +59,7 @@ def running_server(data_dir: Path, **env: str) -> Iterator[Server]:
                 pass
             assert time.monotonic() < deadline, "graphdex serve did not become healthy in 90 s"
             time.sleep(0.3)
-        yield Server(url, process)
+        yield Server(url, process, log_path)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -123,6 +125,19 @@ def test_restart_resumes_interrupted_ingestion(tmp_path):
         stats = httpx.get(f"{url}/graph/stats").json()
         assert stats["nodes"]["Document"] == len(records)
         assert stats["vectors"]["Chunk"] == stats["nodes"]["Chunk"]
+
+
+def test_keys_sent_in_the_query_string_never_reach_the_logs(tmp_path):
+    """A client that puts its key in the URL (?api_key=...) is refused, and the access log shows that it tried, not
+    the key: key-like query parameters are redacted on the way to the log, in the logging `graphdex serve` sets up."""
+    with running_server(tmp_path / "data", GRAPHDEX_API_KEY="the-real-key", GRAPHDEX_LOG_LEVEL="INFO") as server:
+        refused = httpx.delete(f"{server.url}/documents/doc-x", params={"api_key": "SECRET123"})
+        assert refused.status_code == 401
+        assert httpx.get(f"{server.url}/documents?API_KEY=SECRET456&Token=SECRET789&limit=5").status_code == 200
+    logged = server.log.read_text()
+    assert "SECRET" not in logged, logged[-2000:]
+    assert "/documents/doc-x?api_key=[redacted] HTTP/1.1\" 401" in logged, logged[-2000:]
+    assert "/documents?API_KEY=[redacted]&Token=[redacted]&limit=5 HTTP/1.1\" 200" in logged, logged[-2000:]
 
 
 @pytest.fixture(scope="module")

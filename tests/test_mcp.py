@@ -20,10 +20,11 @@ import httpx
 import httpx2
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from mcp import ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult
+from mcp.types import PARSE_ERROR, CallToolResult
 from typer.testing import CliRunner
 
 from graphdex.api.app import create_app
@@ -34,6 +35,7 @@ from graphdex.api.workspace import Workspace
 from graphdex.common.ids import document_id
 from graphdex.common.settings import Settings
 from tests.conftest import FILM_DOCS, REPO
+from tests.test_api import NOT_JSON_NUMBERS
 from tests.test_live_server import running_server
 
 QUESTION = "Where was the director of The Harbor Lights born?"
@@ -335,3 +337,21 @@ def test_http_writes_need_the_key_when_reads_are_open(write_keyed_service):
             assert (await settled(session, doc["id"]))["status"] == "done"
 
     run(test)
+
+
+def test_http_refuses_numbers_json_does_not_have_as_a_parse_error(make_workspace):
+    """NaN, Infinity and 1e400 are no more JSON over MCP than over REST: the request is refused as the transport
+    refuses any body that is not JSON (400, JSON-RPC parse error), with a message naming the number."""
+    call_template = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add_documents", "arguments": '
+                     '{"documents": [{"text": "A text of a few words.", "source": "nan#%d", "metadata": {"score": %s}}]}}}')
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    # the SDK refuses Host headers other than this machine (DNS rebinding protection)
+    with TestClient(create_app(workspace=make_workspace("mcp-numbers", extract_workers=0)), base_url="http://127.0.0.1:8000") as client:
+        for n, number in enumerate(NOT_JSON_NUMBERS):
+            response = client.post("/mcp", content=call_template % (n, number), headers=headers)
+            assert response.status_code == 400, f"{number}: {response.status_code} {response.text[:300]}"
+            error = response.json()["error"]
+            assert error["code"] == PARSE_ERROR and number in error["message"], error
+        assert client.get("/documents").json()["total"] == 0
+        accepted = client.post("/mcp", content=call_template % (99, "1.5e308"), headers=headers)
+        assert accepted.status_code == 200 and not accepted.json()["result"]["isError"], accepted.text[:500]

@@ -6,6 +6,7 @@ indexed, so the caller polls GET /documents/{id} instead of holding a connection
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -16,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from graphdex.api import actions
 from graphdex.api.deps import JobsDep, KeyCheckedFirst, QueueDep, WorkspaceDep, require_read_key, require_write_key
+from graphdex.api.json_bodies import not_json
 from graphdex.api.schemas import DocumentsIn, JobStatus
 from graphdex.ingest.documents import DocumentError, SourceDocument, load_upload
 
@@ -39,7 +41,9 @@ async def submit_documents(request: Request, jobs: JobsDep) -> dict[str, Any]:
         documents = await _uploaded(request)
     elif content_type.startswith("application/json") or not content_type:
         try:
-            body = DocumentsIn.model_validate_json(await request.body())
+            body = DocumentsIn.model_validate(await request.json())  # the route's StrictJsonRequest: JSON, nothing else
+        except json.JSONDecodeError as error:
+            raise not_json(error) from None
         except ValidationError as error:
             raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
         documents = actions.documents_from_json(body.documents)

@@ -194,7 +194,8 @@ class Workspace:
         store = self.store
         projections = StoredProjection(store) if isinstance(store, SqliteGraphStore) else FollowingProjection(store, nullcontext)
         return QueryEngine(store, self.vectors, embedder, analyzer, self.settings.ppr_alpha, self.settings.ppr_iterations,
-                           self.settings.ppr_tolerance, shared=self.guard.read, projections=projections)
+                           self.settings.ppr_tolerance, shared=self.guard.read, projections=projections,
+                           feedback_passages=self.settings.feedback_passages)
 
     def prepare_query(self, mode: str) -> None:
         """Starts loading what a query in ``mode`` reads (its vector indexes and, on the embedded store, the PageRank

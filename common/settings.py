@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     ppr_alpha: float = Field(0.3, gt=0, lt=1, description="Personalized PageRank restart probability (higher stays closer to the seeds).")
     ppr_iterations: int = Field(10, ge=1, le=200, description="Personalized PageRank power iterations.")
     ppr_tolerance: float = Field(1e-5, ge=0, lt=1, description="Personalized PageRank: a node whose score is below this does not pass it on, so a query's walk reads only the neighbourhood its seeds reach, not every edge of the graph (0: the exact walk, whose cost grows with the index).")
+    feedback_passages: int = Field(2, ge=0, le=20, description="Graph mode: the entities named by this many of the first walk's best passages seed a second walk, at a tenth of a named entity's weight, so the next hop of a chain is reached from the passage that names it (0: one walk; each walk adds a few milliseconds).")
 
 
     neo4j_uri: str = Field("bolt://127.0.0.1:7687", description="Neo4j Bolt URI (with `GRAPHDEX_STORE=neo4j`).")

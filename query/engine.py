@@ -24,6 +24,7 @@ import numpy as np
 from graphdex.common.embedder import Embedder
 from graphdex.common.ids import entity_id
 from graphdex.graph.model import EdgeType, Node, NodeType
+from graphdex.graph.projection import GraphProjection
 from graphdex.graph.projection_keeper import FollowingProjection, ProjectionKeeper
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorIndexes
@@ -44,6 +45,8 @@ PPR_COMPRESSION = 0.5
 RECOGNIZED_RELATIONS = 5  # relations of the named entities kept as the question's likely first hop
 RECOGNITION_WEIGHT = 1.0  # seed weight of a recognised relation's far end, relative to the entity it starts from
 ANCHORED_RELATIONS_MAX = 400  # relations of the named entities compared with the question at most (hubs have thousands)
+FEEDBACK_WEIGHT = 0.1  # seed weight of an entity named by a first-walk passage, relative to the best named entity
+FEEDBACK_CANDIDATES = 20  # first-walk chunks among which the feedback passages are chosen
 
 
 def _normalise(scores: dict[str, float]) -> dict[str, float]:
@@ -81,10 +84,12 @@ def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
 class QueryEngine:
     def __init__(self, store: GraphStore, vectors: VectorIndexes, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
                  ppr_alpha: float = 0.3, ppr_iterations: int = 10, ppr_tolerance: float = 0.0,
-                 shared: Callable[[], AbstractContextManager[None]] = nullcontext, projections: ProjectionKeeper | None = None) -> None:
+                 shared: Callable[[], AbstractContextManager[None]] = nullcontext, projections: ProjectionKeeper | None = None,
+                 feedback_passages: int = 0) -> None:
         """``shared`` is held while a query reads the store and vectors (the read side of the service's
         readers-writer lock), so a query never sees half of a write. ``projections`` keeps the PageRank projection
-        (default: following the store's change log in the background, under ``shared``)."""
+        (default: following the store's change log in the background, under ``shared``). ``feedback_passages``: how
+        many of graph mode's first-walk passages seed a second walk with the entities they name (0: one walk)."""
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
@@ -94,6 +99,7 @@ class QueryEngine:
         self.ppr_tolerance = ppr_tolerance
         self.shared = shared
         self.projections: ProjectionKeeper = projections if projections is not None else FollowingProjection(store, shared)
+        self.feedback_passages = feedback_passages
 
     # entry points -----------------------------------------------------------------------------------------------
 
@@ -223,6 +229,9 @@ class QueryEngine:
                     seeds[node_id] = max(seeds.get(node_id, 0.0), score * weight)
         projection = self.projections.get()
         scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
+        feedback = self._feedback_seeds(projection, scores, seeds, qv)
+        if feedback:
+            scores = projection.personalized_pagerank({**seeds, **feedback}, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
         top = _top_rows(scores, max(200, 5 * k))
         found = projection.rows.nodes_at(top.tolist())
         chunks: dict[str, float] = {}
@@ -236,6 +245,28 @@ class QueryEngine:
             elif type_ != NodeType.DOCUMENT:
                 nodes[node_id] = float(scores[row])
         return chunks, nodes
+
+    def _feedback_seeds(self, projection: GraphProjection, scores: np.ndarray, seeds: dict[str, float], qv: np.ndarray) -> dict[str, float]:
+        """Entities named by the first walk's best passages, as weak seeds of a second walk (pseudo-relevance
+        feedback on the graph, with no model): in a chain of three or four hops the walk from the question's names
+        fades before the last passage, while the passage that states the middle hop ranks high and names the entity
+        the next hop starts from ("... died in Prague" for the question about the clock of the city where someone
+        died). The passages are picked as the answer ranks them, walk score blended with similarity to the question;
+        each entity's weight falls with how many chunks mention it, so a hub adds little."""
+        if self.feedback_passages <= 0 or not seeds:
+            return {}
+        rows = _top_rows(scores, max(200, FEEDBACK_CANDIDATES))
+        found = projection.rows.nodes_at(rows.tolist())
+        walked = {found[r][0]: float(scores[r]) for r in rows.tolist() if r in found and found[r][1] == NodeType.CHUNK}
+        candidates = dict(sorted(walked.items(), key=lambda item: -item[1])[:FEEDBACK_CANDIDATES])
+        if not candidates:
+            return {}
+        blended = self._with_chunk_similarity(candidates, qv)
+        passages = sorted(blended, key=lambda c: (-blended[c], c))[: self.feedback_passages]
+        named = {edge.target for edges in self.store.edges_of_many(passages, [EdgeType.MENTIONS], contributions=False).values()
+                 for edge in edges} - seeds.keys()
+        weight = max(seeds.values()) * FEEDBACK_WEIGHT
+        return {node_id: weight * _specificity(node) for node_id, node in self.store.get_nodes(named, contributions=False).items()}
 
     # orchestration ----------------------------------------------------------------------------------------------
 

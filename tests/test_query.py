@@ -4,7 +4,9 @@ import uuid
 
 import pytest
 
-from graphdex.query.engine import MODES, QueryError
+from graphdex.common.ids import entity_id
+from graphdex.common.resolution import normalize_key
+from graphdex.query.engine import FEEDBACK_WEIGHT, MODES, QueryError
 from tests.conftest import FILM_DOCS, as_documents, drop_neo4j_workspace
 
 
@@ -57,6 +59,27 @@ def test_graph_mode_reaches_the_second_hop(indexed):
     # the question names only the film; the birthplace is in the director's own document
     result = indexed.engine.retrieve("Where was the director of The Harbor Lights born?", "graph", 3)
     assert "Maria Kessler" in titles(result)
+
+
+def test_graph_mode_feeds_the_entities_of_its_best_passages_back_as_weak_seeds(indexed):
+    engine = indexed.engine
+    question = "In which city did the director of The Harbor Lights die?"
+    qv = engine.embedder.embed([question])[0]
+    seeds = engine._entity_seeds(engine.analyzer.analyze(question), qv)
+    seeds.update(engine._recognized_hops(dict(seeds), qv))
+    projection = engine.projections.get()
+    scores = projection.personalized_pagerank(seeds, engine.ppr_alpha, engine.ppr_iterations, engine.ppr_tolerance)
+    engine.feedback_passages = 2
+    try:
+        feedback = engine._feedback_seeds(projection, scores, seeds, qv)
+        engine.feedback_passages = 0
+        assert engine._feedback_seeds(projection, scores, seeds, qv) == {}
+    finally:
+        engine.feedback_passages = indexed.settings.feedback_passages
+    # the director's passage ranks among the first two and names where she died: the next hop of the chain
+    assert entity_id(normalize_key("Vienna")) in feedback
+    assert not feedback.keys() & seeds.keys()
+    assert 0 < max(feedback.values()) <= FEEDBACK_WEIGHT * max(seeds.values())
 
 
 def test_global_mode_uses_relations_and_communities(indexed):

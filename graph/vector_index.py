@@ -153,14 +153,15 @@ class HnswVectorIndex:
             if self._based:
                 self._touched.update(ids)
             labels = np.empty(len(ids), dtype=np.int64)
-            fresh = 0
+            replaced = np.zeros(len(ids), dtype=bool)  # rows whose id already has a vector here
             for row, node_id in enumerate(ids):
                 label = self._label_of.get(node_id)
                 if label is None:
                     label = len(self._id_at)
-                    fresh += 1
                     self._label_of[node_id] = label
                     self._id_at.append(node_id)
+                else:
+                    replaced[row] = True
                 labels[row] = label
             encoded = _digest_array(digests if digests is not None else [""] * len(ids))
             if len(self._digest_at) < len(self._id_at) or encoded.itemsize > self._digest_at.itemsize:
@@ -169,10 +170,17 @@ class HnswVectorIndex:
                 grown[: len(self._digest_at)] = self._digest_at
                 self._digest_at = grown
             self._digest_at[labels] = encoded
-            self._ensure_capacity(fresh)
+            self._ensure_capacity(int((~replaced).sum()))
             # one thread: on the write path extraction and embedding already keep every core busy, and the writer's
-            # own cost stays in its thread's CPU time (what bench/index_throughput.py reports per word)
-            self._index.add_items(vectors, labels, num_threads=1, replace_deleted=True)
+            # own cost stays in its thread's CPU time (what bench/index_throughput.py reports per word).
+            # A replaced vector is updated where it is: hnswlib's replace_deleted would put it in a deleted element's
+            # slot and leave the old element, with the same label and the old vector, in the graph: searchable, and
+            # the one a reload maps the label to when its slot comes later (stale Community vectors after a service's
+            # second batch, issue 23)
+            if replaced.any():
+                self._index.add_items(vectors[replaced], labels[replaced], num_threads=1, replace_deleted=False)
+            if not replaced.all():
+                self._index.add_items(vectors[~replaced], labels[~replaced], num_threads=1, replace_deleted=True)
 
     def delete(self, ids: Iterable[str]) -> None:
         with self._lock:

@@ -36,6 +36,24 @@ def test_add_search_replace_delete_and_grow():
     assert index.search(vectors[0], 500)  # k larger than the index is clamped
 
 
+def test_a_vector_replaced_while_deleted_slots_are_free_leaves_no_old_copy_even_after_a_reload(tmp_path):
+    # a deleted slot before the replaced id's own: hnswlib's slot reuse used to take the new vector there and leave
+    # the old element under the same label, which a reload then mapped the id to (issue 23's stale Community vectors)
+    index = HnswVectorIndex(16)
+    old = unit(3)
+    index.add(["a", "b", "c"], old, ["1", "2", "3"])
+    index.delete(["a"])
+    new = unit(1, seed=5)
+    index.add(["c"], new, ["9"])
+    assert all(score < 0.9 for node, score in index.search(old[2], 3) if node == "c")
+    assert len(index) == 2
+    index.save(tmp_path / "i.bin", tmp_path / "i.ids.json")
+    back = HnswVectorIndex.load(tmp_path / "i.bin", tmp_path / "i.ids.json", 16, 16, 200, 64)
+    np.testing.assert_allclose(back.get(["c"]), new, atol=1e-6)
+    assert back.search(new[0], 1)[0][0] == "c"
+    assert all(score < 0.9 for node, score in back.search(old[2], 3) if node == "c")
+
+
 def test_set_saves_atomically_by_generation(tmp_path):
     indexes = VectorIndexSet(tmp_path, 16, "test-model")
     vectors = unit(10)

@@ -76,6 +76,14 @@ class HnswVectorIndex:
         """How many ids a delta save would write (None: never saved whole, so only a full save will do)."""
         return len(self._touched) if self._based else None
 
+    @property
+    def shadowed(self) -> int:
+        """Elements of the hnswlib graph whose label another element took: what replacing a vector through a free
+        deleted slot left before that was fixed (issue 23). Such an element still answers searches with its old
+        vector, and a reload maps the label to whichever of the two comes later."""
+        with self._lock:
+            return self._index.get_current_count() - len(self._index.get_ids_list())
+
     @classmethod
     def load(cls, path: Path, id_path: Path, dim: int, m: int, ef_construction: int, ef_search: int,
              delta: tuple[Path, Path] | None = None) -> "HnswVectorIndex":

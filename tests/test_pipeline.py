@@ -12,6 +12,7 @@ from graphdex.graph.store import StoreError
 from graphdex.ingest.community_description import describe_community
 from graphdex.ingest.community_layer import CommunityPolicy
 from graphdex.ingest.documents import SourceDocument
+from graphdex.ingest.derive import embedding_text
 from graphdex.ingest.target import text_digest
 from tests.conftest import FILM_DOCS, as_documents
 
@@ -34,7 +35,22 @@ def snapshot(workspace) -> dict:
         vectors[str(type_)] = (ids, index.get(ids))
     policy = CommunityPolicy(workspace.settings.community_resolution, workspace.settings.community_min_size, workspace.settings.community_max_size)
     return {"nodes": nodes, "edges": edges, "vectors": vectors, "community_digests": workspace.vectors[NodeType.COMMUNITY].digests(),
+            "community_drift": _community_drift(workspace, vectors[str(NodeType.COMMUNITY)]),
             "community_min_size": policy.min_size, "community_max_size": policy.max_size}
+
+
+def _community_drift(workspace, stored: tuple[list[str], np.ndarray]) -> dict[str, float]:
+    """1 - cosine between each stored Community vector and a fresh embedding of its node's current text: the digests
+    say which text a vector was made for, this says the vector really is that text's (issue 23: a vector index kept an
+    older vector under a current digest)."""
+    ids, vectors = stored
+    if not ids:
+        return {}
+    found = workspace.store.get_nodes(ids, contributions=False)
+    present = [i for i in ids if i in found]
+    fresh = workspace.embedder.embed([embedding_text(found[i]) for i in present])
+    rows = [ids.index(i) for i in present]
+    return dict(zip(present, (1.0 - np.sum(vectors[rows] * fresh, axis=1)).tolist()))
 
 
 def _without_communities(snap: dict) -> dict:
@@ -103,6 +119,8 @@ def assert_valid_communities(snap: dict) -> None:
     digests = snap["community_digests"]
     stale = [cid for cid, node in communities.items() if digests.get(cid) != text_digest(node)]
     assert not stale, f"Community vectors not made from their node's current text: {stale[:5]}"
+    drifted = {cid: drift for cid, drift in snap["community_drift"].items() if drift > 1e-3}
+    assert not drifted, f"Community vectors that are not the embedding of their node's text (1 - cosine): {drifted}"
 
 
 @pytest.fixture

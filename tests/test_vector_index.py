@@ -46,7 +46,7 @@ def test_a_vector_replaced_while_deleted_slots_are_free_leaves_no_old_copy_even_
     new = unit(1, seed=5)
     index.add(["c"], new, ["9"])
     assert all(score < 0.9 for node, score in index.search(old[2], 3) if node == "c")
-    assert len(index) == 2
+    assert len(index) == 2 and index.shadowed == 0
     index.save(tmp_path / "i.bin", tmp_path / "i.ids.json")
     back = HnswVectorIndex.load(tmp_path / "i.bin", tmp_path / "i.ids.json", 16, 16, 200, 64)
     np.testing.assert_allclose(back.get(["c"]), new, atol=1e-6)

@@ -207,24 +207,39 @@ _FORMAT_NAMES = {".pdf": "PDF", ".docx": "Word", ".pptx": "PowerPoint", ".xlsx":
 _ZIP_FORMATS = (".docx", ".pptx", ".xlsx")
 # A library's own message says what is wrong inside the file; past this length it is a dump, not a reason.
 _REASON_CHARS = 200
-# python-docx and python-pptx parse each XML part of an Office package whole, into a tree several times its size: a
-# part that unpacks past this is refused before it is parsed, so a small upload cannot expand into gigabytes.
-# (Python's zipfile holds every part to the size its entry declares.)
-MAX_XML_PART_BYTES = 256 * 1024 * 1024
+# python-docx, python-pptx and openpyxl (its shared strings, styles and workbook) parse XML parts whole, into trees
+# several times their size: past this many unpacked bytes of such parts in one package the file is refused before
+# anything is parsed, so a small upload cannot expand into gigabytes (a 711 KB DOCX whose document.xml unpacks to
+# 250 MB held a server for two minutes and 3 GB). 32 MiB of Word XML is a document of some 5,000 pages; parsed, it
+# takes a few hundred MB. (Python's zipfile never unpacks a part past the size its entry declares.)
+MAX_PARSED_XML_BYTES = 32 * 1024 * 1024
+# Worksheets are read row by row (openpyxl's read-only mode), so they may be larger; the text they give is bounded by
+# MAX_CONVERTED_CHARS in any case.
+MAX_STREAMED_XML_BYTES = 128 * 1024 * 1024
+
+
+def _streamed(suffix: str, part: str) -> bool:
+    return suffix == ".xlsx" and part.startswith("xl/worksheets/")
 
 
 def _check_package(data: bytes, suffix: str) -> None:
     """Refuses an Office file that is no zip package (a renamed file, a truncated download, an old binary .doc) or
-    whose XML would unpack past MAX_XML_PART_BYTES."""
+    whose XML would unpack past MAX_PARSED_XML_BYTES (MAX_STREAMED_XML_BYTES for worksheets), reading only the
+    package's directory."""
     name = _FORMAT_NAMES[suffix]
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
-            largest = max((part.file_size for part in package.infolist() if part.filename.endswith((".xml", ".rels"))), default=0)
+            parts = [(part.filename, part.file_size) for part in package.infolist() if part.filename.endswith((".xml", ".rels"))]
     except zipfile.BadZipFile:
         old_binary = ", maybe an old binary .doc/.ppt/.xls" if data[:4] == bytes.fromhex("d0cf11e0") else ""
         raise ConversionError(f"not a valid {name} file (not a zip package{old_binary})") from None
-    if largest > MAX_XML_PART_BYTES:
-        raise ConversionError(f"a part of this {name} file unpacks to {largest:,} bytes; at most {MAX_XML_PART_BYTES:,} are read")
+    parsed = sum(size for part, size in parts if not _streamed(suffix, part))
+    streamed = sum(size for part, size in parts if _streamed(suffix, part))
+    if parsed > MAX_PARSED_XML_BYTES:
+        raise ConversionError(f"this {name} file's XML unpacks to {parsed:,} bytes; at most {MAX_PARSED_XML_BYTES:,} are read "
+                              "(split the document, or save it without embedded content)")
+    if streamed > MAX_STREAMED_XML_BYTES:
+        raise ConversionError(f"this {name} file's worksheets unpack to {streamed:,} bytes; at most {MAX_STREAMED_XML_BYTES:,} are read")
 
 
 def convert(data: bytes, suffix: str) -> Converted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import docx
@@ -273,9 +274,34 @@ def test_converted_documents_are_held_to_the_document_limits(tmp_path, monkeypat
     monkeypatch.setattr(layout_module, "MAX_CONVERTED_CHARS", 50)
     with pytest.raises(DocumentError, match="lakes.xlsx: the text is longer than 50 characters"):
         list(load_file(make_xlsx(tmp_path / "lakes.xlsx")))
-    monkeypatch.setattr(converters, "MAX_XML_PART_BYTES", 1000)  # a zip bomb: small file, huge document.xml
-    with pytest.raises(DocumentError, match=r"notes.docx: a part of this Word file unpacks to [\d,]+ bytes; at most 1,000"):
+    monkeypatch.setattr(converters, "MAX_PARSED_XML_BYTES", 1000)  # a zip bomb: small file, huge document.xml
+    with pytest.raises(DocumentError, match=r"notes.docx: this Word file's XML unpacks to [\d,]+ bytes; at most 1,000"):
         list(load_file(make_docx(tmp_path / "notes.docx")))
+
+
+def _inflated(path: Path, unpacked: int) -> bytes:
+    """The Word file at ``path`` with its body padded by repeated paragraphs until document.xml unpacks to
+    ``unpacked`` bytes: small on the wire (deflate), huge once parsed."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as package:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "word/document.xml":
+                head, tail = data.split(b"<w:body>", 1)
+                paragraph = b"<w:p><w:r><w:t>The lake was calm.</w:t></w:r></w:p>"
+                data = head + b"<w:body>" + paragraph * (unpacked // len(paragraph)) + tail
+            package.writestr(item.filename, data)
+    return out.getvalue()
+
+
+def test_a_word_file_that_unpacks_past_the_parsed_limit_is_refused_unread(tmp_path):
+    bomb = _inflated(make_docx(tmp_path / "notes.docx"), converters.MAX_PARSED_XML_BYTES + 1024)
+    assert len(bomb) < converters.MAX_PARSED_XML_BYTES // 100, "a small upload"
+    with pytest.raises(DocumentError, match=r"bomb.docx: this Word file's XML unpacks to [\d,]+ bytes; at most 33,554,432"):
+        load_upload("bomb.docx", bomb)
+    fits = _inflated(make_docx(tmp_path / "notes.docx"), 200_000)
+    [document] = load_upload("fits.docx", fits)
+    assert "Lake Bohinj" in document.text and "The lake was calm." in document.text
 
 
 def test_folder_scan_reports_what_it_skips(tmp_path):

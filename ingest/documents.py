@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from graphdex.common import strict_json
 from graphdex.graph.model import MAX_NAME_CHARS
 from graphdex.ingest.converters import CONVERTERS, convert
 from graphdex.ingest.layout import ConversionError, Layout, markdown_layout
@@ -189,7 +190,7 @@ def _parsed(text: str, where: str) -> Any:
     """JSON text as data; what Python's parser cannot take (bad syntax, nesting past the stack, integers of thousands
     of digits) is the file's fault, so it becomes a DocumentError naming where."""
     try:
-        return json.loads(text)
+        return strict_json.loads(text)  # NaN, Infinity and 1e400 are refused as in request bodies
     except json.JSONDecodeError as error:
         raise DocumentError(f"{where}: invalid JSON at line {error.lineno}: {error.msg}") from error
     except RecursionError:

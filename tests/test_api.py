@@ -214,6 +214,8 @@ HUGE_INTEGER_RECORD = ('{"title": "t", "text": "some text", "id": ' + "9" * 5000
     ("/documents", _upload("nul.jsonl", json.dumps({"title": "t", "text": "x\u0000y"}).encode()), "nul"),
     ("/documents", _upload("empty.jsonl", json.dumps({"title": "t", "text": ""}).encode()), "blank"),
     ("/documents", _upload("surrogate.jsonl", b'{"title": "t", "text": "x \\udc80 y"}'), "unicode"),
+    ("/documents", _upload("nan.jsonl", b'{"title": "t", "text": "x y", "metadata": {"score": NaN}}'), "nan.jsonl:1: invalid json"),
+    ("/documents", _upload("huge.json", b'[{"title": "t", "text": "x y", "metadata": {"score": 1e400}}]'), "beyond the range of a 64-bit float"),
     ("/documents", {"json": {"documents": [{"text": "x y", "metadata": {"m": json.loads("[" * 100 + "]" * 100)}}]}}, "nested"),
     ("/documents", {"content": b'{"documents": ' + DEEP_JSON + b"}", "headers": {"content-type": "application/json"}}, "json"),
     ("/query", {"content": b'{"query": ' + DEEP_JSON + b"}", "headers": {"content-type": "application/json"}}, "json"),

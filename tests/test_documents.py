@@ -39,6 +39,10 @@ def test_clear_errors(tmp_path):
     broken.write_text('{"title": "ok", "text": "fine"}\n{not json}\n')
     with pytest.raises(DocumentError, match="broken.jsonl:2"):
         list(load_paths([broken]))
+    not_numbers = tmp_path / "numbers.jsonl"
+    not_numbers.write_text('{"title": "ok", "text": "fine"}\n{"title": "t", "text": "x", "metadata": {"n": Infinity}}\n')
+    with pytest.raises(DocumentError, match="numbers.jsonl:2: invalid JSON at line 1: Infinity is not JSON"):
+        list(load_paths([not_numbers]))
     missing_text = tmp_path / "m.json"
     missing_text.write_text('[{"title": "no text"}]')
     with pytest.raises(DocumentError, match="no string `text`"):

@@ -257,8 +257,8 @@ class QueryEngine:
             return {}
         rows = _top_rows(scores, max(200, FEEDBACK_CANDIDATES))
         found = projection.rows.nodes_at(rows.tolist())
-        walked = {found[r][0]: float(scores[r]) for r in rows.tolist() if r in found and found[r][1] == NodeType.CHUNK}
-        candidates = dict(sorted(walked.items(), key=lambda item: -item[1])[:FEEDBACK_CANDIDATES])
+        walked = [(found[r][0], float(scores[r])) for r in rows.tolist() if r in found and found[r][1] == NodeType.CHUNK]
+        candidates = dict(walked[:FEEDBACK_CANDIDATES])  # _top_rows gives the best first
         if not candidates:
             return {}
         blended = self._with_chunk_similarity(candidates, qv)

@@ -110,8 +110,13 @@ def test_graph_endpoints(client):
     entity = client.get(f"/graph/entities/{kessler['id']}").json()
     assert entity["entity"]["type"] == "PERSON" and entity["neighbours"]
     sub = client.get("/graph/subgraph", params={"entity": kessler["id"], "depth": 2, "limit": 10}).json()
-    assert 1 < len(sub["nodes"]) <= 10 and sub["edges"]
+    assert 1 < len(sub["nodes"]) <= 10 and sub["edges"]  # depth 2 from one entity reaches more than it
     assert {n["depth"] for n in sub["nodes"]} <= {0, 1, 2}
+    # the entity itself at the centre, and what she is linked to one step away
+    assert {"id": kessler["id"], "type": "Entity", "name": "Maria Kessler", "depth": 0} in sub["nodes"]
+    assert any(n["depth"] == 1 for n in sub["nodes"])
+    shown = {n["id"] for n in sub["nodes"]}
+    assert all(e["source"] in shown and e["target"] in shown for e in sub["edges"]), "edges only among the nodes shown"
     stats = client.get("/graph/stats").json()
     assert stats["nodes"]["Document"] == len(FILM_DOCS) and stats["queue"]["done"] == len(FILM_DOCS)
     from graphdex.graph.model import NodeType

@@ -47,9 +47,9 @@ def _community_drift(workspace, stored: tuple[list[str], np.ndarray]) -> dict[st
     if not ids:
         return {}
     found = workspace.store.get_nodes(ids, contributions=False)
-    present = [i for i in ids if i in found]
+    rows = [row for row, node_id in enumerate(ids) if node_id in found]
+    present = [ids[row] for row in rows]
     fresh = workspace.embedder.embed([embedding_text(found[i]) for i in present])
-    rows = [ids.index(i) for i in present]
     return dict(zip(present, (1.0 - np.sum(vectors[rows] * fresh, axis=1)).tolist()))
 
 

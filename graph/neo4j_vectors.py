@@ -185,5 +185,9 @@ class Neo4jVectorIndexes:
             "MATCH (m:GraphdexMeta {workspace: $ws}) REMOVE m.vectors_dirty", ws=self._store.workspace).consume())
         self._marked = False
 
+    def drop_shadowed(self) -> None:
+        """Nothing to check: a node's vector is one of its properties."""
+        return None
+
     def counts(self) -> dict[str, int]:
         return {str(t): len(index) for t, index in self.indexes.items()}

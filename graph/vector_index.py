@@ -53,6 +53,7 @@ class HnswVectorIndex:
 
     def __init__(self, dim: int, m: int = 16, ef_construction: int = 200, ef_search: int = 64, capacity: int = 1024) -> None:
         self.dim = dim
+        self._params = (m, ef_construction, ef_search)
         self._index = hnswlib.Index(space="ip", dim=dim)
         self._index.init_index(max_elements=capacity, M=m, ef_construction=ef_construction, allow_replace_deleted=True)
         self._index.set_ef(ef_search)
@@ -83,6 +84,33 @@ class HnswVectorIndex:
         vector, and a reload maps the label to whichever of the two comes later."""
         with self._lock:
             return self._index.get_current_count() - len(self._index.get_ids_list())
+
+    def shadowed_ids(self) -> list[str]:
+        """The ids whose label a shadowed element also holds: which of its two vectors is current cannot be told
+        without embedding its text again. Read from hnswlib's own serialised state (what pickling it gives), which is
+        the one place that says which label each element was stored under."""
+        with self._lock:
+            if not self.shadowed:
+                return []
+            state = self._index.__getstate__()[0]
+            count, size, offset = state["cur_element_count"], state["size_data_per_element"], state["label_offset"]
+            rows = np.asarray(state["data_level0"], dtype=np.uint8)[: count * size].reshape(count, size)
+            labels = rows[:, offset : offset + 8].copy().view("<u8").ravel()
+            referenced = np.zeros(count, dtype=bool)
+            referenced[np.asarray(state["label_lookup_internal"], dtype=np.int64)] = True
+            held = {int(label) for label in labels[~referenced] if label < len(self._id_at)}
+            return sorted(node_id for label in held if (node_id := self._id_at[label]) is not None)
+
+    def without(self, ids: Iterable[str]) -> "HnswVectorIndex":
+        """A new index built afresh from this one's vectors but ``ids``'s: it holds no shadowed element (nor any
+        deleted slot), and is saved whole next time (its labels are new)."""
+        dropped = set(ids)
+        with self._lock:
+            keep = sorted(node_id for node_id in self._label_of if node_id not in dropped)
+            fresh = HnswVectorIndex(self.dim, *self._params, capacity=max(len(keep), 1))
+            digests = [self._digest_at[self._label_of[node_id]].decode() for node_id in keep]
+            fresh.add(keep, self.get(keep), digests)
+            return fresh
 
     @classmethod
     def load(cls, path: Path, id_path: Path, dim: int, m: int, ef_construction: int, ef_search: int,
@@ -279,6 +307,9 @@ class VectorIndexSet:
         # held by a load and by a save's switch to its new generation: a load never reads a generation being removed
         self._lock = threading.Lock()
         self._suspect = False
+        # every index of the current generation was written by code that replaces a vector in place (issue 23):
+        # true of a new directory; a pointer says so once a start has checked (and repaired) an older one
+        self.shadow_free = True
         self._read_pointer()
 
     def _read_pointer(self) -> None:
@@ -295,6 +326,7 @@ class VectorIndexSet:
         self._generation = current["generation"]
         self._stored_counts = {str(t): int(n) for t, n in current.get("counts", {}).items()}  # absent before counts were kept
         self._deltas = set(current.get("deltas", ()))  # absent before deltas were written
+        self.shadow_free = bool(current.get("shadow_free", False))
 
     def _files(self, type_: NodeType, generation: int) -> tuple[Path, Path]:
         stem = f"{type_.lower()}.{generation}"
@@ -336,6 +368,29 @@ class VectorIndexSet:
             log.debug("loaded the %s vectors of generation %d (%d)", type_, generation, len(index))
             release_free_memory(0)  # the parsed id map's garbage
             return index
+
+    def replace(self, type_: NodeType, index: HnswVectorIndex) -> None:
+        """Put a rebuilt index in place of ``type_``'s: the next save writes it whole."""
+        with self._lock:
+            self._loaded[NodeType(type_)] = index
+            self._saved_changes[NodeType(type_)] = -1  # never equal to a count of changes: it is written
+
+    def drop_shadowed(self) -> list[NodeType] | None:
+        """See ``VectorIndexes.drop_shadowed``: every index is loaded and checked, once (the pointer of the next
+        save records it)."""
+        if self.shadow_free:
+            return None
+        rebuilt = []
+        for type_ in SEARCHABLE_TYPES:
+            index = self[type_]
+            twice = index.shadowed_ids()
+            if twice:
+                log.warning("the %s vectors in %s hold %d ids twice (replaced by a graphdex before 2026-12): rebuilding the index "
+                            "without them; they are embedded again", type_, self._dir, len(twice))
+                self.replace(type_, index.without(twice))
+                rebuilt.append(type_)
+        self.shadow_free = True
+        return rebuilt
 
     @property
     def dirty(self) -> bool:
@@ -391,7 +446,7 @@ class VectorIndexSet:
                 os.fsync(handle.fileno())
         pointer_tmp = self._dir / "current.json.tmp"
         pointer_tmp.write_text(json.dumps({"generation": generation, "dim": self.dim, "model": self.model_name, "counts": counts,
-                                          "deltas": sorted(deltas)}))
+                                          "deltas": sorted(deltas), "shadow_free": self.shadow_free}))
         with open(pointer_tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(pointer_tmp, self._dir / "current.json")

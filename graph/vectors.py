@@ -98,3 +98,9 @@ class VectorIndexes(Protocol):
 
     def counts(self) -> dict[str, int]:
         ...
+
+    def drop_shadowed(self) -> list[NodeType] | None:
+        """Once per index: rebuild each type whose index holds an id twice (what replacing vectors did before issue
+        23's fix), without those ids, so the caller embeds them again. The types rebuilt; None when nothing needed
+        checking (checked before, or vectors that cannot hold an id twice)."""
+        ...

@@ -105,22 +105,24 @@ class Maintenance:
         Without the marker the last operation ended with a complete save, which left graph and vectors agreeing: only
         the counts are compared (no index is loaded, no node id read), and only a type whose vector count differs from
         its node count has its ids compared and brought in line (vectors changed by hand, or by a tool that left no
-        marker)."""
+        marker). Vectors an older graphdex wrote are checked once for ids held twice, which are embedded again."""
         vectors = self.target.vectors
         verify = vectors.dirty
+        rebuilt = vectors.drop_shadowed()  # an index an older graphdex wrote: checked once, its ids held twice dropped
         if verify:
             types = list(SEARCHABLE_TYPES)
         else:
             stored, indexed = self.target.store.counts()["nodes"], vectors.counts()
-            types = [t for t in SEARCHABLE_TYPES if stored.get(str(t), 0) != indexed.get(str(t), 0)]
+            types = [t for t in SEARCHABLE_TYPES if t in (rebuilt or ()) or stored.get(str(t), 0) != indexed.get(str(t), 0)]
         fixes = sum(self._repair_vectors(type_, verify) for type_ in types)
         if verify:
             fixes += self.refresh_communities(from_scratch=True)
             self.target.changes.everything = True
             log.warning("an earlier run ended before its last save: %d vector or community entries were brought in line with the graph", fixes)
             self.target.vectors.save(complete=True)
-        elif fixes:
-            log.warning("repaired %d vector entries that did not match the graph", fixes)
+        elif fixes or rebuilt is not None:
+            if fixes:
+                log.warning("repaired %d vector entries that did not match the graph", fixes)
             self.target.vectors.save(complete=True)
         return fixes
 

@@ -1,5 +1,6 @@
 """Incremental semantics: no-op re-ingest, replaced documents, exact delete, and recovery of the vectors."""
 
+import json
 from collections import Counter
 from typing import Literal
 
@@ -244,6 +245,42 @@ def test_state_survives_reopen_and_repair_fixes_interrupted_vectors(make_workspa
     recovered = make_workspace("data", store=store_kind, **local)
     assert recovered.maintenance.recover() == 0, "repair already ran when the indexer opened"
     assert_same(expected, snapshot(recovered))
+
+
+def test_a_start_rebuilds_once_the_vectors_an_older_graphdex_left_holding_an_id_twice(make_workspace):
+    """Issue 23: before the fix, replacing a vector could leave its old copy under the same label (searchable, and
+    the one a reload may map the id to). An index written then (its pointer says nothing of the check) is checked at
+    the writer's next start: the ids held twice are embedded again in a rebuilt index, and the check is not repeated."""
+    workspace = make_workspace("data")
+    workspace.indexer.ingest(FILM_DOCS)
+    expected = snapshot(workspace)
+    workspace.close()
+    damaged = make_workspace("data")
+    entities = damaged.vectors[NodeType.ENTITY]
+    victim, spare = sorted(entities.ids())[:2]
+    spare_vector, spare_digest = entities.get([spare]), entities.digests()[spare]
+    entities.delete([spare])  # a free slot
+    wrong = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
+    entities._index.add_items(wrong, [entities._label_of[victim]], replace_deleted=True)  # the older replace
+    entities.add([spare], spare_vector, [spare_digest])
+    assert entities.shadowed_ids() == [victim]
+    entities._based = False  # written whole (a delta would hold the ids changed through add and delete only)
+    damaged.vectors.save()
+    damaged.close()
+    pointer = damaged.vectors._dir / "current.json"
+    written = json.loads(pointer.read_text())
+    del written["shadow_free"]  # as an older graphdex wrote it
+    pointer.write_text(json.dumps(written))
+
+    repaired = make_workspace("data")
+    assert repaired.maintenance.recover() == 0, "repair already ran when the indexer opened"
+    assert all(repaired.vectors[t].shadowed == 0 for t in SEARCHABLE_TYPES)
+    assert json.loads(pointer.read_text())["shadow_free"] is True
+    assert_same(expected, snapshot(repaired))
+    repaired.close()
+    again = make_workspace("data")
+    again.maintenance.recover()
+    assert again.vectors._loaded == {}, "checked once: a later start loads no index"
 
 
 def test_a_clean_reopen_loads_no_vector_index(make_workspace, monkeypatch):

@@ -54,6 +54,22 @@ def test_a_vector_replaced_while_deleted_slots_are_free_leaves_no_old_copy_even_
     assert all(score < 0.9 for node, score in back.search(old[2], 3) if node == "c")
 
 
+def test_an_index_holding_an_id_twice_names_it_and_is_rebuilt_without_it():
+    # what the replace of an older graphdex did: the new vector into a free deleted slot, the old one left under the label
+    index = HnswVectorIndex(16)
+    old = unit(3)
+    index.add(["a", "b", "c"], old, ["1", "2", "3"])
+    index.delete(["a"])
+    index._index.add_items(unit(1, seed=5), [index._label_of["c"]], replace_deleted=True)
+    assert index.shadowed == 1 and index.shadowed_ids() == ["c"]
+    assert any(node == "c" and score > 0.99 for node, score in index.search(old[2], 3)), "the old copy answers searches"
+    rebuilt = index.without(["c"])
+    assert rebuilt.shadowed == 0 and rebuilt.shadowed_ids() == [] and rebuilt.ids() == {"b"}
+    assert rebuilt.digests() == {"b": "2"} and rebuilt.delta_size is None, "saved whole next time"
+    np.testing.assert_allclose(rebuilt.get(["b"]), old[1:2], atol=1e-6)
+    assert [node for node, _ in rebuilt.search(old[2], 3)] == ["b"]
+
+
 def test_set_saves_atomically_by_generation(tmp_path):
     indexes = VectorIndexSet(tmp_path, 16, "test-model")
     vectors = unit(10)

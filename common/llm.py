@@ -35,7 +35,9 @@ _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
-    """The first JSON object in a model's answer: code fences, prose around it and trailing commas are tolerated."""
+    """The first JSON object in a model's answer: code fences, prose around it, trailing commas and raw line breaks
+    or tabs inside strings (which JSON wants escaped, and models and older grammar-constrained servers write) are
+    tolerated."""
     text = _FENCE.sub("", text.strip())
     start = text.find("{")
     while start != -1:
@@ -48,7 +50,7 @@ def parse_json_object(text: str) -> dict[str, Any] | None:
                 if depth == 0:
                     candidate = _TRAILING_COMMA.sub(r"\1", text[start : end + 1])
                     try:
-                        value = json.loads(candidate)
+                        value = json.loads(candidate, strict=False)
                     except json.JSONDecodeError:
                         break
                     return value if isinstance(value, dict) else None
@@ -93,7 +95,7 @@ def parse_cut_json(text: str) -> dict[str, Any] | list[Any] | None:
             cuts.append((i, "".join(reversed(stack))))
     for end, closing in reversed(cuts[-_CUT_ATTEMPTS:]):
         try:
-            value = json.loads(_TRAILING_COMMA.sub(r"\1", text[start:end] + closing))
+            value = json.loads(_TRAILING_COMMA.sub(r"\1", text[start:end] + closing), strict=False)
         except json.JSONDecodeError:
             continue
         if isinstance(value, (dict, list)):

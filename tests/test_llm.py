@@ -170,3 +170,16 @@ def test_json_answers_cite_only_sources_of_the_context(make_workspace, standin):
     done = json.loads(events[-1].split("data: ", 1)[1])
     assert len(tokens) > 3 and "".join(tokens) == done["answer"] == body["answer"]
     assert [c["number"] for c in done["citations"]] == [1, 2]
+
+
+def test_answers_with_raw_line_breaks_in_their_strings_are_read():
+    # JSON wants a line break inside a string escaped; small models (and llama-cpp-python's grammar) write it raw, and
+    # reading strictly kept nothing of the local Gemma model's answers (issue 23)
+    from graphdex.ingest.llm_extractor import parse_extraction
+
+    record = '{"name": "Tom Brandt", "type": "PERSON", "description": "A fisherman.\nHe loses\tHis boat."}'
+    whole = parse_extraction('{"entities": [' + record + '], "relations": []}')
+    assert whole == {"entities": [json.loads(record, strict=False)], "relations": []}
+    assert whole["entities"][0]["description"] == "A fisherman.\nHe loses\tHis boat."
+    cut = parse_extraction('{"entities": [' + record + ', {"name": "Maria Kessler", "type": "PERSON", "descr')
+    assert cut is not None and cut["partial"] and [e["name"] for e in cut["entities"]] == ["Tom Brandt"]

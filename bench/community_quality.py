@@ -28,14 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import WIKI_PASSAGES, Timer, console, load_passages, machine, print_table, scratch_settings, write_json  # noqa: I001 (first: sys.path)
-
 import igraph
 
 from graphdex.graph.leiden import merge_edges
 from graphdex.graph.model import EdgeType
 from graphdex.ingest.community_layer import CommunityPolicy, plan_communities
 from graphdex.ingest.target import CommunityChanges
+from harness import WIKI_PASSAGES, Timer, console, load_passages, machine, print_table, scratch_settings, write_json  # noqa: I001 (first: sys.path)
 
 
 def _cpu() -> float:
@@ -210,7 +209,8 @@ def main() -> None:
         "after_rebuild_modularity": rebuilt["modularity_incremental"],
     }
     print_table("Community layer: incremental against from scratch, per step",
-                ["step", "docs", "entities", "re-clustered", "refresh s", "plan s", "scratch plan s", "Q incremental", "Q scratch", "NMI", "communities inc / scratch"],
+                ["step", "docs", "entities", "re-clustered", "refresh s", "plan s", "scratch plan s",
+                 "Q incremental", "Q scratch", "NMI", "communities inc / scratch"],
                 [[s["step"], s["documents"], s["entities"], s["refresh"]["reclustered_entities"], s["refresh"]["seconds"], s["refresh"]["plan_seconds"],
                   s["from_scratch_plan_seconds"],
                   f"{s['modularity_incremental']:.4f}", f"{s['modularity_from_scratch']:.4f}", f"{s['nmi_incremental_vs_from_scratch']:.3f}",
@@ -219,7 +219,8 @@ def main() -> None:
     write_json(args.out, {"benchmark": "community_quality", "machine": machine(), "command": " ".join(["python", "bench/community_quality.py", *sys.argv[1:]]),
                           "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                           "policy": {"resolution": policy.resolution, "min_size": policy.min_size, "max_size": policy.max_size},
-                          "cpu_seconds": cpu_seconds, "wall_seconds": wall_seconds, "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], "summary": summary, "steps": steps,
+                          "cpu_seconds": cpu_seconds, "wall_seconds": wall_seconds,
+                          "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], "summary": summary, "steps": steps,
                           "after_from_scratch_refresh": rebuilt})
 
 

@@ -44,17 +44,16 @@ import json
 import logging
 import re
 import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import unquote
-
-from harness import WIKI_PASSAGES, BenchError, load_passages, print_table
 
 from graphdex.ingest.converters import convert
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.layout import ConversionError
+from harness import WIKI_PASSAGES, BenchError, load_passages, print_table
 
 log = logging.getLogger(__name__)
 

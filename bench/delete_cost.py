@@ -13,9 +13,9 @@ import statistics
 import time
 from pathlib import Path
 
-from harness import _pss_kib, machine, scratch_settings, write_json  # first: it puts the repository on sys.path
-
 import growth
+
+from harness import _pss_kib, machine, scratch_settings, write_json  # first: it puts the repository on sys.path
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     for document in sample:
         began = time.perf_counter()
         doc_id = maintenance.resolve_document(document.source)
-        for name, step in (("remove", lambda: maintenance.remove_document(doc_id)), ("communities", maintenance.refresh_communities),
+        for name, step in (("remove", lambda doc_id=doc_id: maintenance.remove_document(doc_id)), ("communities", maintenance.refresh_communities),
                            ("vector_save", lambda: workspace.vectors.save(complete=True))):
             start = time.perf_counter()
             step()

@@ -133,7 +133,8 @@ def main() -> None:
                 [["local (spaCy process + ONNX here)", local["seconds"], local["words_per_second"], "", local["driver_cpu_seconds"], "",
                   local["open_seconds"], "", ""]]
                 + [[f"Ray, {r['workers']} worker node(s)", r["seconds"], r["words_per_second"], r["words_per_second_per_worker"], r["driver_cpu_seconds"],
-                    r["words_per_driver_cpu_second"], r["open_seconds"], r["same_graph_counts_as_local"], ", ".join(str(n) for n in r["work_items_by_node"]["spaCy extraction"].values())] for r in distributed])
+                    r["words_per_driver_cpu_second"], r["open_seconds"], r["same_graph_counts_as_local"],
+                        ", ".join(str(n) for n in r["work_items_by_node"]["spaCy extraction"].values())] for r in distributed])
     write_json(args.out, {"machine": machine(), "data": str(args.data), "passages": local["documents"], "words": local["words"],
                           "local": local, "ray": distributed})
 

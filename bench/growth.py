@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from corpora import Corpus, build_corpora
+
 from harness import REPO, SHARED_DATA, BenchError, PeakMemory, Timer, console, load_questions, machine, percentile, print_table, scratch_settings, write_json
 
 PHASES = ("build", "cli", "query", "incremental", "delete")

@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks (named harness, not common, so it never shadows the `common` package): corpora, settings for a scratch index, peak-memory sampling, tables and JSON."""
+"""Shared pieces of the benchmarks (named harness, not common, so it never shadows the `common` package): corpora,
+settings for a scratch index, peak-memory sampling, tables and JSON."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -132,7 +134,7 @@ class PeakMemory:
             self._sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 
@@ -146,7 +148,7 @@ class PeakMemory:
 class Timer:
     seconds: float = 0.0
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self._began = time.perf_counter()
         return self
 
@@ -158,12 +160,18 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def _cell(cell: Any) -> str:
+    if isinstance(cell, float):
+        return f"{cell:.3f}" if abs(cell) < 10 else f"{cell:,.1f}"
+    return str(cell)
+
+
 def print_table(title: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="left" if column == columns[0] else "right")
     for row in rows:
-        table.add_row(*[f"{cell:.3f}" if isinstance(cell, float) and abs(cell) < 10 else (f"{cell:,.1f}" if isinstance(cell, float) else str(cell)) for cell in row])
+        table.add_row(*[_cell(cell) for cell in row])
     console.print(table)
 
 
@@ -217,7 +225,8 @@ def open_index(index_dir: Path, documents: list[SourceDocument], store: str = "e
     if store == "neo4j":
         overrides["neo4j_workspace"] = neo4j_workspace
     workspace = Workspace(scratch_settings(index_dir, **overrides))
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True) as progress:
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as progress:
         task = progress.add_task(f"indexing {len(documents):,} passages into {index_dir}", total=None)
         report = workspace.indexer.ingest(documents, lambda done, total: progress.update(task, completed=done, total=total))
     if report.documents_added or report.documents_replaced:

@@ -244,20 +244,28 @@ def _report_store(store: str, phases: dict[str, dict[str, Any]], summary: dict[s
     build = phases["build"]
     print_table(f"Indexing {summary['words']:,} words ({build['documents_added']:,} documents, {build['chunks']:,} chunks), store={store}",
                 ["measure", "seconds", "words/s", "note"], [
-                    ["end to end (build)", build["seconds"], summary["end_to_end_words_per_second"], f"open {build['open_seconds']:.1f}s, peak {build['peak_mib']:,.0f} MiB, {build.get('cores_busy', 0):.2f} cores busy"],
+                    ["end to end (build)", build["seconds"], summary["end_to_end_words_per_second"],
+                     f"open {build['open_seconds']:.1f}s, peak {build['peak_mib']:,.0f} MiB, {build.get('cores_busy', 0):.2f} cores busy"],
                     ["spaCy extraction alone", phases["spacy"]["seconds"], summary["stage_words_per_second"]["spacy"], f"{phases['spacy']['workers']} workers"],
-                    ["embedding alone", phases["embedding"]["seconds"], summary["stage_words_per_second"]["embedding"], f"{phases['embedding']['texts']:,} texts"],
-                    ["store writes alone", phases["store"]["seconds"], summary["stage_words_per_second"]["store"], f"{phases['store']['nodes']:,} nodes, {phases['store']['edges']:,} edges"],
+                    ["embedding alone", phases["embedding"]["seconds"], summary["stage_words_per_second"]["embedding"],
+                     f"{phases['embedding']['texts']:,} texts"],
+                    ["store writes alone", phases["store"]["seconds"], summary["stage_words_per_second"]["store"],
+                     f"{phases['store']['nodes']:,} nodes, {phases['store']['edges']:,} edges"],
                     ["incremental +held-out", phases["incremental"]["seconds"], phases["incremental"]["words"] / max(phases["incremental"]["seconds"], 1e-9),
                      f"{phases['incremental']['documents_added']} docs; open {phases['incremental']['open_seconds']:.1f}s"],
                     ["re-ingest held-out", phases["reingest"]["seconds"], "", f"{phases['reingest']['documents_unchanged']} unchanged"],
-                    ["held-out, each edited", phases["edited"]["seconds"], "", f"{phases['edited']['documents_replaced']} replaced; embedding {phases['edited']['stage_seconds'].get('embedding', 0):.1f}s"],
+                    ["held-out, each edited", phases["edited"]["seconds"], "",
+                     f"{phases['edited']['documents_replaced']} replaced; embedding {phases['edited']['stage_seconds'].get('embedding', 0):.1f}s"],
                 ])
     print_table(f"Targets, store={store}", ["target", "measured", "met"], [
         ["end to end >= 3,333 words/s", f"{summary['end_to_end_words_per_second']:,.0f}", summary["targets"]["end to end >= 3,333 words/s"]],
-        ["e2e / slowest stage >= 0.80", f"{summary['ratio_to_slowest_stage']:.2f} (slowest: {summary['slowest_stage']})", summary["targets"]["ratio_to_slowest_stage >= 0.80"]],
-        ["writer >= 10,000 words per CPU-s", f"{summary['writer_words_per_cpu_second'] or 0:,.0f} ({summary['writer_cpu_seconds']:.1f} CPU-s)", summary["targets"]["writer >= 10,000 words per CPU-second"]],
-        ["incremental <= 5% of build", f"{summary['incremental_fraction_of_build']:.2%} (with index open: {summary['incremental_fraction_of_build_with_open']:.2%})", summary["targets"]["incremental <= 5% of build"]],
+        ["e2e / slowest stage >= 0.80", f"{summary['ratio_to_slowest_stage']:.2f} (slowest: {summary['slowest_stage']})",
+         summary["targets"]["ratio_to_slowest_stage >= 0.80"]],
+        ["writer >= 10,000 words per CPU-s", f"{summary['writer_words_per_cpu_second'] or 0:,.0f} ({summary['writer_cpu_seconds']:.1f} CPU-s)",
+         summary["targets"]["writer >= 10,000 words per CPU-second"]],
+        ["incremental <= 5% of build",
+         f"{summary['incremental_fraction_of_build']:.2%} (with index open: {summary['incremental_fraction_of_build_with_open']:.2%})",
+         summary["targets"]["incremental <= 5% of build"]],
         ["peak memory <= 2048 MiB", f"{build['peak_mib']:,.0f} MiB", summary["targets"]["peak memory <= 2048 MiB"]],
         ["re-ingest is a no-op", str(summary["reingest_is_noop"]), summary["reingest_is_noop"]],
     ])
@@ -268,7 +276,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=WIKI_PASSAGES, help="passages.json(l) file or a directory holding one (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N passages (0 = all)")
     parser.add_argument("--holdout", type=float, default=0.01, help="fraction held out of the build and added incrementally (default: %(default)s)")
-    parser.add_argument("--store", default="embedded", help="graph store(s) to measure, comma-separated: embedded, neo4j (the server of GRAPHDEX_NEO4J_URI), or embedded,neo4j side by side")
+    parser.add_argument("--store", default="embedded", help="graph store(s) to measure, comma-separated: embedded, neo4j (the server of GRAPHDEX_NEO4J_URI), "
+                                                            "or embedded,neo4j side by side")
     parser.add_argument("--workdir", type=Path, default=None, help="where the scratch indexes go (default: a temporary directory, removed afterwards)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)

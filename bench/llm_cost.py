@@ -15,11 +15,10 @@ import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
-from harness import REPO, console, machine, print_table, scratch_settings, write_json
-
 from graphdex.api.workspace import Workspace
 from graphdex.common.llm import counting_usage
 from graphdex.ingest.documents import load_paths
+from harness import REPO, console, machine, print_table, scratch_settings, write_json
 
 
 def main() -> None:
@@ -36,9 +35,9 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(REPO))
+    from tests.conftest import FILM_DOCS
     from tests.llm_standin import StandInModel
     from tests.test_llm import EXTRA_DOCS, QUESTION
-    from tests.conftest import FILM_DOCS
 
     standin = StandInModel() if args.api_base is None else nullcontext()
     with standin as server, tempfile.TemporaryDirectory() as scratch:
@@ -64,7 +63,8 @@ def main() -> None:
     for question, q in zip(questions, per_query):
         rows.append([f"query: {question[:40]}", "", q["calls"], q["cached"], q["retries"], q["prompt_tokens"], q["completion_tokens"],
                      f"{q['prompt_tokens'] + q['completion_tokens']:,} tokens per query"])
-    print_table(f"Model cost, gleaning={args.gleaning}, model={settings.llm_model}", ["work", "chunks", "calls", "cached", "retries", "prompt tok", "completion tok", "per unit"], rows)
+    print_table(f"Model cost, gleaning={args.gleaning}, model={settings.llm_model}",
+                ["work", "chunks", "calls", "cached", "retries", "prompt tok", "completion tok", "per unit"], rows)
     write_json(args.out, {"benchmark": "llm_cost", "machine": machine(), "model": settings.llm_model, "gleaning": args.gleaning,
                           "ingest": {"chunks": report.chunks, **u, "problem_chunks": report.problem_chunks}, "queries": dict(zip(questions, per_query))})
     console.print("against the stand-in, token counts are the stand-in's estimate (1.3 per word), as a provider would report them")

@@ -23,12 +23,12 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import httpx
 import uvicorn
-from harness import DEV_QA, REPO, BenchError, console, load_passages, load_questions, machine, print_table, scratch_settings, write_json
 
 from graphdex.api.app import create_app
 from graphdex.api.workspace import Workspace
@@ -39,6 +39,7 @@ from graphdex.graph.model import NodeType
 from graphdex.ingest.chunking import Chunker
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, Extractor
+from harness import DEV_QA, REPO, BenchError, console, load_passages, load_questions, machine, print_table, scratch_settings, write_json
 
 LOCAL_LLM = REPO / "scripts" / "local-llm.sh"
 
@@ -107,7 +108,8 @@ def failures(timed: TimedExtractor) -> dict[str, Any]:
     broken = [e for e, _ in timed.results if any(p.startswith(("partial", "off-schema")) for p in e.problems)]
     return {"by_kind": dict(kinds), "chunks_with_problems": sum(1 for e, _ in timed.results if e.problems),
             "parse_failures": kinds["unparseable model answer"] + kinds["empty model answer"], "call_failures": kinds["model call failed"],
-            "salvaged_chunks": sum(1 for e in broken if e.entities or e.relations), "salvage_rate": (sum(1 for e in broken if e.entities) / len(broken)) if broken else None}
+            "salvaged_chunks": sum(1 for e in broken if e.entities or e.relations),
+                "salvage_rate": (sum(1 for e in broken if e.entities) / len(broken)) if broken else None}
 
 
 def lost_chunks(workspace: Workspace, report: Any, timed: TimedExtractor) -> int:
@@ -139,7 +141,7 @@ class ApiServer:
         self._server = uvicorn.Server(uvicorn.Config(create_app(workspace=workspace), host="127.0.0.1", port=self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
-    def __enter__(self) -> "ApiServer":
+    def __enter__(self) -> ApiServer:
         self._thread.start()
         while not self._server.started:
             time.sleep(0.05)

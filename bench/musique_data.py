@@ -41,7 +41,8 @@ POOL_FILE = "musique_train_corpus.json"
 DEFAULT_OUT = REPO / "bench" / "data" / "musique-train-dev"
 DEFAULT_SEED = 20261204
 HOP_PREFIX = re.compile(r"(\d)hop")
-WANTED = {"2hop": ("two-hop", 100), "3hop": ("three-hop", 100), "4hop": ("four-hop", 100)}  # hop type -> (option, default count): the source holds 100 questions in all, so by default every one is taken
+# hop type -> (option, default count): the source holds 100 questions in all, so by default every one is taken
+WANTED = {"2hop": ("two-hop", 100), "3hop": ("three-hop", 100), "4hop": ("four-hop", 100)}
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import BenchError, machine, print_table, write_json  # first: it puts the repository on sys.path
-
 from graphdex.graph.model import NodeType
 from graphdex.graph.sqlite_store import SqliteGraphStore
+from harness import BenchError, machine, print_table, write_json  # first: it puts the repository on sys.path
 
 TOP = 200
 

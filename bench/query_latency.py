@@ -24,23 +24,25 @@ import statistics
 import time
 from pathlib import Path
 
-from harness import DEV_QA, REPO, BenchError, load_passages, load_questions, machine, open_index, percentile, print_table, write_json
-
 from graphdex.api.workspace import Workspace
 from graphdex.graph.model import SEARCHABLE_TYPES
 from graphdex.graph.vector_index import VectorIndexSet
 from graphdex.query.engine import MODES
+from harness import DEV_QA, REPO, BenchError, load_passages, load_questions, machine, open_index, percentile, print_table, write_json
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEV_QA, help="QA-set directory: passages.jsonl + questions.jsonl (default: %(default)s)")
-    parser.add_argument("--index", type=Path, default=None, help="index directory, reused when it already holds the passages (default: bench/results/index-<set name>-<store>)")
-    parser.add_argument("--store", default="embedded", help="graph store(s), comma-separated: embedded, neo4j (the server of GRAPHDEX_NEO4J_URI), or embedded,neo4j side by side")
+    parser.add_argument("--index", type=Path, default=None, help="index directory, reused when it already holds the passages "
+                                                                 "(default: bench/results/index-<set name>-<store>)")
+    parser.add_argument("--store", default="embedded", help="graph store(s), comma-separated: "
+                                                            "embedded, neo4j (the server of GRAPHDEX_NEO4J_URI), or embedded,neo4j side by side")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes (default: all)")
     parser.add_argument("--top-k", type=int, default=10, help="chunks per query (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the questions per mode (default: %(default)s)")
-    parser.add_argument("--neo4j-vectors", default="neo4j", help="with --store neo4j: where vectors live, comma-separated: neo4j, local, or neo4j,local on one build (default: %(default)s)")
+    parser.add_argument("--neo4j-vectors", default="neo4j", help="with --store neo4j: where vectors live, comma-separated: "
+                                                                 "neo4j, local, or neo4j,local on one build (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=None, help="index only the first N passages of the set (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()

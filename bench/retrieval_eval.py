@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import REPO, BenchError, Question, console, load_passages, load_questions, machine, open_index, passage_id_of_source, print_table, write_json
-
 from graphdex.graph.model import NodeType
 from graphdex.query.engine import MODES
+from harness import REPO, BenchError, Question, console, load_passages, load_questions, machine, open_index, passage_id_of_source, print_table, write_json
 
 KS = (2, 5, 10)
 MRR_DEPTH = 20
@@ -100,11 +99,13 @@ def print_misses(systems: dict[str, list[list[str]]], questions: list[Question],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="QA-set directory holding passages.jsonl and questions.jsonl")
-    parser.add_argument("--index", type=Path, default=None, help="index directory, reused when it already holds the passages (default: bench/results/index-<set name>)")
+    parser.add_argument("--index", type=Path, default=None, help="index directory, reused when it already holds the passages "
+                                                                 "(default: bench/results/index-<set name>)")
     parser.add_argument("--store", choices=["embedded", "neo4j"], default="embedded", help="graph store (neo4j: the server of GRAPHDEX_NEO4J_URI)")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated graphdex modes (default: all)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N questions (0 = all)")
-    parser.add_argument("--misses", type=int, default=0, metavar="N", help="print up to N questions per graphdex mode whose supporting passages are not all in the top 5, with what was retrieved instead")
+    parser.add_argument("--misses", type=int, default=0, metavar="N", help="print up to N questions per graphdex mode whose supporting passages "
+                                                                           "are not all in the top 5, with what was retrieved instead")
     parser.add_argument("--out", type=Path, default=None, help="write the results (with per-question rankings) as JSON here")
     parser.add_argument("--without-index", action="append", default=[], choices=["entity", "relation", "community"],
                         help="answer every search of this vector index with nothing (repeatable): what the index buys each mode")
@@ -127,7 +128,7 @@ def main() -> None:
     index_dir = args.index or REPO / "bench" / "results" / f"index-{args.data.resolve().name}-{args.store}"
     workspace = open_index(index_dir, passages, args.store)
     for name in args.without_index:
-        setattr(workspace.vectors[NodeType[name.upper()]], "search", lambda vector, k: [])
+        workspace.vectors[NodeType[name.upper()]].search = lambda vector, k: []
 
     systems: dict[str, list[list[str]]] = {}
     with console.status("BM25"):

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import SHARED_DATA, console, load_passages, machine, scratch_settings, write_json
-
 from graphdex.graph.model import SEARCHABLE_TYPES
 from graphdex.ingest.derive import embedding_text
+from harness import SHARED_DATA, console, load_passages, machine, scratch_settings, write_json
 
 STALE_BELOW = 0.999  # cosine between a stored vector and a fresh embedding of the same text (int8 noise is ~1e-6)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import growth
+
 from harness import REPO, BenchError, Timer, console, machine, print_table, scratch_settings, write_json
 
 

@@ -14,7 +14,8 @@ schema is enforced as a grammar all the same. Every command-line option is the s
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from llama_cpp import llama_chat_format
 from llama_cpp.server import __main__ as server_main

@@ -18,7 +18,7 @@ from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.spacy_extractor import load_spacy
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "api" / "sample_corpus" / "wiki_sample.jsonl"
+SAMPLE = REPO / "graphdex" / "api" / "sample_corpus" / "wiki_sample.jsonl"
 NEO4J_SCRIPT = REPO / "scripts" / "neo4j.sh"
 RAY_SCRIPT = REPO / "scripts" / "ray.sh"
 LOCAL_LLM_SCRIPT = REPO / "scripts" / "local-llm.sh"

@@ -44,7 +44,7 @@ class StandInModel:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def __enter__(self) -> "StandInModel":
+    def __enter__(self) -> StandInModel:
         self._thread.start()
         return self
 

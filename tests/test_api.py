@@ -93,7 +93,8 @@ def test_resubmitting_unchanged_documents_changes_nothing(client):
 
 def test_multipart_upload_of_files(client):
     files = [("files", ("notes.md", b"# Lake Bled\nLake Bled is a lake in Slovenia near Ljubljana.", "text/markdown")),
-             ("files", ("more.jsonl", json.dumps({"id": "a1", "title": "Ljubljana", "text": "Ljubljana is the capital of Slovenia."}).encode(), "application/json"))]
+             ("files", ("more.jsonl",
+                        json.dumps({"id": "a1", "title": "Ljubljana", "text": "Ljubljana is the capital of Slovenia."}).encode(), "application/json"))]
     response = client.post("/documents", files=files)
     assert response.status_code == 202, response.text
     ids = [d["id"] for d in response.json()["documents"]]

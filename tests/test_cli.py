@@ -21,7 +21,8 @@ def test_ingest_query_stats_delete_round_trip(tmp_path):
     corpus = tmp_path / "docs"
     corpus.mkdir()
     (corpus / "kessler.md").write_text("# Maria Kessler\n\nMaria Kessler was a German film director born in Leipzig.")
-    (corpus / "films.jsonl").write_text(json.dumps({"title": "The Harbor Lights", "text": "The Harbor Lights is a 1931 film directed by Maria Kessler."}) + "\n")
+    (corpus / "films.jsonl").write_text(json.dumps({"title": "The Harbor Lights", "text": "The Harbor Lights is a 1931 film directed by Maria Kessler."})
+                                        + "\n")
     data = tmp_path / "index"
 
     result = invoke(data, "ingest", str(corpus), "--json")

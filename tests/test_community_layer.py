@@ -145,7 +145,8 @@ def test_a_refresh_reads_and_writes_only_the_communities_a_write_touched(make_wo
     assert counting.read & far == set(), "a far community and its members are not read"
     assert counting.read >= {f"e{i}" for i in range(16)} - far
     written_ids = {i for nodes, edges, deletes, edge_deletes in counting.written
-                   for i in [*(n.id for n in nodes), *(x for e in edges for x in (e.source, e.target)), *deletes, *(x for k in edge_deletes for x in (k[0], k[2]))]}
+                   for i in [*(n.id for n in nodes), *(x for e in edges for x in (e.source, e.target)), *deletes,
+                             *(x for k in edge_deletes for x in (k[0], k[2]))]}
     assert written_ids & far == set(), "nothing far is written"
     # the new member, its community, and the members whose strength the new edges raised (kept on their memberships)
     assert written_ids == {"e15", "e0", "e1", "e2", community_of["e0"]}

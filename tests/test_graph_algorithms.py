@@ -3,7 +3,7 @@ import numpy as np
 
 from graphdex.graph.leiden import detect_communities, local_communities, merge_edges
 from graphdex.graph.model import Edge, EdgeType, Node, NodeType
-from graphdex.graph.projection_keeper import FollowingProjection, build_projection
+from graphdex.graph.projection_keeper import FollowingProjection
 from graphdex.graph.sqlite_store import SqliteGraphStore
 
 

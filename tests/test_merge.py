@@ -17,7 +17,8 @@ def prepared(source: str, title: str, text: str, mentions: list[tuple[str, str, 
     cid = chunk_id(doc_id, 0)
     entities = [EntityMention(key, surface, type_, text) for key, surface, type_ in mentions]
     stated = [RelationMention(a, b, a.title(), b.title(), [keyword], text, "dependency") for a, b, keyword in relations]
-    return PreparedDocument(SourceDocument(source, title, text), doc_id, "hash-" + source, [Chunk(0, text, 0, len(text), 12)]), [ChunkExtraction(cid, entities, stated)]
+    prepared = PreparedDocument(SourceDocument(source, title, text), doc_id, "hash-" + source, [Chunk(0, text, 0, len(text), 12)])
+    return prepared, [ChunkExtraction(cid, entities, stated)]
 
 
 FILM_DOC = prepared("film.md", "The Harbor Lights", FILM,

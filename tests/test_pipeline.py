@@ -12,8 +12,8 @@ from graphdex.graph.model import SEARCHABLE_TYPES, Edge, EdgeType, Node, NodeTyp
 from graphdex.graph.store import StoreError
 from graphdex.ingest.community_description import describe_community
 from graphdex.ingest.community_layer import CommunityPolicy
-from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.derive import embedding_text
+from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.target import text_digest
 from tests.conftest import FILM_DOCS, as_documents
 

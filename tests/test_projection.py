@@ -13,11 +13,10 @@ import pytest
 
 from graphdex.graph import sqlite_projection
 from graphdex.graph.model import EDGE_ENDS, Edge, EdgeType, Node, NodeType
-from graphdex.graph.projection import GraphProjection
+from graphdex.graph.projection import GraphProjection, TransitionMatrix, weights_column
 from graphdex.graph.projection_keeper import FollowingProjection, build_projection
 from graphdex.graph.sqlite_store import SqliteGraphStore
-from graphdex.graph.store import ChangeSet
-from graphdex.graph.projection import TransitionMatrix, weights_column
+from graphdex.graph.store import ChangeSet, StoreError
 
 PREFIX = {NodeType.DOCUMENT: "d", NodeType.CHUNK: "c", NodeType.ENTITY: "e", NodeType.RELATION: "r", NodeType.COMMUNITY: "k"}
 
@@ -81,7 +80,7 @@ def test_the_projection_kept_with_the_graph_equals_one_built_from_the_whole_grap
     following = FollowingProjection(store, spacing=0.0)
     following.get()
     generations = set()
-    for step in range(60):
+    for _ in range(60):
         random_write(rng, store)
         ids = sorted(i for t in NodeType for i in store.node_ids(t))
         matrix, rows, _ = build_projection(store)
@@ -159,7 +158,7 @@ def test_adding_an_edge_to_a_node_costs_the_same_whatever_its_degree(tmp_path):
                     [Edge(f"c{i}", EdgeType.MENTIONS, "e") for i in range(degree)])
         counted = [0]
 
-        def count() -> int:
+        def count(counted: list[int] = counted) -> int:
             counted[0] += 1
             return 0
 
@@ -175,7 +174,7 @@ def test_a_failed_write_leaves_the_projection_as_it_was(tmp_path):
     store = SqliteGraphStore(tmp_path / "graph")
     store.write([Node("e0", NodeType.ENTITY), Node("e1", NodeType.ENTITY)], [Edge("e0", EdgeType.RELATED_TO, "e1")])
     before = columns(store.projection(), ["e0", "e1"])
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError):
         store.write([Node("e2", NodeType.ENTITY)], [Edge("e0", EdgeType.RELATED_TO, "e2"), Edge("e0", EdgeType.RELATED_TO, "missing")])
     assert columns(SqliteGraphStore(tmp_path / "graph").projection(), ["e0", "e1"]) == before
 

@@ -75,7 +75,7 @@ def test_a_document_submitted_to_the_replica_is_found_by_its_queries_and_deleted
     assert httpx.get(f"{writer}/documents/{harbor}").json()["status"] == "done"
 
     for mode in MODES:
-        found = eventually(lambda: [h for h in hits_of(replica, mode) if h["doc_id"] == harbor])
+        found = eventually(lambda mode=mode: [h for h in hits_of(replica, mode) if h["doc_id"] == harbor])
         hit = found[0]
         assert hit["title"] == HARBOR.title and hit["source"] == HARBOR.source and hit["chunk_id"]
         assert "Maria Kessler" in hit["text"]
@@ -94,7 +94,7 @@ def test_a_document_submitted_to_the_replica_is_found_by_its_queries_and_deleted
     assert httpx.get(f"{replica}/documents/{harbor}").status_code == 404
     for url in (writer, replica):
         for mode in MODES:
-            eventually(lambda: all(h["doc_id"] != harbor for h in hits_of(url, mode)))
+            eventually(lambda url=url, mode=mode: all(h["doc_id"] != harbor for h in hits_of(url, mode)))
 
     kept = [p.relative_to(replica_dir) for p in replica_dir.rglob("*") if p.is_file()]
     assert not [p for p in kept if "vector" in str(p) or p.suffix in (".bin", ".sqlite")], kept

@@ -55,8 +55,9 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
     app.include_router(workspaces.router)
     # agents' endpoint (MCP over streamable HTTP): the same workspaces, writers and query slots as the routes above
     mcp = McpEndpoint(create_mcp_server(lambda: app.state.graphdex, log_level=settings.log_level), keys, settings.max_request_bytes)
-    app.add_route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
-    app.openapi = _openapi_with_documents_body(app)
+    # Starlette serves an ASGI app as a route's endpoint too; its annotation names only request handlers
+    app.add_route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)  # type: ignore[arg-type]
+    app.openapi = _openapi_with_documents_body(app)  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     return app
 
 

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, Sequence
 
 import typer
 from pydantic import ValidationError
@@ -76,7 +76,7 @@ def _workspace(name: str = DEFAULT_WORKSPACE, **overrides) -> Workspace:
         _fail(str(error))
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
@@ -210,12 +210,13 @@ def query(text: str = typer.Argument(..., help="The question."),
     workspace = _workspace(workspace_name)
     try:
         workspace.prepare_query(mode)
-        if answer and workspace.answerer is None:
+        answerer = workspace.answerer if answer else None
+        if answer and answerer is None:
             _fail("--answer needs a model: set GRAPHDEX_LLM_MODEL (for example openai/gpt-4o-mini or ollama/qwen2.5:14b; see the README)")
         with counting_usage() as usage:
             result = workspace.engine.retrieve(text, mode, top_k or workspace.settings.top_k)
             if json_output:
-                written = workspace.answerer.answer(text, result.chunks) if answer and result.chunks else None
+                written = answerer.answer(text, result.chunks) if answerer is not None and result.chunks else None
                 payload = {**result.to_dict(), "answer": written.text if written else None,
                            "citations": [c.__dict__ for c in written.citations] if written else []}
                 console.print_json(json.dumps({**payload, "llm_usage": usage.snapshot()}))
@@ -223,9 +224,9 @@ def query(text: str = typer.Argument(..., help="The question."),
             _print_result(result)
             if not result.chunks:
                 err.print("[yellow]nothing found[/]: is the index empty? `graphdex stats` shows what is indexed, `graphdex ingest PATH` adds documents")
-            elif answer:
+            elif answerer is not None:
                 console.print("[bold]answer[/] ", end="")
-                stream = workspace.answerer.stream(text, result.chunks)
+                stream = answerer.stream(text, result.chunks)
                 for delta in stream:
                     console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
                 console.print()
@@ -399,7 +400,7 @@ def workspace_create(name: str = typer.Argument(..., help="1 to 63 lowercase let
 def workspace_list(json_output: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Every workspace, with its number of documents."""
     layout = Layout(_settings())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in layout.names():
         workspace = Workspace(layout.settings_for(name))
         try:

@@ -35,7 +35,7 @@ def forwarded(path: str) -> bool:
     if _DOCUMENTS.match(path) or path.rstrip("/") == "/workspaces":
         return True
     named = _NAMED.match(path)
-    return bool(named) and named["name"] != DEFAULT_WORKSPACE
+    return named is not None and named["name"] != DEFAULT_WORKSPACE
 
 
 class WriterForwarder:

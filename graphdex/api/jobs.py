@@ -18,12 +18,13 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.layout import Layout
 
-STATUSES = ("pending", "processing", "done", "failed", "deleting")
+JobStatus = Literal["pending", "processing", "done", "failed", "deleting"]
+STATUSES: tuple[str, ...] = get_args(JobStatus)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -118,7 +119,13 @@ class JobQueue:
                 self._db.execute("ROLLBACK")
                 raise
         self.wakeup.set()
-        return [self.get(job_id) for job_id, _ in items]
+        return [self._submitted(job_id) for job_id, _ in items]
+
+    def _submitted(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job is None:  # only a delete carried out right after the submit drops the row this soon
+            raise RuntimeError(f"document {job_id} was deleted while it was being submitted")
+        return job
 
     def claim(self, limit: int) -> list[tuple[Job, SourceDocument]]:
         """The oldest pending documents, now marked processing."""

@@ -109,7 +109,8 @@ class DocumentStatus(BaseModel):
 
     @classmethod
     def from_dict(cls, workspace: str, status: dict[str, Any]) -> DocumentStatus:
-        return cls(workspace=workspace, **{name: status.get(name) for name in cls.model_fields if name != "workspace"})
+        fields: dict[str, Any] = {name: status.get(name) for name in cls.model_fields if name != "workspace"}
+        return cls(workspace=workspace, **fields)
 
 
 class Deletion(BaseModel):

@@ -7,21 +7,18 @@ settings), so that a new mode or a changed default cannot leave the API behind.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from graphdex.api.jobs import STATUSES
+from graphdex.api.jobs import JobStatus
 from graphdex.api.layout import NAME_PATTERN, NAME_RULE, check_name
 from graphdex.common.settings import Settings
 from graphdex.ingest.documents import MAX_SOURCE_CHARS, MAX_TITLE_CHARS, text_problem
-from graphdex.query.engine import DEFAULT_MODE, MODES
+from graphdex.query.engine import DEFAULT_MODE
+from graphdex.query.modes import Mode
 
 MAX_DOCUMENTS_PER_REQUEST = 10_000
-
-# subscripting with a tuple passes its items, so these equal Literal["naive", "local", ...] written out
-Mode = Literal[MODES]
-JobStatus = Literal[STATUSES]
 
 
 class DocumentIn(BaseModel):

@@ -50,7 +50,7 @@ class IngestionService:
             log.warning("resuming %d document(s) that were being indexed when the service last stopped", resumed)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float | None = 30.0) -> None:
         self._stop.set()
         self.jobs.wakeup.set()
         if self._thread.is_alive():

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from graphdex.common.embedder import Embedder, OnnxMiniLMEmbedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
@@ -25,6 +25,7 @@ from graphdex.common.tokens import TokenCounter, token_counter
 
 if TYPE_CHECKING:  # the write side and the query side are imported by what opens them: `stats` needs neither
     from graphdex.common.ray_cluster import RayCluster
+    from graphdex.graph.neo4j_store import Neo4jGraphStore
     from graphdex.ingest.extraction import Extractor
     from graphdex.ingest.maintenance import Maintenance
     from graphdex.ingest.pipeline import Indexer
@@ -89,7 +90,7 @@ class Workspace:
             return self.embedder
         from graphdex.common.ray_embedder import RayEmbedder
 
-        return RayEmbedder(self.cluster, self.embedder.tokenizer, model_path=s.onnx_model_path, tokenizer_path=s.tokenizer_path,
+        return RayEmbedder(self.cluster, cast(OnnxMiniLMEmbedder, self.embedder).tokenizer, model_path=s.onnx_model_path, tokenizer_path=s.tokenizer_path,
                            arithmetic=s.local_embedder_arithmetic, cache_dir=s.model_cache_dir,
                            threads=s.embed_threads, actors=s.ray_embed_actors)
 
@@ -108,7 +109,7 @@ class Workspace:
         if s.store == "neo4j" and s.neo4j_vectors == "neo4j":
             from graphdex.graph.neo4j_vectors import Neo4jVectorIndexes
 
-            return Neo4jVectorIndexes(self.store, dim, model, s.hnsw_m, s.hnsw_ef_construction)
+            return Neo4jVectorIndexes(cast("Neo4jGraphStore", self.store), dim, model, s.hnsw_m, s.hnsw_ef_construction)
         # vectors belong to one graph: the embedded store's, or one Neo4j workspace's
         folder = "vectors" if s.store == "embedded" else f"vectors-neo4j-{s.neo4j_workspace}"
         return VectorIndexSet(self.data_dir / folder, dim, model, s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_search, s.vector_delta_limit)
@@ -139,6 +140,8 @@ class Workspace:
         s = self.settings
         spacy_config = SpacyConfig(s.spacy_model, tuple(s.excluded_entity_types), s.max_cooccurrence_window)
         if s.extractor == "llm":
+            if self.llm is None:  # the settings refuse this, but a model must be there to extract with
+                raise ValueError("GRAPHDEX_EXTRACTOR=llm needs GRAPHDEX_LLM_MODEL")
             fallback = SpacyExtractor(spacy_config, workers=0) if s.llm_extraction_fallback == "spacy" else None
             return SharedExtractor(LLMExtractor(self.llm, s.llm_entity_types, s.llm_gleaning, s.llm_concurrency, fallback))
         if self.cluster is not None:
@@ -177,16 +180,16 @@ class Workspace:
 
     @cached_property
     def engine(self) -> QueryEngine:
-        from graphdex.query.analysis import SpacyQueryAnalyzer
+        from graphdex.query.analysis import QueryAnalyzer, SpacyQueryAnalyzer
         from graphdex.query.engine import QueryEngine
         from graphdex.query.llm_keywords import LLMQueryAnalyzer
 
         # the embedding model loads on another thread while spaCy loads on this one: the ONNX session (0.3 s) is built
         # in native code, so on two cores it costs no wall time beside spaCy (1 s), which is Python
         with ThreadPoolExecutor(1, thread_name_prefix="graphdex-embedder") as loader:
-            embedder = loader.submit(lambda: self.embedder)
-            analyzer = SpacyQueryAnalyzer(self.nlp)
-            embedder = embedder.result()
+            loading = loader.submit(lambda: self.embedder)
+            analyzer: QueryAnalyzer = SpacyQueryAnalyzer(self.nlp)
+            embedder = loading.result()
         if self.llm is not None and self.settings.llm_keywords:
             analyzer = LLMQueryAnalyzer(self.llm, analyzer)
         # the embedded store keeps its projection on disk, written with the graph; a Neo4j projection is followed by
@@ -242,7 +245,8 @@ class Workspace:
             self.engine.projections.close()
         if "extractor" in self.__dict__ and self._shared is None:  # the indexers only use it
             self.extractor.close()
-        if self.__dict__.get("cluster") is not None and self._shared is None:
-            self.cluster.close()  # the actors of the write embedder (the extractor's are gone already)
+        cluster = self.__dict__.get("cluster")
+        if cluster is not None and self._shared is None:
+            cluster.close()  # the actors of the write embedder (the extractor's are gone already)
         if "store" in self.__dict__:
             self.store.close()

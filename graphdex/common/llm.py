@@ -232,7 +232,7 @@ class LiteLLMChat:
         return isinstance(error, transient)
 
     def _call(self, messages: Messages, json_mode: bool, stream: bool, max_tokens: int | None, json_schema: JsonSchema | None = None):
-        options = dict(self._options)
+        options: dict[str, Any] = dict(self._options)
         if json_schema:
             # OpenAI's structured-output shape, which litellm passes on and llama.cpp, vLLM and Ollama enforce as a grammar
             # whatever "strict" says; not strict, because OpenAI's strict subset refuses length bounds (a small model's

@@ -234,6 +234,7 @@ class ActorPool:
                 continue
             queue.popleft()
             member = work.member
+            assert member is not None and member.place is not None  # _submit gave it to a live member, admitted with its place
             member.load -= 1
             self.work_by_node[member.place.node_id] += 1
             top_up()  # before handing the result over, so the actors work while the consumer does

@@ -467,8 +467,8 @@ class Neo4jGraphStore:
 
     def counts(self) -> dict[str, dict[str, int]]:
         nodes = {t.value: 0 for t in NodeType}
-        for type_ in NodeType:
-            nodes[type_.value] = self._read(f"MATCH (n:{type_.value} {{workspace: $ws}}) RETURN count(n) AS n")[0]["n"]
+        for node_type in NodeType:
+            nodes[node_type.value] = self._read(f"MATCH (n:{node_type.value} {{workspace: $ws}}) RETURN count(n) AS n")[0]["n"]
         edges = {}
         for type_, (source_type, target_type) in EDGE_ENDS.items():
             edges[type_.value] = self._read(f"MATCH (:{source_type.value} {{workspace: $ws}})-[r:{type_.value}]->(:{target_type.value}) RETURN count(r) AS n")[0]["n"]

@@ -351,8 +351,8 @@ class GraphProjection:
         scores = np.zeros(n, dtype=np.float32)
         scores[rows] = values
         for _ in range(iterations - done):
-            active = np.flatnonzero(scores >= tolerance) if tolerance > 0 else None
-            scores = self.matrix.spread(scores, active)  # a new array: scaled and shifted in place
+            spread_rows = np.flatnonzero(scores >= tolerance) if tolerance > 0 else None
+            scores = self.matrix.spread(scores, spread_rows)  # a new array: scaled and shifted in place
             scores *= 1 - alpha
             scores += restarting
         return scores

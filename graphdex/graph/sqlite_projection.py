@@ -222,14 +222,14 @@ class ProjectionFiles:
         folder = self._dir / generation
         if not (folder / f"{_WEIGHT_ARRAYS[0]}.npy").exists():
             return None
-        return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in _WEIGHT_ARRAYS)  # type: ignore[return-value]
+        return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in _WEIGHT_ARRAYS)
 
     def _open_base(self, generation: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if generation is None:
             empty = TransitionMatrix.empty()
             return empty.indptr, empty.indices, empty.data
         folder = self._dir / generation
-        return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS)  # type: ignore[return-value]
+        return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS)
 
     # the readers' side --------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from graphdex.common.ids import document_of_chunk
 from graphdex.graph.model import Contributions, Edge, Node, NodeType
-from graphdex.ingest.contributions import EntityContribution, MentionContribution, RelatedContribution, RelationContribution
+from graphdex.ingest.contributions import EntityContribution, RelationContribution
 
 DESCRIPTION_SENTENCES = 3
 
@@ -103,7 +103,7 @@ def derive_edge(edge: Edge) -> None:
     CONNECTS edges have empty contributions and count their supporting chunks."""
     if not edge.contrib:  # structural edges (Document -> Chunk) carry fixed props, not contributions
         return
-    parts: list[MentionContribution | RelatedContribution | dict] = list(edge.contrib.values())  # type: ignore[arg-type]
+    parts: list[dict[str, Any]] = list(edge.contrib.values())  # MentionContribution, RelatedContribution or {}
     keywords: Counter = Counter()
     for part in parts:
         keywords.update(part.get("keywords", ()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, cast
 
 from graphdex.common.ids import chunk_id, entity_id, relation_id
 from graphdex.common.resolution import TITLE_DISAMBIGUATION, normalize_key, surname_aliases
@@ -118,7 +118,7 @@ def _collect(graph: BatchGraph, cid: str, extraction: ChunkExtraction, title_ent
         mention_counts[eid] += 1
     for eid, count in mention_counts.items():
         mentions: MentionContribution = {"count": count + (TOPIC_BONUS if eid == title_entity else 0)}
-        graph.edge(cid, EdgeType.MENTIONS, eid).contrib[cid] = mentions
+        graph.edge(cid, EdgeType.MENTIONS, eid).contrib[cid] = cast(dict[str, Any], mentions)
     for relation in extraction.relations:
         source, target = entity_id(relation.source_key), entity_id(relation.target_key)
         if source == target or source not in graph.entities or target not in graph.entities:

@@ -10,7 +10,7 @@ interleave chunk by chunk (neither waits for the other's whole corpus), and neve
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, cast
 
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, Extractor
 
@@ -32,7 +32,7 @@ class SharedExtractor:
                 item = next(stream, _END)
             if item is _END:
                 return
-            yield item
+            yield cast(ChunkExtraction, item)
 
     def close(self) -> None:
         with self._lock:

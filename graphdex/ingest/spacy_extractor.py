@@ -14,11 +14,14 @@ import logging
 import multiprocessing
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from graphdex.common.memory import release_free_memory
 from graphdex.common.resolution import TITLE_DISAMBIGUATION, clean_surface, resolve_key
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import Pool
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +196,11 @@ def _dependency_relations(sentence, mention_at: dict[int, _Mention], lemma: Call
     return found
 
 
+def _pair(first: str, second: str) -> tuple[str, str]:
+    """Two entity keys in sorted order: one pair whichever way round they were found."""
+    return (first, second) if first <= second else (second, first)
+
+
 def _extract_one(doc, chunk: ChunkInput, config: SpacyConfig, lemma: Callable[[Any], str]) -> ChunkExtraction:
     result = ChunkExtraction(chunk.chunk_id)
     unstated = _unstated_title(chunk)
@@ -213,14 +221,14 @@ def _extract_one(doc, chunk: ChunkInput, config: SpacyConfig, lemma: Callable[[A
         linked: set[tuple[str, str]] = set()
         for source, target, keyword in _dependency_relations(sentence, mention_at, lemma):
             result.relations.append(RelationMention(source.key, target.key, source.surface, target.surface, [keyword], text, "dependency"))
-            linked.add(tuple(sorted((source.key, target.key))))
-        named = []
+            linked.add(_pair(source.key, target.key))
+        named: list[_Mention] = []
         for mention in mentions:
             if mention.named and all(mention.key != other.key for other in named):
                 named.append(mention)
         for i, first in enumerate(named):
             for second in named[i + 1 : i + 1 + config.cooccurrence_window]:
-                pair = tuple(sorted((first.key, second.key)))
+                pair = _pair(first.key, second.key)
                 if pair not in linked:
                     linked.add(pair)
                     result.relations.append(RelationMention(first.key, second.key, first.surface, second.surface, [], text, "cooccurrence"))
@@ -266,7 +274,7 @@ class SpacyExtractor:
         self.workers = workers
         self.batch_size = batch_size
         self._nlp = None
-        self._pool = None
+        self._pool: Pool | None = None
 
     def _local_nlp(self):
         if self._nlp is None:
@@ -295,7 +303,7 @@ class SpacyExtractor:
         while pending:
             yield from pending.popleft().get()
 
-    def _start_pool(self):
+    def _start_pool(self) -> Pool:
         """Fork: workers start in a fraction of a second and callers need no `if __name__ == "__main__"` guard; they
         only run spaCy, never the parent's onnxruntime threads. The parent's objects are kept out of the garbage
         collector across the fork: a worker's collections would otherwise touch every object it inherited and so

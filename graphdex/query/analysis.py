@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from graphdex.common.resolution import clean_surface, normalize_key
 
@@ -18,6 +19,12 @@ class QueryKeywords:
     fallback_reason: str = ""  # why spaCy's were used although a model is configured
 
 MAX_NGRAM = 8
+
+
+class QueryAnalyzer(Protocol):
+    """What the query engine asks of an analyzer: spaCy's below, or a chat model's (query/llm_keywords.py)."""
+
+    def analyze(self, question: str) -> QueryKeywords: ...
 
 
 class SpacyQueryAnalyzer:

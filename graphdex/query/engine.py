@@ -29,7 +29,7 @@ from graphdex.graph.projection_keeper import FollowingProjection, ProjectionKeep
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorIndexes
 from graphdex.common.resolution import normalize_key
-from graphdex.query.analysis import QueryKeywords, SpacyQueryAnalyzer
+from graphdex.query.analysis import QueryAnalyzer, QueryKeywords
 from graphdex.query.modes import DEFAULT_MODE, MODES, QueryError
 from graphdex.query.results import ChunkHit, NodeHit, QueryResult
 
@@ -82,7 +82,7 @@ def _top_rows(scores: np.ndarray, n: int) -> np.ndarray:
 
 
 class QueryEngine:
-    def __init__(self, store: GraphStore, vectors: VectorIndexes, embedder: Embedder, analyzer: SpacyQueryAnalyzer,
+    def __init__(self, store: GraphStore, vectors: VectorIndexes, embedder: Embedder, analyzer: QueryAnalyzer,
                  ppr_alpha: float = 0.3, ppr_iterations: int = 10, ppr_tolerance: float = 0.0,
                  shared: Callable[[], AbstractContextManager[None]] = nullcontext, projections: ProjectionKeeper | None = None,
                  feedback_passages: int = 0) -> None:

@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 
 from graphdex.common.llm import LLM, LLMError, parse_json_object
-from graphdex.query.analysis import QueryKeywords, SpacyQueryAnalyzer
+from graphdex.query.analysis import QueryAnalyzer, QueryKeywords
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ _WORD = re.compile(r"\w")
 
 
 class LLMQueryAnalyzer:
-    def __init__(self, llm: LLM, fallback: SpacyQueryAnalyzer) -> None:
+    def __init__(self, llm: LLM, fallback: QueryAnalyzer) -> None:
         self.llm = llm
         self.fallback = fallback
 

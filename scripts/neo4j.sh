@@ -3,6 +3,9 @@
 # The server jars and the Neo4j Browser come from Maven Central (through Maven and scripts/neo4j/pom.xml), are cached
 # once per version, and the server runs as a plain background JVM bound to 127.0.0.1. Run `scripts/neo4j.sh --help`.
 set -euo pipefail
+GRAPHDEX_SCRIPT=neo4j.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
@@ -11,10 +14,6 @@ STYLE_FILE="$REPO_ROOT/docs/graphdex.grass"
 ENTRY_POINT="org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL="org.neo4j.cli.AdminTool"
 NEO4J_USER="neo4j"  # Community edition's built-in admin user; the only one set-initial-password can set.
-
-say() { printf 'neo4j.sh: %s\n' "$*"; }
-warn() { printf 'neo4j.sh: WARNING: %s\n' "$*" >&2; }
-die() { printf 'neo4j.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat <<EOF
@@ -68,20 +67,8 @@ EOF
 # --- settings -------------------------------------------------------------------------------------------------------
 
 # Take GRAPHDEX_NEO4J_* values from the repository's .env (which graphdex itself reads) unless set in the environment,
-# so the server and the app agree on the password. Plain KEY=VALUE lines only; the file is never executed.
-load_dotenv() {
-    local file="$REPO_ROOT/.env" line key value
-    [[ -f "$file" ]] || return 0
-    while IFS= read -r line || [[ -n "$line" ]]; do
-        [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?(GRAPHDEX_NEO4J_[A-Z_]+)[[:space:]]*=[[:space:]]*(.*)$ ]] || continue
-        key="${BASH_REMATCH[2]}"
-        value="${BASH_REMATCH[3]}"
-        value="${value%"${value##*[![:space:]]}"}"  # strip trailing blanks (and a CR)
-        if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value="${BASH_REMATCH[1]}"; fi
-        [[ -n "${!key+x}" ]] || printf -v "$key" '%s' "$value"
-    done <"$file"
-}
-load_dotenv
+# so the server and the app agree on the password.
+load_dotenv "$REPO_ROOT/.env" GRAPHDEX_NEO4J_
 
 DEFAULT_NEO4J_VERSION="5.26.30"    # newest 5.26 LTS on Maven Central; runs on Java 17 (2025.x needs Java 21)
 DEFAULT_BROWSER_VERSION="5.24.0"   # newest neo4j-browser on Maven Central
@@ -90,16 +77,8 @@ BROWSER_VERSION="${GRAPHDEX_NEO4J_BROWSER_VERSION:-$DEFAULT_BROWSER_VERSION}"
 CACHE_DIR="${GRAPHDEX_NEO4J_HOME:-${HOME:?HOME is not set}/.cache/graphdex/neo4j-$NEO4J_VERSION}"
 DATA_DIR="${GRAPHDEX_NEO4J_DATA:-.neo4j-data}"
 # Absolute and normalised (Neo4j rejects paths with ..): relative paths are taken relative to the repository root.
-abs_path() {
-    local p="$1"
-    [[ "$p" == /* ]] || p="$REPO_ROOT/$p"
-    if command -v realpath >/dev/null 2>&1; then realpath -m -- "$p"
-    elif [[ -d "$p" ]]; then (cd -- "$p" && pwd -P)
-    else printf '%s\n' "$p"
-    fi
-}
-DATA_DIR="$(abs_path "$DATA_DIR")"
-CACHE_DIR="$(abs_path "$CACHE_DIR")"
+DATA_DIR="$(abs_path "$REPO_ROOT" "$DATA_DIR")"
+CACHE_DIR="$(abs_path "$REPO_ROOT" "$CACHE_DIR")"
 HOST="127.0.0.1"
 BOLT_PORT="${GRAPHDEX_NEO4J_BOLT_PORT:-7687}"
 HTTP_PORT="${GRAPHDEX_NEO4J_HTTP_PORT:-7474}"
@@ -126,46 +105,12 @@ LOG_FILE="$LOG_DIR/neo4j.log"
 CONSOLE_LOG="$LOG_DIR/console.log"
 PASSWORD_MARK="$DATA_DIR/.graphdex-password.sha256"  # hash of the password the data dir was initialised with
 
-for _n in BOLT_PORT HTTP_PORT START_TIMEOUT STOP_TIMEOUT; do
-    [[ "${!_n}" =~ ^[0-9]+$ ]] || die "GRAPHDEX_NEO4J_$_n must be a number, got '${!_n}'"
-done
+require_numbers GRAPHDEX_NEO4J_ "a number" BOLT_PORT HTTP_PORT START_TIMEOUT STOP_TIMEOUT
 [[ "$BOLT_PORT" != "$HTTP_PORT" ]] || die "GRAPHDEX_NEO4J_BOLT_PORT and GRAPHDEX_NEO4J_HTTP_PORT are both $BOLT_PORT"
 
 # --- helpers --------------------------------------------------------------------------------------------------------
 
-# One start/stop at a time per data directory.
-take_lock() {
-    mkdir -p "$RUN_DIR"
-    command -v flock >/dev/null 2>&1 || return 0
-    exec 9>"$RUN_DIR/neo4j.lock"
-    if ! flock -n 9; then
-        say "another neo4j.sh start/stop is running on $DATA_DIR; waiting for it..."
-        flock -w 600 9 || die "could not get the lock $RUN_DIR/neo4j.lock"
-    fi
-}
-
-# PID of our server if it is running, else nothing (and a stale pid file is removed).
-server_pid() {
-    local pid
-    [[ -f "$PID_FILE" ]] || return 0
-    pid="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-        # Guard against a recycled pid: it must be a Neo4j JVM.
-        if [[ ! -r "/proc/$pid/cmdline" ]] || tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$ENTRY_POINT"; then
-            echo "$pid"
-            return 0
-        fi
-    fi
-    rm -f "$PID_FILE"
-}
-
-port_open() {  # port_open PORT: does something accept TCP connections on $HOST:PORT?
-    if command -v timeout >/dev/null 2>&1; then
-        timeout 3 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
-    else
-        bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
-    fi
-}
+server_pid() { live_pid "$PID_FILE" "$ENTRY_POINT"; }  # PID of our server (a Neo4j JVM) if it is running
 
 HAVE_PY_DRIVER=""
 have_py_driver() {
@@ -240,10 +185,7 @@ show_logs() {
     else
         printf -- '---- nothing new in %s ----\n' "$LOG_FILE" >&2
     fi
-    if [[ -s "$CONSOLE_LOG" ]]; then
-        printf -- '---- last %s lines of %s (JVM output) ----\n' "$n" "$CONSOLE_LOG" >&2
-        tail -n "$n" "$CONSOLE_LOG" >&2
-    fi
+    log_tail "$CONSOLE_LOG" "$n" "JVM output"
 }
 
 password_hash() { printf '%s:%s' "$NEO4J_USER" "$PASSWORD" | sha256sum | cut -d' ' -f1; }
@@ -402,42 +344,35 @@ print_ready() {
 EOF
 }
 
+# One round of wait_ready: 0 when Bolt accepts connections and an authenticated query works, else non-zero; dies when
+# the password is rejected. $1: pid, $2: stop the server on auth failure.
+bolt_ready() {
+    local pid="$1" stop_on_auth_failure="$2" rc=0
+    port_open "$HOST" "$BOLT_PORT" || return 1
+    auth_check || rc=$?
+    ((rc == 2)) || return "$rc"
+    printf '%s\n' "$CHECK_MSG" >&2
+    if [[ "$stop_on_auth_failure" == yes ]]; then stop_server "$pid" >/dev/null; fi
+    die "Neo4j rejected user '$NEO4J_USER' with GRAPHDEX_NEO4J_PASSWORD: $DATA_DIR was initialised with (or later given) another password. Set GRAPHDEX_NEO4J_PASSWORD to that one, or delete $DATA_DIR to start afresh (this deletes the data).$([[ "$stop_on_auth_failure" == yes ]] && echo " The server was stopped.")"
+}
+
 # Wait until Bolt accepts connections and an authenticated query works. $1: pid, $2: stop the server on auth failure.
 wait_ready() {
-    local pid="$1" stop_on_auth_failure="$2" deadline=$((SECONDS + START_TIMEOUT)) rc said=""
-    while :; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$PID_FILE"
-            show_logs 40
-            die "Neo4j exited during startup (see the log above)"
-        fi
-        if port_open "$BOLT_PORT"; then
-            rc=0
-            auth_check || rc=$?
-            if ((rc == 0)); then
-                password_hash >"$PASSWORD_MARK"
-                return 0
-            elif ((rc == 2)); then
-                printf '%s\n' "$CHECK_MSG" >&2
-                if [[ "$stop_on_auth_failure" == yes ]]; then stop_server "$pid" >/dev/null; fi
-                die "Neo4j rejected user '$NEO4J_USER' with GRAPHDEX_NEO4J_PASSWORD: $DATA_DIR was initialised with (or later given) another password. Set GRAPHDEX_NEO4J_PASSWORD to that one, or delete $DATA_DIR to start afresh (this deletes the data).$([[ "$stop_on_auth_failure" == yes ]] && echo " The server was stopped.")"
-            fi
-        fi
-        if ((SECONDS >= deadline)); then
-            show_logs 40
-            [[ -z "$CHECK_MSG" ]] || printf 'last check via %s: %s\n' "$CHECK_VIA" "$CHECK_MSG" >&2
-            die "Neo4j did not become ready within $START_TIMEOUT s (GRAPHDEX_NEO4J_START_TIMEOUT). It is still running as pid $pid: wait and run 'scripts/neo4j.sh status', or 'scripts/neo4j.sh stop'."
-        fi
-        if [[ -z "$said" ]]; then
-            say "waiting for Neo4j to accept authenticated queries (up to $START_TIMEOUT s)..."
-            said=yes
-        fi
-        sleep 0.5
-    done
+    local pid="$1" rc=0
+    wait_until "$pid" "$PID_FILE" $((SECONDS + START_TIMEOUT)) 0.5 \
+        "waiting for Neo4j to accept authenticated queries (up to $START_TIMEOUT s)..." bolt_ready "$pid" "$2" || rc=$?
+    case "$rc" in
+        1) show_logs 40
+           die "Neo4j exited during startup (see the log above)" ;;
+        2) show_logs 40
+           [[ -z "$CHECK_MSG" ]] || printf 'last check via %s: %s\n' "$CHECK_VIA" "$CHECK_MSG" >&2
+           die "Neo4j did not become ready within $START_TIMEOUT s (GRAPHDEX_NEO4J_START_TIMEOUT). It is still running as pid $pid: wait and run 'scripts/neo4j.sh status', or 'scripts/neo4j.sh stop'." ;;
+    esac
+    password_hash >"$PASSWORD_MARK"
 }
 
 cmd_start() {
-    take_lock
+    take_lock "$RUN_DIR/neo4j.lock" 600 "$DATA_DIR"  # one start/stop at a time per data directory
     local pid
     pid="$(server_pid)"
     if [[ -n "$pid" ]]; then
@@ -448,32 +383,21 @@ cmd_start() {
     fi
     local port
     for port in "$BOLT_PORT" "$HTTP_PORT"; do
-        port_open "$port" && die "port $HOST:$port is already in use by another process (not the server of $DATA_DIR); stop it or set GRAPHDEX_NEO4J_BOLT_PORT / GRAPHDEX_NEO4J_HTTP_PORT"
+        port_open "$HOST" "$port" && die "port $HOST:$port is already in use by another process (not the server of $DATA_DIR); stop it or set GRAPHDEX_NEO4J_BOLT_PORT / GRAPHDEX_NEO4J_HTTP_PORT"
     done
     find_java
     fetch_jars
     write_conf
     init_password
     java_opts
-    if [[ -f "$CONSOLE_LOG" ]]; then mv -f "$CONSOLE_LOG" "$CONSOLE_LOG.1"; fi
     if [[ -f "$LOG_FILE" ]]; then LOG_OFFSET="$(wc -c <"$LOG_FILE")"; fi
     say "starting Neo4j $NEO4J_VERSION (heap $HEAP_INITIAL..$HEAP_MAX, page cache $PAGECACHE, data $DATA_DIR)"
     local t0=$SECONDS
-    rm -f "$PID_FILE"
-    # A new session (setsid) so the server outlives this shell and its terminal; the child writes its own pid and then
-    # becomes the JVM (exec), so the pid file holds the JVM's pid.
-    local launcher=(bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE"
-        "$JAVA" "${JAVA_OPTS[@]}" -cp "$LIB_DIR/*" "$ENTRY_POINT" --home-dir="$DATA_DIR" --config-dir="$CONF_DIR")
-    if command -v setsid >/dev/null 2>&1; then launcher=(setsid "${launcher[@]}"); fi
-    # exec 9>&-: the server must not inherit (and so hold forever) the start/stop lock.
-    (exec 9>&-; cd "$DATA_DIR"; nohup "${launcher[@]}" </dev/null >>"$CONSOLE_LOG" 2>&1 &)
-    local i
-    for i in $(seq 50); do
-        [[ -s "$PID_FILE" ]] && break
-        sleep 0.1
-    done
-    pid="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
-    [[ -n "$pid" ]] || { show_logs 40; die "the server process did not start"; }
+    # the pid file holds the JVM's pid; console.log (the previous one is console.log.1) gets the JVM's output
+    spawn "$DATA_DIR" "$PID_FILE" "$CONSOLE_LOG" \
+        "$JAVA" "${JAVA_OPTS[@]}" -cp "$LIB_DIR/*" "$ENTRY_POINT" --home-dir="$DATA_DIR" --config-dir="$CONF_DIR" \
+        || { show_logs 40; die "the server process did not start"; }
+    pid="$SPAWNED_PID"
     wait_ready "$pid" yes
     say "ready in $((SECONDS - t0)) s (checked via $CHECK_VIA)"
     print_ready "$pid"
@@ -481,25 +405,16 @@ cmd_start() {
 
 # Stop the given pid: SIGTERM, wait, SIGKILL.
 stop_server() {
-    local pid="$1" deadline=$((SECONDS + STOP_TIMEOUT)) t0=$SECONDS
+    local pid="$1" t0=$SECONDS
     say "stopping Neo4j (pid $pid)..."
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            warn "Neo4j did not stop within $STOP_TIMEOUT s (GRAPHDEX_NEO4J_STOP_TIMEOUT); killing it (recovery runs on next start)"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 1
-            break
-        fi
-        sleep 0.5
-    done
-    rm -f "$PID_FILE"
+    stop_pid "$pid" "$PID_FILE" "$STOP_TIMEOUT" 0.5 1 \
+        "Neo4j did not stop within $STOP_TIMEOUT s (GRAPHDEX_NEO4J_STOP_TIMEOUT); killing it (recovery runs on next start)"
     say "stopped in $((SECONDS - t0)) s"
 }
 
 cmd_stop() {
     [[ -d "$DATA_DIR" ]] || { say "not running (no data directory $DATA_DIR)"; return 0; }
-    take_lock
+    take_lock "$RUN_DIR/neo4j.lock" 600 "$DATA_DIR"  # one start/stop at a time per data directory
     local pid
     pid="$(server_pid)"
     if [[ -z "$pid" ]]; then
@@ -516,7 +431,7 @@ cmd_status() {
         say "not running (data $DATA_DIR)"
         return 3
     fi
-    if ! port_open "$BOLT_PORT"; then
+    if ! port_open "$HOST" "$BOLT_PORT"; then
         say "process running (pid $pid) but Bolt $HOST:$BOLT_PORT does not accept connections (starting up or failing; see $LOG_FILE)"
         return 3
     fi
@@ -530,24 +445,6 @@ cmd_status() {
     esac
 }
 
-cmd_logs() {
-    local n="${1:-40}"
-    [[ "$n" =~ ^[0-9]+$ ]] || die "logs takes a number of lines"
-    [[ -f "$LOG_FILE" ]] || die "no log yet at $LOG_FILE"
-    tail -n "$n" "$LOG_FILE"
-}
-
-main() {
-    case "${1:-}" in
-        start) cmd_start ;;
-        stop) cmd_stop ;;
-        restart) cmd_stop; cmd_start ;;
-        status) cmd_status ;;
-        logs) cmd_logs "${2:-40}" ;;
-        -h|--help|help) usage ;;
-        "") usage >&2; exit 2 ;;
-        *) printf 'neo4j.sh: unknown command %q\n\n' "$1" >&2; usage >&2; exit 2 ;;
-    esac
-}
+cmd_logs() { print_log "$LOG_FILE" "${1:-40}"; }
 
 main "$@"

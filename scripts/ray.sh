@@ -2,13 +2,12 @@
 # Local Ray cluster for graphdex's distributed ingestion: a head node and one or more worker nodes, each its own raylet
 # on this machine, run as background `ray start --block` processes that this script tracks by pid. Run `scripts/ray.sh --help`.
 set -euo pipefail
+GRAPHDEX_SCRIPT=ray.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
-
-say() { printf 'ray.sh: %s\n' "$*"; }
-warn() { printf 'ray.sh: WARNING: %s\n' "$*" >&2; }
-die() { printf 'ray.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat <<EOF
@@ -49,21 +48,8 @@ EOF
 
 # --- settings -------------------------------------------------------------------------------------------------------
 
-# GRAPHDEX_RAY_* values from the repository's .env unless set in the environment. Plain KEY=VALUE lines only; the
-# file is never executed.
-load_dotenv() {
-    local file="$REPO_ROOT/.env" line key value
-    [[ -f "$file" ]] || return 0
-    while IFS= read -r line || [[ -n "$line" ]]; do
-        [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?(GRAPHDEX_RAY_[A-Z_]+)[[:space:]]*=[[:space:]]*(.*)$ ]] || continue
-        key="${BASH_REMATCH[2]}"
-        value="${BASH_REMATCH[3]}"
-        value="${value%"${value##*[![:space:]]}"}"
-        if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value="${BASH_REMATCH[1]}"; fi
-        [[ -n "${!key+x}" ]] || printf -v "$key" '%s' "$value"
-    done <"$file"
-}
-load_dotenv
+# GRAPHDEX_RAY_* values from the repository's .env unless set in the environment.
+load_dotenv "$REPO_ROOT/.env" GRAPHDEX_RAY_
 
 HOST="127.0.0.1"
 PORT="${GRAPHDEX_RAY_PORT:-6379}"
@@ -74,15 +60,13 @@ WORKER_CPUS="${GRAPHDEX_RAY_WORKER_CPUS:-1}"
 OBJECT_STORE_MB="${GRAPHDEX_RAY_OBJECT_STORE_MB:-256}"
 START_TIMEOUT="${GRAPHDEX_RAY_START_TIMEOUT:-120}"
 STOP_TIMEOUT="${GRAPHDEX_RAY_STOP_TIMEOUT:-30}"
-for _n in PORT CLIENT_PORT HEAD_CPUS WORKERS WORKER_CPUS OBJECT_STORE_MB START_TIMEOUT STOP_TIMEOUT; do
-    [[ "${!_n}" =~ ^[0-9]+$ ]] || die "GRAPHDEX_RAY_$_n must be a whole number, got '${!_n}'"
-done
+require_numbers GRAPHDEX_RAY_ "a whole number" PORT CLIENT_PORT HEAD_CPUS WORKERS WORKER_CPUS OBJECT_STORE_MB START_TIMEOUT STOP_TIMEOUT
 ((WORKERS >= 1)) || die "GRAPHDEX_RAY_WORKERS must be at least 1 (the point is a worker node beside the head)"
 ((OBJECT_STORE_MB >= 80)) || die "GRAPHDEX_RAY_OBJECT_STORE_MB must be at least 80 (Ray's minimum is 75 MiB)"
 [[ "$PORT" != "$CLIENT_PORT" ]] || die "GRAPHDEX_RAY_PORT and GRAPHDEX_RAY_CLIENT_PORT are both $PORT"
 # Short by default: Ray's socket paths live under it and must stay below the 107 characters a Unix socket allows.
 STATE_DIR="${GRAPHDEX_RAY_DIR:-${TMPDIR:-/tmp}/graphdex-ray-$PORT}"
-[[ "$STATE_DIR" == /* ]] || STATE_DIR="$PWD/$STATE_DIR"
+STATE_DIR="$(in_dir "$PWD" "$STATE_DIR")"
 ((${#STATE_DIR} <= 40)) || warn "GRAPHDEX_RAY_DIR ($STATE_DIR) is long: Ray's socket paths under it may exceed 107 characters"
 
 if [[ -z "${RAY:-}" ]]; then
@@ -100,89 +84,39 @@ nodes() { echo head; local i; for ((i = 1; i <= WORKERS; i++)); do echo "worker-
 pid_file() { echo "$STATE_DIR/$1.pid"; }
 log_file() { echo "$STATE_DIR/$1.log"; }
 
-# One start/stop at a time per cluster.
-take_lock() {
-    mkdir -p "$STATE_DIR"
-    command -v flock >/dev/null 2>&1 || return 0
-    exec 9>"$STATE_DIR/ray.lock"
-    if ! flock -n 9; then
-        say "another ray.sh start/stop is running on $STATE_DIR; waiting for it..."
-        flock -w 600 9 || die "could not get the lock $STATE_DIR/ray.lock"
-    fi
-}
+node_pid() { live_pid "$(pid_file "$1")" "ray start"; }  # PID of a node's `ray start` process if it runs
+show_log() { log_tail "$(log_file "$1")" "${2:-40}"; }  # show_log NODE [N]
 
-# PID of a node's `ray start` process if it runs, else nothing (and a stale pid file is removed).
-node_pid() {
-    local file pid
-    file="$(pid_file "$1")"
-    [[ -f "$file" ]] || return 0
-    pid="$(tr -dc '0-9' <"$file" 2>/dev/null || true)"
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-        # Guard against a recycled pid: it must be a `ray start` process.
-        if [[ ! -r "/proc/$pid/cmdline" ]] || tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "ray start"; then
-            echo "$pid"
-            return 0
-        fi
-    fi
-    rm -f "$file"
-}
-
-port_open() {  # port_open PORT: does something accept TCP connections on $HOST:PORT?
-    timeout 3 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
-}
-
-show_log() {  # show_log NODE [N]
-    local file n="${2:-40}"
-    file="$(log_file "$1")"
-    if [[ -s "$file" ]]; then
-        printf -- '---- last %s lines of %s ----\n' "$n" "$file" >&2
-        tail -n "$n" "$file" >&2
-    fi
-}
-
-# Start one node in the background, in a session of its own (setsid) so that it outlives this shell; the launcher
-# writes its pid, then becomes `ray start --block` (exec), which stays up as long as its node and, on SIGTERM, stops
-# the node's processes. Ray makes it the leader of a process group that holds them all.
+# Start one node in the background (spawn): the launcher becomes `ray start --block`, which stays up as long as its
+# node and, on SIGTERM, stops the node's processes. Ray makes it the leader of a process group that holds them all.
 launch() {
     local node="$1"; shift
-    local pidf logf
-    pidf="$(pid_file "$node")"
-    logf="$(log_file "$node")"
-    rm -f "$pidf"
-    if [[ -f "$logf" ]]; then mv -f "$logf" "$logf.1"; fi
     rm -rf "${STATE_DIR:?}/$node"/session_*  # sessions of earlier runs: logs and dead sockets
     mkdir -p "$STATE_DIR/$node"
-    local launcher=(bash -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$RAY" start --block --disable-usage-stats
-        --node-ip-address "$HOST" --temp-dir "$STATE_DIR/$node" --num-gpus 0
-        --object-store-memory "$((OBJECT_STORE_MB * 1024 * 1024))" "$@")
-    if command -v setsid >/dev/null 2>&1; then launcher=(setsid "${launcher[@]}"); fi
-    # exec 9>&-: the node must not inherit (and so hold forever) the start/stop lock.
-    (exec 9>&-; cd "$STATE_DIR"; PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" RAY_USAGE_STATS_ENABLED=0 \
-        nohup "${launcher[@]}" </dev/null >>"$logf" 2>&1 &)
-    local i
-    for i in $(seq 50); do
-        [[ -s "$pidf" ]] && return 0
-        sleep 0.1
-    done
-    show_log "$node"
-    die "the $node process did not start"
+    PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" RAY_USAGE_STATS_ENABLED=0 \
+        spawn "$STATE_DIR" "$(pid_file "$node")" "$(log_file "$node")" "$RAY" start --block --disable-usage-stats \
+        --node-ip-address "$HOST" --temp-dir "$STATE_DIR/$node" --num-gpus 0 \
+        --object-store-memory "$((OBJECT_STORE_MB * 1024 * 1024))" "$@" \
+        || { show_log "$node"; die "the $node process did not start"; }
 }
+
+# wait_node NODE DEADLINE INTERVAL LATE CHECK...: run CHECK every INTERVAL s until it succeeds; when the node exits
+# first or DEADLINE (in $SECONDS) passes, show its log and die (LATE is the message for the latter).
+wait_node() {
+    local node="$1" deadline="$2" interval="$3" late="$4" rc=0
+    shift 4
+    wait_until "$(node_pid "$node")" "$(pid_file "$node")" "$deadline" "$interval" "" "$@" || rc=$?
+    ((rc == 0)) && return 0
+    show_log "$node"
+    ((rc == 2)) || die "the $node node exited during startup (see its log above)"
+    die "$late"
+}
+
+has_started() { grep -q "$START_MARK" "$(log_file "$1")" 2>/dev/null; }
 
 # Wait until a node's `ray start` says its runtime is up. $1: node, $2: deadline (in $SECONDS).
 wait_started() {
-    local node="$1" deadline="$2" pid
-    while ! grep -q "$START_MARK" "$(log_file "$node")" 2>/dev/null; do
-        pid="$(node_pid "$node")"
-        if [[ -z "$pid" ]]; then
-            show_log "$node"
-            die "the $node node exited during startup (see its log above)"
-        fi
-        if ((SECONDS >= deadline)); then
-            show_log "$node"
-            die "the $node node did not start within $START_TIMEOUT s (GRAPHDEX_RAY_START_TIMEOUT); 'scripts/ray.sh stop' cleans up"
-        fi
-        sleep 0.5
-    done
+    wait_node "$1" "$2" 0.5 "the $1 node did not start within $START_TIMEOUT s (GRAPHDEX_RAY_START_TIMEOUT); 'scripts/ray.sh stop' cleans up" has_started "$1"
 }
 
 # Wait until the head counts every node as alive (a worker's runtime is up before the head has heard of it).
@@ -218,29 +152,20 @@ EOF
 
 # Stop one node: SIGTERM to its `ray start --block`, which stops its processes; then kill what is left of its group.
 stop_node() {
-    local node="$1" pid deadline
+    local node="$1" pid
     pid="$(node_pid "$node")"
     [[ -n "$pid" ]] || return 0
     say "stopping the $node node (pid $pid)..."
-    deadline=$((SECONDS + STOP_TIMEOUT))
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            warn "the $node node did not stop within $STOP_TIMEOUT s (GRAPHDEX_RAY_STOP_TIMEOUT); killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.2
-    done
+    stop_pid "$pid" "$(pid_file "$node")" "$STOP_TIMEOUT" 0.2 0 \
+        "the $node node did not stop within $STOP_TIMEOUT s (GRAPHDEX_RAY_STOP_TIMEOUT); killing it"
     # Its processes share its process group (Ray makes `ray start` the leader): anything that outlived it goes now.
     kill -KILL -- "-$pid" 2>/dev/null || true
-    rm -f "$(pid_file "$node")"
 }
 
 # --- commands -------------------------------------------------------------------------------------------------------
 
 cmd_start() {
-    take_lock
+    take_lock "$STATE_DIR/ray.lock" 600 "$STATE_DIR"  # one start/stop at a time per cluster
     command -v "$RAY" >/dev/null 2>&1 || die "the ray command ('$RAY') is not installed: pip install 'graphdex[ray]' (or set RAY)"
     local running=() node
     for node in $(nodes); do [[ -z "$(node_pid "$node")" ]] || running+=("$node"); done
@@ -256,17 +181,14 @@ cmd_start() {
     fi
     local port
     for port in "$PORT" "$CLIENT_PORT"; do
-        port_open "$port" && die "port $HOST:$port is already in use by another process (not this cluster); stop it or set GRAPHDEX_RAY_PORT / GRAPHDEX_RAY_CLIENT_PORT"
+        port_open "$HOST" "$port" && die "port $HOST:$port is already in use by another process (not this cluster); stop it or set GRAPHDEX_RAY_PORT / GRAPHDEX_RAY_CLIENT_PORT"
     done
     local t0=$SECONDS deadline=$((SECONDS + START_TIMEOUT)) i
     say "starting the head node ($HEAD_CPUS CPUs, port $PORT) with $RAY"
     launch head --head --port "$PORT" --ray-client-server-port "$CLIENT_PORT" --num-cpus "$HEAD_CPUS" --include-dashboard false
     # the workers can start as soon as the head's GCS listens: they wait for the rest of the head themselves
-    while ! port_open "$PORT"; do
-        [[ -n "$(node_pid head)" ]] || { show_log head; die "the head node exited during startup (see its log above)"; }
-        ((SECONDS < deadline)) || { show_log head; die "the head did not listen on $HOST:$PORT within $START_TIMEOUT s (GRAPHDEX_RAY_START_TIMEOUT)"; }
-        sleep 0.3
-    done
+    wait_node head "$deadline" 0.3 "the head did not listen on $HOST:$PORT within $START_TIMEOUT s (GRAPHDEX_RAY_START_TIMEOUT)" \
+        port_open "$HOST" "$PORT"
     for ((i = 1; i <= WORKERS; i++)); do
         say "starting worker node $i ($WORKER_CPUS CPUs)"
         launch "worker-$i" --address "$HOST:$PORT" --num-cpus "$WORKER_CPUS"
@@ -280,7 +202,7 @@ cmd_start() {
 
 cmd_stop() {
     [[ -d "$STATE_DIR" ]] || { say "not running (no $STATE_DIR)"; return 0; }
-    take_lock
+    take_lock "$STATE_DIR/ray.lock" 600 "$STATE_DIR"  # one start/stop at a time per cluster
     local node found=""
     # workers first, then the head; pid files of earlier, larger clusters count too
     for node in $(cd "$STATE_DIR" && ls -- worker-*.pid 2>/dev/null | sed 's/\.pid$//' | sort -r) head; do
@@ -300,7 +222,7 @@ cmd_status() {
         say "not running: ${missing[*]} (cluster dir $STATE_DIR)"
         return 3
     fi
-    if ! port_open "$PORT"; then
+    if ! port_open "$HOST" "$PORT"; then
         say "the processes run but the head does not accept connections on $HOST:$PORT (starting up or failing; see 'scripts/ray.sh logs')"
         return 3
     fi
@@ -309,7 +231,7 @@ cmd_status() {
 
 cmd_logs() {
     local n="${1:-40}" node
-    [[ "$n" =~ ^[0-9]+$ ]] || die "logs takes a number of lines"
+    check_lines "$n"
     [[ -d "$STATE_DIR" ]] || die "no cluster dir $STATE_DIR yet"
     for node in $(nodes); do
         if [[ -s "$(log_file "$node")" ]]; then
@@ -318,19 +240,6 @@ cmd_logs() {
         fi
         printf -- '---- %s: Ray logs (raylet.out, worker-*.err, python-core-worker-*.log) in %s ----\n' "$node" "$STATE_DIR/$node/session_latest/logs"
     done
-}
-
-main() {
-    case "${1:-}" in
-        start) cmd_start ;;
-        stop) cmd_stop ;;
-        restart) cmd_stop; cmd_start ;;
-        status) cmd_status ;;
-        logs) cmd_logs "${2:-40}" ;;
-        -h|--help|help) usage ;;
-        "") usage >&2; exit 2 ;;
-        *) printf 'ray.sh: unknown command %q\n\n' "$1" >&2; usage >&2; exit 2 ;;
-    esac
 }
 
 main "$@"

@@ -2,6 +2,7 @@
 always through the one installed package, graphdex."""
 
 import ast
+import builtins
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +33,32 @@ def test_imports_run_one_way():
                     elif parts[0] == "graphdex" and len(parts) > 1 and parts[1] in ALLOWED and parts[1] not in allowed:
                         offences.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offences == []
+
+
+BUILTIN_EXCEPTIONS = {name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)}
+
+
+def test_graphdex_raises_its_own_exceptions_under_one_root():
+    """Every public exception class derives from graphdex.common.errors' categories, not straight from a builtin one,
+    so each transport maps it by category (REST status, MCP tool error, CLI message) and none escapes as a bare 500."""
+    offences = []
+    for path in (ROOT / "graphdex").rglob("*.py"):
+        if path.name == "errors.py" and path.parent.name == "common":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                builtin = [b.id for b in node.bases if isinstance(b, ast.Name) and b.id in BUILTIN_EXCEPTIONS]
+                if builtin:
+                    offences.append(f"{path.relative_to(ROOT)}: {node.name}({', '.join(builtin)})")
+    assert offences == []
+
+
+def test_pkgutil_walks_the_package_once():
+    import pkgutil
+
+    import graphdex
+
+    names = [m.name for m in pkgutil.walk_packages(graphdex.__path__, "graphdex.")]
+    files = [p for p in (ROOT / "graphdex").rglob("*.py") if p.name != "__init__.py" or p.parent != ROOT / "graphdex"]
+    assert len(names) == len(set(names)) == len(files)
+    assert all(name.count("graphdex") == 1 for name in names)

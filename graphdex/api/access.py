@@ -17,10 +17,11 @@ import unicodedata
 from dataclasses import dataclass
 
 from graphdex.api.layout import InvalidWorkspaceName, check_name
+from graphdex.common.errors import InvalidInput, NotAllowed
 from graphdex.common.settings import Settings
 
 
-class InvalidApiKey(ValueError):
+class InvalidApiKey(InvalidInput):
     """GRAPHDEX_API_KEY or GRAPHDEX_WORKSPACE_KEYS holds something no client could send, or is inconsistent."""
 
 
@@ -44,12 +45,8 @@ class Grant:
 OPEN = Grant(admin=True, workspaces=frozenset())  # no key configured: everything is allowed
 
 
-class Refused(Exception):
+class Refused(NotAllowed):
     """A request the keys do not allow: ``status`` is 401 (no valid key) or 403 (a valid key, not for this)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,13 @@ from graphdex.api.jobs import JobQueue
 from graphdex.api.replica import not_the_writer
 from graphdex.api.schemas import MAX_DOCUMENTS_PER_REQUEST, DocumentIn, QueryHit, QueryIn
 from graphdex.api.workspace import Workspace
+from graphdex.common.errors import NotFound
 from graphdex.common.ids import content_hash, document_id
 from graphdex.graph.model import EdgeKey, EdgeType, Node, NodeType
 from graphdex.ingest.documents import DocumentError, SourceDocument, document_from_record
 from graphdex.query.results import ChunkHit, QueryResult
 
 MAX_SUBGRAPH_NODES = 500
-
-
-class NotFound(LookupError):
-    """An id the workspace does not know (a 404 over REST); the message names it."""
 
 
 # documents -----------------------------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -14,23 +15,38 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from graphdex.api.layout import DEFAULT_WORKSPACE, InvalidWorkspaceName, Layout
-from graphdex.api.lifecycle import DefaultWorkspace, UnknownWorkspace, WorkspaceExists, create_workspace, delete_workspace, unknown
+from graphdex.api.layout import DEFAULT_WORKSPACE, Layout
+from graphdex.api.lifecycle import create_workspace, delete_workspace, unknown
 from graphdex.api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
 from graphdex.api.workspace import Workspace
-from graphdex.common.llm import LLMError, counting_usage
-from graphdex.common.ray_cluster import ClusterError
+from graphdex.common.errors import GraphdexError
+from graphdex.common.llm import counting_usage
 from graphdex.common.settings import Settings
 from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import SUPPORTED_SUFFIXES, DocumentError, FileScan, SourceDocument, load_file, load_paths, scan_paths
-from graphdex.query.modes import DEFAULT_MODE, MODES, QueryError
+from graphdex.query.modes import DEFAULT_MODE, MODES
 from graphdex.query.results import QueryResult, describe_location
 
 if TYPE_CHECKING:  # the ingest path's modules are imported by the commands that write: `stats` and `query` need none
     from graphdex.ingest.pipeline import IngestReport
 
+class _ReportingGroup(TyperGroup):
+    """Ends every command that fails with one of graphdex's own errors (graphdex/common/errors.py) the same way: the
+    message and exit status 1. Anything else is a bug, and keeps its traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors its own click)
+        try:
+            return super().invoke(ctx)
+        except GraphdexError as error:
+            if type(error) is GraphdexError:
+                raise
+            _fail(str(error))
+
+
 app = typer.Typer(
+    cls=_ReportingGroup,
     help="graphdex: index documents into a knowledge graph and query it.\n\n"
     "Configuration comes from GRAPHDEX_* environment variables or a .env file (see the README); "
     "--data-dir overrides GRAPHDEX_DATA_DIR.",
@@ -45,7 +61,7 @@ _state: dict = {"data_dir": None, "verbose": False}
 
 @app.callback()
 def main(
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", "-d", help="Where the embedded index lives (default: GRAPHDEX_DATA_DIR or ./graphdex-data)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", "-d", help="Where the embedded index lives (default: GRAPHDEX_DATA_DIR or ./graphdex-data)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
 ) -> None:
     _state["data_dir"] = data_dir
@@ -68,12 +84,9 @@ def _settings(**overrides) -> Settings:
 
 def _workspace(name: str = DEFAULT_WORKSPACE, **overrides) -> Workspace:
     layout = Layout(_settings(**overrides))
-    try:
-        if not layout.exists(name):
-            raise unknown(name)
-        return Workspace(layout.settings_for(name))
-    except (InvalidWorkspaceName, UnknownWorkspace) as error:
-        _fail(str(error))
+    if not layout.exists(name):
+        raise unknown(name)
+    return Workspace(layout.settings_for(name))
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -148,7 +161,8 @@ def _load_documents(scan: FileScan) -> tuple[list[SourceDocument], list[str]]:
 
 @app.command()
 def ingest(paths: list[Path] = typer.Argument(..., help=f"Files ({', '.join(SUPPORTED_SUFFIXES)}) or folders of them (read recursively)."),
-           workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, max=64, help="spaCy worker processes (default GRAPHDEX_EXTRACT_WORKERS; 0 = in this process)."),
+           workers: int | None = typer.Option(None, "--workers", "-w", min=0, max=64, help="spaCy worker processes (default GRAPHDEX_EXTRACT_WORKERS; 0 = in "
+                                                                                           "this process)."),
            json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Index documents. Unchanged documents are skipped; changed ones (same source, new text) replace their old version.
 
@@ -166,8 +180,6 @@ def ingest(paths: list[Path] = typer.Argument(..., help=f"Files ({', '.join(SUPP
             from graphdex.ingest.pipeline import IngestReport
 
             report = IngestReport()  # nothing readable: the index is not even opened for writing
-    except (DocumentError, StoreError, ClusterError) as error:
-        _fail(str(error))
     finally:
         workspace.close()
     if json_output:
@@ -202,9 +214,11 @@ def _print_result(result: QueryResult) -> None:
 
 @app.command()
 def query(text: str = typer.Argument(..., help="The question."),
-          mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)} ({DEFAULT_MODE} is the default: the best measured, see the README)."),
-          top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=1, max=200, help="Chunks to return (default GRAPHDEX_TOP_K)."),
-          answer: bool = typer.Option(False, "--answer", "-a", help="Also write an answer with [n] citations (needs GRAPHDEX_LLM_MODEL); streamed as the model writes it."),
+          mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)} ({DEFAULT_MODE} is the default: the best measured, "
+                                                                      "see the README)."),
+          top_k: int | None = typer.Option(None, "--top-k", "-k", min=1, max=200, help="Chunks to return (default GRAPHDEX_TOP_K)."),
+          answer: bool = typer.Option(False, "--answer", "-a", help="Also write an answer with [n] citations (needs GRAPHDEX_LLM_MODEL); streamed as the "
+                                                                    "model writes it."),
           json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Retrieve ranked, cited context for a question, and optionally an answer written from it."""
     workspace = _workspace(workspace_name)
@@ -234,9 +248,8 @@ def query(text: str = typer.Argument(..., help="The question."),
                     where = describe_location(citation.section, citation.page, citation.page_end)
                     console.print(f"  [{citation.number}] {citation.title}{f', {where}' if where else ''} ({citation.chunk_id})", markup=False, highlight=False)
         if usage.calls or usage.cached:
-            err.print(f"[dim]model: {usage.calls} call(s), {usage.cached} cached, {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens[/]")
-    except (QueryError, StoreError, LLMError) as error:
-        _fail(str(error))
+            err.print(f"[dim]model: {usage.calls} call(s), {usage.cached} cached, "
+                      f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens[/]")
     finally:
         workspace.close()
 
@@ -254,8 +267,6 @@ def delete(document: str = typer.Argument(..., help="A document id (doc-...) or 
         with workspace.store.lock():
             maintenance = workspace.maintenance  # opening the writer side repairs what an interrupted run left
             report = maintenance.delete_document(document) if maintenance.resolve_document(document) else None
-    except (StoreError, ClusterError) as error:
-        _fail(str(error))
     finally:
         workspace.close()
     if report is None:
@@ -278,8 +289,6 @@ def communities(rebuild: bool = typer.Option(False, "--rebuild", help="Recompute
                 workspace.vectors.save(complete=True)
             console.print(f"rebuilt the community layer: {written} community nodes and memberships written or removed")
         counts = workspace.store.counts()
-    except (StoreError, ClusterError) as error:
-        _fail(str(error))
     finally:
         workspace.close()
     console.print(f"{counts['nodes']['Community']} communities, {counts['edges']['IN_COMMUNITY']} memberships")
@@ -316,18 +325,14 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
     import uvicorn
 
     from graphdex.api.app import create_app
-    from graphdex.api.deps import InvalidApiKey
     from graphdex.api.logs import serve_log_config
 
     workspace = _workspace()
     if host not in ("127.0.0.1", "localhost", "::1") and not workspace.settings.api_key:
         err.print("[yellow]warning:[/] listening beyond this machine with no GRAPHDEX_API_KEY: anyone who can reach it can add and delete documents")
-    try:
-        if workspace.settings.ingest:  # a query replica never indexes: no cluster to reach
-            workspace.cluster  # an unreachable GRAPHDEX_RAY_ADDRESS stops the start here, with what to do, not in a traceback
-        service = create_app(workspace=workspace)
-    except (InvalidApiKey, ClusterError) as error:
-        _fail(str(error))
+    if workspace.settings.ingest:  # a query replica never indexes: no cluster to reach
+        _ = workspace.cluster  # an unreachable GRAPHDEX_RAY_ADDRESS stops the start here, with what to do, not in a traceback
+    service = create_app(workspace=workspace)
     try:
         # uvicorn's logging, with keys sent in URLs by mistake (?api_key=...) redacted from the access log
         uvicorn.run(service, host=host, port=port, log_level=workspace.settings.log_level.lower(), log_config=serve_log_config())
@@ -347,11 +352,8 @@ def mcp(workspace_name: str = WORKSPACE_OPTION) -> None:
 
     settings = _settings()
     layout = Layout(settings)
-    try:
-        if not layout.exists(workspace_name):
-            raise unknown(workspace_name)
-    except (InvalidWorkspaceName, UnknownWorkspace) as error:
-        _fail(str(error))
+    if not layout.exists(workspace_name):
+        raise unknown(workspace_name)
     try:
         stdio_mcp_server(settings, workspace_name).run("stdio")
     except* StoreError as group:  # the index cannot be opened (locked by another writer, Neo4j unreachable)
@@ -359,7 +361,8 @@ def mcp(workspace_name: str = WORKSPACE_OPTION) -> None:
 
 
 @app.command()
-def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n", min=1, max=len(SAMPLE_QUESTIONS), help="How many sample questions to answer."),
+def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n", min=1, max=len(SAMPLE_QUESTIONS),
+                                       help="How many sample questions to answer."),
          mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Index the bundled sample corpus (if the index is empty) and answer sample questions."""
     workspace = _workspace(workspace_name)
@@ -374,8 +377,6 @@ def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n
             if result.chunks:
                 best = result.chunks[0]
                 console.print(f"[bold]best evidence[/] [{best.title}]: {best.text}\n")
-    except (DocumentError, StoreError, QueryError, ClusterError) as error:
-        _fail(str(error))
     finally:
         workspace.close()
 
@@ -389,10 +390,7 @@ app.add_typer(workspace_app, name="workspace")
 def workspace_create(name: str = typer.Argument(..., help="1 to 63 lowercase letters, digits, '-' and '_'.")) -> None:
     """Create an empty workspace; then use it with --workspace NAME, or over HTTP at /workspaces/NAME/..."""
     layout = Layout(_settings())
-    try:
-        create_workspace(layout, name)
-    except (InvalidWorkspaceName, WorkspaceExists, StoreError) as error:
-        _fail(str(error))
+    create_workspace(layout, name)
     console.print(f"created workspace {name}")
 
 
@@ -427,10 +425,7 @@ def workspace_delete(name: str = typer.Argument(..., help="The workspace to dele
     layout = Layout(_settings())
     if not yes:
         typer.confirm(f"delete workspace {name} and every document in it?", abort=True)
-    try:
-        delete_workspace(layout, name)
-    except (InvalidWorkspaceName, UnknownWorkspace, DefaultWorkspace, StoreError) as error:
-        _fail(str(error))
+    delete_workspace(layout, name)
     console.print(f"deleted workspace {name}")
 
 

@@ -23,9 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from graphdex.api.access import Access, Grant, InvalidApiKey, KeyRing, Refused
 from graphdex.api.jobs import JobQueue
 from graphdex.api.json_bodies import StrictJsonRoute
-from graphdex.api.layout import DEFAULT_WORKSPACE, NAME_PATTERN, NAME_RULE, InvalidWorkspaceName, check_name
-from graphdex.api.lifecycle import DefaultWorkspace, UnknownWorkspace, WorkspaceExists
-from graphdex.api.registry import ServedWorkspace, WorkspaceBusy, WorkspaceRegistry
+from graphdex.api.layout import DEFAULT_WORKSPACE, NAME_PATTERN, NAME_RULE, check_name
+from graphdex.api.registry import ServedWorkspace, WorkspaceRegistry
 from graphdex.api.workspace import Workspace
 from graphdex.common.settings import Settings
 
@@ -66,19 +65,6 @@ def running_service(app: FastAPI, settings: Settings, keys: KeyRing, workspace: 
             del app.state.graphdex
 
 
-@contextmanager
-def workspace_errors() -> Iterator[None]:
-    """The registry's refusals as the caller's 4xx: a malformed name 422, an unknown workspace 404, a conflict 409."""
-    try:
-        yield
-    except InvalidWorkspaceName as error:
-        raise HTTPException(422, str(error)) from None
-    except UnknownWorkspace as error:
-        raise HTTPException(404, str(error)) from None
-    except (WorkspaceExists, WorkspaceBusy, DefaultWorkspace) as error:
-        raise HTTPException(409, str(error)) from None
-
-
 # The getters are async because they only read attributes: FastAPI runs sync dependencies in its thread pool, which
 # queries waiting for a slot may already be filling.
 
@@ -102,8 +88,7 @@ WorkspaceName = Annotated[str, Path(description=f"The workspace: {NAME_RULE}; `d
 async def workspace_in_path(workspace: WorkspaceName) -> None:
     """Declares the {workspace} of the /workspaces/{workspace}/... routes, so the OpenAPI schema lists it, and refuses a
     malformed name with a 422 that says what names look like."""
-    with workspace_errors():
-        check_name(workspace)
+    check_name(workspace)
 
 
 async def served_workspace(request: Request) -> AsyncIterator[ServedWorkspace]:
@@ -111,9 +96,8 @@ async def served_workspace(request: Request) -> AsyncIterator[ServedWorkspace]:
     until the response is done, so that deleting it waits for this request."""
     registry = _state(request).registry
     name = request.path_params.get("workspace", DEFAULT_WORKSPACE)
-    with workspace_errors():
-        # opening reads an index from disk or the network: not on the event loop
-        served = registry.acquire(name) if registry.opened(name) else await run_in_threadpool(registry.acquire, name)
+    # opening reads an index from disk or the network: not on the event loop
+    served = registry.acquire(name) if registry.opened(name) else await run_in_threadpool(registry.acquire, name)
     try:
         yield served
     finally:

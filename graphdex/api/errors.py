@@ -19,12 +19,8 @@ from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graphdex.api.actions import NotFound
-from graphdex.common.llm import LLMError
-from graphdex.api.replica import NotTheWriter
-from graphdex.graph.store import StoreError
-from graphdex.ingest.documents import DocumentError, excerpt
-from graphdex.query.engine import QueryError
+from graphdex.common.errors import Conflict, GraphdexError, InvalidInput, NotAllowed, NotFound, Unavailable, UpstreamFailed
+from graphdex.ingest.documents import excerpt
 
 
 class _BodyTooLarge(Exception):
@@ -73,15 +69,37 @@ MAX_MESSAGE_CHARS = 1000
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Maps the domain's exceptions to their HTTP status."""
+    """Maps graphdex's error categories (graphdex/common/errors.py) to their HTTP status, once for every route. The
+    most specific handler wins, so an exception's category decides, whatever its class."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(DocumentError, _callers_mistake)
-    app.add_exception_handler(QueryError, _callers_mistake)
-    app.add_exception_handler(NotFound, _not_found)
-    app.add_exception_handler(LLMError, _model_down)
-    app.add_exception_handler(StoreError, _store_down)
-    app.add_exception_handler(NotTheWriter, _not_the_writer)
+    for category, status in _STATUS.items():
+        app.add_exception_handler(category, _with_status(status))
+    app.add_exception_handler(NotAllowed, _not_allowed)
+    app.add_exception_handler(Unavailable, _unavailable)
+
+
+_STATUS: dict[type[GraphdexError], int] = {InvalidInput: 422, NotFound: 404, Conflict: 409, UpstreamFailed: 502}
+
+
+def _with_status(status: int):  # -> an exception handler
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, GraphdexError)
+        return JSONResponse({"detail": excerpt(error.described(), MAX_MESSAGE_CHARS)}, status_code=status)
+
+    return handler
+
+
+async def _not_allowed(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, NotAllowed)
+    return JSONResponse({"detail": str(error)}, status_code=error.status)
+
+
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    """503, and when the dependency is only unreachable for now, a Retry-After the client (or its proxy) can honour."""
+    assert isinstance(error, Unavailable)
+    headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))} if error.retry_after else None
+    return JSONResponse({"detail": excerpt(error.described(), MAX_MESSAGE_CHARS)}, status_code=503, headers=headers)
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
@@ -131,27 +149,3 @@ async def _http_error(request: Request, error: Exception) -> Response:
         return Response(status_code=error.status_code, headers=headers)
     detail = excerpt(error.detail, MAX_MESSAGE_CHARS) if isinstance(error.detail, str) else error.detail
     return JSONResponse({"detail": detail}, status_code=error.status_code, headers=headers)
-
-
-async def _callers_mistake(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": excerpt(str(error), MAX_MESSAGE_CHARS)}, status_code=422)
-
-
-async def _not_found(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": excerpt(str(error), MAX_MESSAGE_CHARS)}, status_code=404)
-
-
-async def _model_down(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"the language model failed: {error}"}, status_code=502)
-
-
-async def _not_the_writer(request: Request, error: Exception) -> JSONResponse:
-    """A write (or a queue read) on a query replica that forwards nothing: 503, the message naming the writer."""
-    return JSONResponse({"detail": str(error)}, status_code=503)
-
-
-async def _store_down(request: Request, error: Exception) -> JSONResponse:
-    """503, and when the store is only unreachable for now, a Retry-After the client (or its proxy) can honour."""
-    retry_after = getattr(error, "retry_after", None)
-    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after else None
-    return JSONResponse({"detail": f"the graph store is unavailable: {error}"}, status_code=503, headers=headers)

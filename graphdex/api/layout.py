@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from graphdex.common.errors import InvalidInput
 from graphdex.common.settings import Settings
 
 DEFAULT_WORKSPACE = "default"
@@ -31,7 +32,7 @@ _NAME = re.compile(NAME_PATTERN)
 _TOMBSTONE = re.compile(r"^\.deleted-(?P<name>[a-z0-9][a-z0-9_-]{0,62})-[0-9a-f]{8}$")
 
 
-class InvalidWorkspaceName(ValueError):
+class InvalidWorkspaceName(InvalidInput):
     """A name that is not a workspace name (the caller's mistake: a 422)."""
 
 

@@ -16,20 +16,21 @@ import shutil
 
 from graphdex.api.layout import DEFAULT_WORKSPACE, Layout, Tombstone, check_name
 from graphdex.api.workspace import Workspace
+from graphdex.common.errors import Conflict, NotFound
 from graphdex.graph.store import StoreError
 
 log = logging.getLogger(__name__)
 
 
-class WorkspaceExists(Exception):
+class WorkspaceExists(Conflict):
     pass
 
 
-class UnknownWorkspace(LookupError):
+class UnknownWorkspace(NotFound):
     pass
 
 
-class DefaultWorkspace(Exception):
+class DefaultWorkspace(Conflict):
     """The default workspace is the data directory itself: it can be emptied, never deleted."""
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from graphdex.api.schemas import JobStatus, Mode, QueryHit
+from graphdex.api.jobs import JobStatus
+from graphdex.api.schemas import Mode, QueryHit
 
 
 class SearchResult(BaseModel):

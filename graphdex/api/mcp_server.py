@@ -33,20 +33,31 @@ from pydantic import Field
 
 from graphdex import __version__
 from graphdex.api import actions
-from graphdex.api.access import Access, KeyRing, Refused
+from graphdex.api.access import Access, KeyRing
 from graphdex.api.deps import ServiceState, open_service
-from graphdex.api.layout import DEFAULT_WORKSPACE, NAME_RULE, InvalidWorkspaceName
-from graphdex.api.lifecycle import UnknownWorkspace
-from graphdex.api.mcp_schemas import (Deletion, DocumentStatus, Entity, EntityMatch, EntityMatches, EntityNeighbourhood, GraphStats, Neighbour,
-                                      SearchResult, Submission, Subgraph, SubgraphEdge, SubgraphNode, SubmittedDocument)
-from graphdex.api.registry import ServedWorkspace, WorkspaceBusy
-from graphdex.api.replica import NotTheWriter
+from graphdex.api.layout import DEFAULT_WORKSPACE, NAME_RULE
+from graphdex.api.mcp_schemas import (
+    Deletion,
+    DocumentStatus,
+    Entity,
+    EntityMatch,
+    EntityMatches,
+    EntityNeighbourhood,
+    GraphStats,
+    Neighbour,
+    SearchResult,
+    Subgraph,
+    SubgraphEdge,
+    SubgraphNode,
+    Submission,
+    SubmittedDocument,
+)
+from graphdex.api.registry import ServedWorkspace
 from graphdex.api.schemas import MAX_DOCUMENTS_PER_REQUEST, DocumentIn, Mode, QueryIn
-from graphdex.common.llm import LLMError
+from graphdex.common.errors import GraphdexError
 from graphdex.common.settings import Settings
-from graphdex.graph.store import StoreError
-from graphdex.ingest.documents import DocumentError, excerpt
-from graphdex.query.engine import DEFAULT_MODE, MODES, QueryError
+from graphdex.ingest.documents import excerpt
+from graphdex.query.engine import DEFAULT_MODE, MODES
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +108,10 @@ def _reported_as(error_type: type[ToolError | ResourceError]) -> Iterator[None]:
     logs and reports without details."""
     try:
         yield
-    except (DocumentError, QueryError, actions.NotFound, InvalidWorkspaceName, UnknownWorkspace, WorkspaceBusy, Refused, NotTheWriter) as error:
-        raise error_type(excerpt(str(error), MAX_ERROR_CHARS)) from None
-    except StoreError as error:
-        raise error_type(excerpt(f"the graph store is unavailable: {error}", MAX_ERROR_CHARS)) from None
-    except LLMError as error:
-        raise error_type(excerpt(f"the language model failed: {error}", MAX_ERROR_CHARS)) from None
+    except GraphdexError as error:
+        if type(error) is GraphdexError:
+            raise  # graphdex's own fault
+        raise error_type(excerpt(error.described(), MAX_ERROR_CHARS)) from None
 
 
 def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_WORKSPACE,
@@ -191,7 +200,8 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
         return Submission(workspace=name, documents=[SubmittedDocument(**d) for d in submitted])
 
     @server.tool(annotations=_READ)
-    def document_status(document_id: Annotated[str, Field(min_length=1, max_length=2000, description="A document id (doc-...) from add_documents or a search.")],
+    def document_status(document_id: Annotated[str, Field(min_length=1, max_length=2000,
+                                                          description="A document id (doc-...) from add_documents or a search.")],
                         workspace: WorkspaceArg = None) -> DocumentStatus:
         """Where a document's indexing is: pending, processing, done, failed (with the error) or deleting."""
         with workspace_for(workspace, Access.READ) as (name, served):

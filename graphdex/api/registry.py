@@ -17,10 +17,11 @@ from contextlib import ExitStack
 
 from graphdex.api.jobs import JobQueue
 from graphdex.api.layout import DEFAULT_WORKSPACE, Layout, check_name, queue_path
-from graphdex.api.replica import not_the_writer
 from graphdex.api.lifecycle import check_deletable, create_workspace, delete_workspace, finish_interrupted_removals, unknown
+from graphdex.api.replica import not_the_writer
 from graphdex.api.service import IngestionService
 from graphdex.api.workspace import Workspace
+from graphdex.common.errors import Conflict
 from graphdex.graph.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 DRAIN_SECONDS = 30.0
 
 
-class WorkspaceBusy(Exception):
+class WorkspaceBusy(Conflict):
     """The workspace is being deleted (a 409: try again once the delete has finished)."""
 
 
@@ -53,7 +54,7 @@ class ServedWorkspace:
                 self.queue = JobQueue(queue_path(workspace.settings))
                 stack.callback(self.queue.close)
                 self.service = IngestionService(workspace, self.queue, batch_documents)
-                workspace.indexer  # load the extractor and repair the vectors before the first request
+                _ = workspace.indexer  # load the extractor and repair the vectors before the first request
             workspace.warm()  # and build the PageRank projection before the first query
             if self.service is not None:
                 self.service.start()

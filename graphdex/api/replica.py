@@ -11,10 +11,11 @@ without it they get a 503 that names the writer.
 from __future__ import annotations
 
 from graphdex.api.workspace import Workspace
+from graphdex.common.errors import Unavailable
 from graphdex.graph.store import StoreError
 
 
-class NotTheWriter(RuntimeError):
+class NotTheWriter(Unavailable):
     """A request only the writer can serve reached a query replica (a 503 over REST, a tool error over MCP)."""
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from graphdex.api.jobs import JobStatus
 from graphdex.api.layout import NAME_PATTERN, NAME_RULE, check_name
 from graphdex.common.settings import Settings
 from graphdex.ingest.documents import MAX_SOURCE_CHARS, MAX_TITLE_CHARS, text_problem
@@ -26,7 +25,8 @@ class DocumentIn(BaseModel):
 
     title: str = Field("", max_length=MAX_TITLE_CHARS)
     text: str = Field(..., min_length=1)
-    source: str | None = Field(None, max_length=MAX_SOURCE_CHARS, description="Identifies the document across submissions: the same source with new text replaces it. Default: a hash of the title and text.")
+    source: str | None = Field(None, max_length=MAX_SOURCE_CHARS, description="Identifies the document across submissions: the same source with new text "
+                                                                              "replaces it. Default: a hash of the title and text.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("text")
@@ -62,7 +62,8 @@ class QueryHit(BaseModel):
     chunk_id: str
     score: float
     source: str
-    section: str | None = Field(None, description="The heading the chunk falls under (Markdown, Word and HTML headings, slide titles, sheet names), when known.")
+    section: str | None = Field(None, description="The heading the chunk falls under (Markdown, Word and HTML headings, slide titles, sheet names), "
+                                                  "when known.")
     page: int | None = Field(None, description="The PDF page (or slide number) the chunk starts on, when known.")
     page_end: int | None = Field(None, description="The last page, when the chunk runs onto a later one.")
 

@@ -14,8 +14,8 @@ import time
 
 from graphdex.api.jobs import Job, JobQueue
 from graphdex.api.workspace import Workspace
-from graphdex.graph.model import NodeType
 from graphdex.common.ray_cluster import ClusterError
+from graphdex.graph.model import NodeType
 from graphdex.graph.store import StoreUnavailable
 from graphdex.ingest.documents import SourceDocument
 

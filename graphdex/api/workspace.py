@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, cast
 
 from graphdex.common.embedder import Embedder, OnnxMiniLMEmbedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
-from graphdex.common.settings import Settings
-from graphdex.graph.model import SEARCHABLE_TYPES
 from graphdex.common.rwlock import ReadWriteLock
+from graphdex.common.settings import Settings
+from graphdex.common.tokens import TokenCounter, token_counter
+from graphdex.graph.model import SEARCHABLE_TYPES
 from graphdex.graph.projection_keeper import FollowingProjection, StoredProjection
 from graphdex.graph.sqlite_store import SqliteGraphStore
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vector_index import VectorIndexSet
 from graphdex.graph.vectors import VectorIndexes
-from graphdex.common.tokens import TokenCounter, token_counter
 
 if TYPE_CHECKING:  # the write side and the query side are imported by what opens them: `stats` needs neither
     from graphdex.common.ray_cluster import RayCluster

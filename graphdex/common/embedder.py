@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 
+from graphdex.common.errors import Unavailable
 from graphdex.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,7 +20,7 @@ log = logging.getLogger(__name__)
 TOKENS_PER_CALL = 1024
 
 
-class EmbedderError(RuntimeError):
+class EmbedderError(Unavailable):
     """The embedder cannot be loaded or called; the message says what to do."""
 
 

@@ -22,6 +22,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from graphdex.common.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the rewrite changes, so that a cached model made by an older rewrite is not reused.
@@ -30,7 +32,7 @@ REWRITE_VERSION = 1
 _ZERO_POINT = 128
 
 
-class IntegerModelError(RuntimeError):
+class IntegerModelError(Unavailable):
     """The integer model cannot be derived; the message says what to do."""
 
 

@@ -16,12 +16,14 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
+from graphdex.common.errors import UpstreamFailed
 from graphdex.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,10 @@ def parse_cut_json(text: str) -> dict[str, Any] | list[Any] | None:
 _CUT_ATTEMPTS = 20  # a cut point whose prefix does not parse is followed by earlier ones; bounded, as answers can be long
 
 
-class LLMError(RuntimeError):
+class LLMError(UpstreamFailed):
     """The model could not be called (after retries) or is misconfigured; the message says what to do."""
+
+    summary = "the language model failed"
 
 
 @dataclass

@@ -18,7 +18,7 @@ import time
 log = logging.getLogger(__name__)
 
 
-def _malloc_trim() -> "ctypes._NamedFuncPointer | None":
+def _malloc_trim() -> ctypes._NamedFuncPointer | None:
     name = ctypes.util.find_library("c")
     try:
         return ctypes.CDLL(name).malloc_trim if name else None

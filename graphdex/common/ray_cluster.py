@@ -19,9 +19,12 @@ import logging
 import os
 import socket
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from graphdex.common.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ _HINT = ("start it (`scripts/ray.sh start` runs one on this machine), point GRAP
          "(HOST:PORT, or ray://HOST:10001 from outside the cluster), or unset GRAPHDEX_RAY_ADDRESS to ingest locally")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(Unavailable):
     """The Ray cluster cannot be reached or cannot run graphdex's actors; the message says what to do."""
 
 

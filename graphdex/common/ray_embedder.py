@@ -8,8 +8,8 @@ rows: the same calls give the local vectors bit for bit, whichever actor ran the
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -49,7 +49,8 @@ class RayEmbedder:
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
         count = actors or max(1, cluster.nodes())
-        self._pool = cluster.pool(OnnxActor, (model_path, tokenizer_path, threads, arithmetic, cache_dir), count, label="embedding", count_setting="GRAPHDEX_RAY_EMBED_ACTORS",
+        self._pool = cluster.pool(OnnxActor, (model_path, tokenizer_path, threads, arithmetic, cache_dir), count, label="embedding",
+                                  count_setting="GRAPHDEX_RAY_EMBED_ACTORS",
                                   distributions=EMBEDDING_LIBRARIES)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -9,8 +9,8 @@ flowing during ingestion. Writers are preferred once waiting, so a stream of que
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class ReadWriteLock:

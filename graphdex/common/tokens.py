@@ -7,7 +7,7 @@ a provider embedder has none at hand, and then a word-piece estimate stands in.
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 

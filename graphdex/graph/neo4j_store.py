@@ -20,8 +20,9 @@ import re
 import socket
 import threading
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -471,7 +472,8 @@ class Neo4jGraphStore:
             nodes[node_type.value] = self._read(f"MATCH (n:{node_type.value} {{workspace: $ws}}) RETURN count(n) AS n")[0]["n"]
         edges = {}
         for type_, (source_type, target_type) in EDGE_ENDS.items():
-            edges[type_.value] = self._read(f"MATCH (:{source_type.value} {{workspace: $ws}})-[r:{type_.value}]->(:{target_type.value}) RETURN count(r) AS n")[0]["n"]
+            pattern = f"(:{source_type.value} {{workspace: $ws}})-[r:{type_.value}]->(:{target_type.value})"
+            edges[type_.value] = self._read(f"MATCH {pattern} RETURN count(r) AS n")[0]["n"]
         return {"nodes": nodes, "edges": edges}
 
     @property

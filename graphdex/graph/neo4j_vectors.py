@@ -19,7 +19,7 @@ nothing about the vectors lives on the writer's disk either.
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

@@ -12,11 +12,10 @@ a whole graph and for the few nodes a write touched alike, so both give the same
 from __future__ import annotations
 
 import math
-from functools import cached_property
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, Sequence
-
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -70,7 +69,7 @@ class EdgeRows:
             self.weights.append(carried)
 
 
-def _adjacency(size: int, edges: EdgeRows) -> "sparse.csc_matrix":
+def _adjacency(size: int, edges: EdgeRows) -> sparse.csc_matrix:
     """What the edges carry between each two nodes, both ways (a loop counts twice), as a CSC matrix."""
     from scipy import sparse
 
@@ -88,7 +87,7 @@ def adjacency_arrays(size: int, edges: EdgeRows) -> tuple[np.ndarray, np.ndarray
     return adjacency.indptr.astype(np.int32), adjacency.indices.astype(np.int32), adjacency.data.astype(np.float32)
 
 
-def assemble(size: int, edges: EdgeRows) -> "sparse.csc_matrix":
+def assemble(size: int, edges: EdgeRows) -> sparse.csc_matrix:
     """The transition columns of every node whose edges (all of them) and about pairs ``edges`` holds, as a
     ``size`` x ``size`` float32 CSC matrix (other columns come out partial: callers keep only the complete ones)."""
     from scipy import sparse  # on first use: commands that neither write nor walk the graph (stats) skip its import
@@ -121,7 +120,7 @@ class Column:
     probabilities: np.ndarray  # float32
 
     @classmethod
-    def of(cls, matrix: "sparse.csc_matrix", column: int) -> "Column":
+    def of(cls, matrix: sparse.csc_matrix, column: int) -> Column:
         start, end = matrix.indptr[column], matrix.indptr[column + 1]
         return cls(np.asarray(matrix.indices[start:end], dtype=np.int32), np.asarray(matrix.data[start:end], dtype=np.float32))
 
@@ -178,7 +177,7 @@ class TransitionMatrix:
         self._overlay_position[columns] = np.arange(len(columns))
 
     @cached_property
-    def _base(self) -> "sparse.csc_matrix":
+    def _base(self) -> sparse.csc_matrix:
         """The base as a SciPy matrix, for a walk step that reads most columns. Made (and SciPy imported, 0.2 s of
         Python) on first use: a walk from a few seeds reads its columns directly, so a fresh `graphdex query` process
         never needs it."""
@@ -187,11 +186,11 @@ class TransitionMatrix:
         return sparse.csc_matrix((self.data, self.indices, self.indptr), shape=(self.base_size, self.base_size), copy=False)
 
     @classmethod
-    def empty(cls) -> "TransitionMatrix":
+    def empty(cls) -> TransitionMatrix:
         return cls(np.zeros(1, dtype=np.int32), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
 
     @classmethod
-    def of(cls, matrix: "sparse.csc_matrix") -> "TransitionMatrix":
+    def of(cls, matrix: sparse.csc_matrix) -> TransitionMatrix:
         return cls(matrix.indptr.astype(np.int32), matrix.indices.astype(np.int32), matrix.data.astype(np.float32))
 
     @property
@@ -202,7 +201,7 @@ class TransitionMatrix:
     def base_entries(self) -> int:
         return len(self.indices)
 
-    def with_columns(self, columns: Mapping[int, Column]) -> "TransitionMatrix":
+    def with_columns(self, columns: Mapping[int, Column]) -> TransitionMatrix:
         return TransitionMatrix(self.indptr, self.indices, self.data, {**self.overlay, **columns})
 
     def column(self, column: int) -> Column:

@@ -17,8 +17,9 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 from graphdex.graph.model import EdgeType, NodeType
 from graphdex.graph.projection import EMPTY_COLUMN, Column, EdgeRows, GraphProjection, MemoryRowMap, TransitionMatrix, assemble

@@ -17,15 +17,24 @@ import shutil
 import sqlite3
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
 from graphdex.graph.durable import fsync_directory
 from graphdex.graph.model import EdgeType, NodeType
-from graphdex.graph.projection import (EMPTY_COLUMN, Column, EdgeRows, GraphProjection, TransitionMatrix, adjacency_arrays, edge_weight,
-                                       transition_column, weights_column)
+from graphdex.graph.projection import (
+    EMPTY_COLUMN,
+    Column,
+    EdgeRows,
+    GraphProjection,
+    TransitionMatrix,
+    adjacency_arrays,
+    edge_weight,
+    transition_column,
+    weights_column,
+)
 from graphdex.graph.sqlite_schema import IN_JSON, dump
 
 log = logging.getLogger(__name__)

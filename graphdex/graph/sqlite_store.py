@@ -15,9 +15,9 @@ import logging
 import sqlite3
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import orjson
 
@@ -354,7 +354,7 @@ class _Write:
         keys = sorted(doomed)
         self.db.executemany("DELETE FROM edges WHERE src = ? AND type = ? AND dst = ?", keys)
         self.db.executemany("DELETE FROM edge_support WHERE src = ? AND type = ? AND dst = ?", keys)
-        for row, type_ in deleted.values():
+        for _, type_ in deleted.values():
             self.node_counts[type_] -= 1
         rows = [(row,) for row, _ in deleted.values()]
         self.db.executemany("DELETE FROM node_support WHERE node = ?", rows)

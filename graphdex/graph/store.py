@@ -6,16 +6,20 @@ contributions and deriving properties is the writer's job (``ingest``), so both 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Protocol
 
+from graphdex.common.errors import Unavailable
 from graphdex.graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.vectors import VectorChanges
 
 
-class StoreError(RuntimeError):
+class StoreError(Unavailable):
     """The store is unreachable or its data is unusable; the message says what to do."""
+
+    summary = "the graph store is unavailable"
 
 
 class StoreUnavailable(StoreError):

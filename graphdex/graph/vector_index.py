@@ -25,8 +25,8 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import hnswlib
 import numpy as np
@@ -101,7 +101,7 @@ class HnswVectorIndex:
             held = {int(label) for label in labels[~referenced] if label < len(self._id_at)}
             return sorted(node_id for label in held if (node_id := self._id_at[label]) is not None)
 
-    def without(self, ids: Iterable[str]) -> "HnswVectorIndex":
+    def without(self, ids: Iterable[str]) -> HnswVectorIndex:
         """A new index built afresh from this one's vectors but ``ids``'s: it holds no shadowed element (nor any
         deleted slot), and is saved whole next time (its labels are new)."""
         dropped = set(ids)
@@ -114,7 +114,7 @@ class HnswVectorIndex:
 
     @classmethod
     def load(cls, path: Path, id_path: Path, dim: int, m: int, ef_construction: int, ef_search: int,
-             delta: tuple[Path, Path] | None = None) -> "HnswVectorIndex":
+             delta: tuple[Path, Path] | None = None) -> HnswVectorIndex:
         """The index saved whole at ``path``/``id_path``, with the ``delta`` written since (if any) replayed."""
         payload = orjson.loads(id_path.read_bytes())
         self = cls(dim, m, ef_construction, ef_search, capacity=1)

@@ -9,7 +9,7 @@ members are ranked by their support inside it.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from graphdex.graph.model import Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.store import GraphStore

@@ -17,8 +17,8 @@ maximum is split at a higher resolution among its vertices, each community count
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from graphdex.common.ids import community_id
 from graphdex.graph.leiden import local_communities, merge_edges

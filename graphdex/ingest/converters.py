@@ -25,8 +25,9 @@ import logging
 import re
 import threading
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from graphdex.ingest.html_text import html_to_text
 from graphdex.ingest.layout import ConversionError, Layout, TextBuilder, one_line

@@ -7,8 +7,9 @@ identical to one that never had it (exact delete), and re-deriving after every m
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from graphdex.common.ids import document_of_chunk
 from graphdex.graph.model import Contributions, Edge, Node, NodeType

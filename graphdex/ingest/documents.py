@@ -8,11 +8,13 @@ import logging
 import os
 import re
 import reprlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from graphdex.common import strict_json
+from graphdex.common.errors import InvalidInput
 from graphdex.graph.model import MAX_NAME_CHARS
 from graphdex.ingest.converters import CONVERTERS, convert
 from graphdex.ingest.layout import ConversionError, Layout, markdown_layout
@@ -32,7 +34,7 @@ MAX_METADATA_DEPTH = 32
 EXCERPT_CHARS = 200
 
 
-class DocumentError(ValueError):
+class DocumentError(InvalidInput):
     """A document or file cannot be read; the message names it and says why."""
 
 
@@ -305,7 +307,10 @@ def scan_paths(paths: list[Path]) -> FileScan:
             scan.files.append(path)
             continue
         found: list[Path] = []
-        for folder, subfolders, names in os.walk(path, onerror=lambda error: scan.skipped.append((Path(error.filename), f"cannot be listed: {error.strerror}"))):
+        def unlisted(error: OSError) -> None:
+            scan.skipped.append((Path(error.filename), f"cannot be listed: {error.strerror}"))
+
+        for folder, subfolders, names in os.walk(path, onerror=unlisted):
             here = Path(folder)
             for name in list(subfolders):
                 reason = "link to a folder (not followed)" if (here / name).is_symlink() else _skip_reason(name, folder=True)

@@ -16,6 +16,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphdex.common.errors import InvalidInput
+
 # A section title is repeated on every chunk of its section: long enough to recognise, never a whole paragraph that
 # someone styled as a heading.
 MAX_SECTION_CHARS = 300
@@ -29,7 +31,7 @@ MAX_CONVERTED_CHARS = 20_000_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-class ConversionError(ValueError):
+class ConversionError(InvalidInput):
     """A file cannot be turned into text; the message says why (the caller adds the file's name)."""
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from graphdex.common.llm import LLM, LLMError, Messages, parse_cut_json, parse_json_object
 from graphdex.common.resolution import clean_surface, resolve_key

@@ -9,8 +9,9 @@ document.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence, cast
+from typing import Any, cast
 
 from graphdex.common.ids import chunk_id, entity_id, relation_id
 from graphdex.common.resolution import TITLE_DISAMBIGUATION, normalize_key, surname_aliases

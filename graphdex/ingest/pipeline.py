@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, TypeVar
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from graphdex.common.faults import crash_point
 from graphdex.common.ids import chunk_id, content_hash, document_id
@@ -186,12 +187,12 @@ class Indexer:
         if progress:
             progress(0, total_chunks)
         done = since_save = 0
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         writer = PipelinedWriter(self.target, report)
         try:
             for batch in self._extracted_batches(prepared, report):
-                graph, merged = report.timed("merge", lambda: self._merged(batch, now, writer))
-                vectors = report.timed("embedding", lambda: self.target.embed(merged.to_embed))
+                graph, merged = report.timed("merge", lambda: self._merged(batch, now, writer))  # noqa: B023 (called at once)
+                vectors = report.timed("embedding", lambda: self.target.embed(merged.to_embed))  # noqa: B023 (called at once)
                 writer.submit(merged, vectors)
                 written = sum(len(p.chunks) for p, _ in batch)
                 report.chunks += written
@@ -253,7 +254,7 @@ class Indexer:
                 report.documents_unchanged += 1
                 report.document_ids.append(doc_id)
                 continue
-            chunks = report.timed("chunking", lambda: self.chunker.split(doc.text, doc.layout.boundaries()))
+            chunks = report.timed("chunking", lambda: self.chunker.split(doc.text, doc.layout.boundaries()))  # noqa: B023 (called at once)
             if not chunks:
                 report.failed.append((source, "document has no text"))
                 continue
@@ -280,7 +281,7 @@ class Indexer:
         batch: list[tuple[PreparedDocument, list[ChunkExtraction]]] = []
         batch_chunks = 0
         for item in prepared:
-            extractions = report.timed("extraction_wait", lambda: [next(stream) for _ in item.chunks])
+            extractions = report.timed("extraction_wait", lambda: [next(stream) for _ in item.chunks])  # noqa: B023 (called at once)
             batch.append((item, extractions))
             batch_chunks += len(item.chunks)
             if batch_chunks >= self.write_batch_chunks:

@@ -6,8 +6,8 @@ once; the extractions stream back in input order, so the single writer merges ex
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Iterable, Iterator
 
 from graphdex.common.ray_cluster import ActorPlace, RayCluster, actor_place
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput

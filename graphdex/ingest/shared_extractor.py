@@ -10,7 +10,8 @@ interleave chunk by chunk (neither waits for the other's whole corpus), and neve
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Iterator, cast
+from collections.abc import Iterable, Iterator
+from typing import cast
 
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, Extractor
 

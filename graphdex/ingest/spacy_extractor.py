@@ -13,8 +13,9 @@ import gc
 import logging
 import multiprocessing
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from graphdex.common.memory import release_free_memory
 from graphdex.common.resolution import TITLE_DISAMBIGUATION, clean_surface, resolve_key

@@ -9,8 +9,9 @@ list would otherwise read as citations of every source.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Literal
+from typing import Literal
 
 from graphdex.common.llm import LLM, Messages
 from graphdex.query.cited_json import CitedJsonReader, answer_schema

@@ -16,19 +16,19 @@ import logging
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Callable, Iterable
 
 import numpy as np
 
 from graphdex.common.embedder import Embedder
 from graphdex.common.ids import entity_id
+from graphdex.common.resolution import normalize_key
 from graphdex.graph.model import EdgeType, Node, NodeType
 from graphdex.graph.projection import GraphProjection
 from graphdex.graph.projection_keeper import FollowingProjection, ProjectionKeeper
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorIndexes
-from graphdex.common.resolution import normalize_key
 from graphdex.query.analysis import QueryAnalyzer, QueryKeywords
 from graphdex.query.modes import DEFAULT_MODE, MODES, QueryError
 from graphdex.query.results import ChunkHit, NodeHit, QueryResult

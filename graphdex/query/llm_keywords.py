@@ -9,7 +9,6 @@ in the question at all (low-level keywords must be, as the prompt asks for them 
 from __future__ import annotations
 
 import logging
-
 import re
 from dataclasses import replace
 

@@ -3,6 +3,7 @@ describe a query, without importing the engine (and scipy with it) where no quer
 
 from typing import Literal, get_args
 
+from graphdex.common.errors import InvalidInput
 from graphdex.graph.model import NodeType
 
 Mode = Literal["naive", "local", "global", "hybrid", "graph"]
@@ -22,5 +23,5 @@ MODE_INDEXES: dict[str, tuple[NodeType, ...]] = {
 PROJECTION_MODES = ("graph",)
 
 
-class QueryError(ValueError):
+class QueryError(InvalidInput):
     """The query itself is unusable (empty, unknown mode...); the message says why."""

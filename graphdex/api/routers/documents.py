@@ -17,8 +17,9 @@ from starlette.datastructures import UploadFile
 
 from graphdex.api import actions
 from graphdex.api.deps import JobsDep, KeyCheckedFirst, QueueDep, WorkspaceDep, require_read_key, require_write_key
+from graphdex.api.jobs import JobStatus
 from graphdex.api.json_bodies import not_json
-from graphdex.api.schemas import DocumentsIn, JobStatus
+from graphdex.api.schemas import DocumentsIn
 from graphdex.ingest.documents import DocumentError, SourceDocument, load_upload
 
 router = APIRouter(route_class=KeyCheckedFirst, tags=["documents"])

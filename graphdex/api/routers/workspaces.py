@@ -10,8 +10,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from graphdex.api.deps import (KeyCheckedFirst, QueueDep, ListingGrantDep, RegistryDep, WorkspaceDep, WorkspaceName, require_admin_key,
-                               require_read_key, workspace_errors)
+from graphdex.api.deps import (
+    KeyCheckedFirst,
+    ListingGrantDep,
+    QueueDep,
+    RegistryDep,
+    WorkspaceDep,
+    WorkspaceName,
+    require_admin_key,
+    require_read_key,
+)
 from graphdex.api.lifecycle import UnknownWorkspace
 from graphdex.api.registry import WorkspaceBusy, WorkspaceRegistry
 from graphdex.api.schemas import WorkspaceIn
@@ -24,8 +32,7 @@ router = APIRouter(route_class=KeyCheckedFirst, prefix="/workspaces", tags=["wor
 
 @router.post("", status_code=201, dependencies=[Depends(require_admin_key)], summary="Create an empty workspace (409 if it exists)")
 def create_workspace(body: WorkspaceIn, registry: RegistryDep) -> dict[str, Any]:
-    with workspace_errors():
-        registry.create(body.name)
+    registry.create(body.name)
     return {"name": body.name, "url": f"/workspaces/{body.name}"}
 
 
@@ -64,6 +71,5 @@ def _neo4j_name(ws: Workspace) -> dict[str, str]:
 @router.delete("/{workspace}", dependencies=[Depends(require_admin_key)],
                summary="Delete a workspace with its graph, vectors and queue (the default workspace cannot be deleted: 409)")
 def delete_workspace(workspace: WorkspaceName, registry: RegistryDep) -> dict[str, Any]:
-    with workspace_errors():
-        registry.delete(workspace)
+    registry.delete(workspace)
     return {"name": workspace, "deleted": True}

@@ -287,7 +287,7 @@ def test_a_clean_reopen_loads_no_vector_index(make_workspace, monkeypatch):
     """Without the dirty marker, opening the writer side compares counts (the vectors' from their pointer) and loads
     no index; ``stats`` loads neither an index nor the embedder."""
     from graphdex.api.workspace import Workspace
-    from graphdex.graph.vector_index import HnswVectorIndex
+    from graphdex.graph.hnsw_index import HnswVectorIndex
 
     workspace = make_workspace("data")
     workspace.indexer.ingest(FILM_DOCS)

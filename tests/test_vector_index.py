@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from graphdex.graph.hnsw_index import HnswVectorIndex
 from graphdex.graph.model import Node, NodeType
 from graphdex.graph.store import StoreError
-from graphdex.graph.vector_index import HnswVectorIndex, VectorIndexSet
+from graphdex.graph.vector_index import VectorIndexSet
 from tests.conftest import drop_neo4j_workspace
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
+from graphdex.api.cli_output import console, err, print_report, print_result
 from graphdex.api.layout import DEFAULT_WORKSPACE, Layout
 from graphdex.api.lifecycle import create_workspace, delete_workspace, unknown
 from graphdex.api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
@@ -27,7 +26,7 @@ from graphdex.common.settings import Settings
 from graphdex.graph.store import StoreError
 from graphdex.ingest.documents import SUPPORTED_SUFFIXES, DocumentError, FileScan, SourceDocument, load_file, load_paths, scan_paths
 from graphdex.query.modes import DEFAULT_MODE, MODES
-from graphdex.query.results import QueryResult, describe_location
+from graphdex.query.results import describe_location
 
 if TYPE_CHECKING:  # the ingest path's modules are imported by the commands that write: `stats` and `query` need none
     from graphdex.ingest.pipeline import IngestReport
@@ -53,8 +52,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 _state: dict = {"data_dir": None, "verbose": False}
 
@@ -105,47 +102,6 @@ def _run_ingest(workspace: Workspace, documents: list) -> IngestReport:
         return workspace.indexer.ingest(documents, progress=update)
 
 
-def _print_report(report: IngestReport, files: FileScan | None = None, unreadable: Sequence[str] = ()) -> None:
-    table = Table(title="ingest summary", show_header=False)
-    read = () if files is None else (("files read", len(files.files) - len(unreadable)), ("files not readable", len(unreadable)),
-                                     ("files skipped in folders", len(files.skipped)))
-    for label, value in (
-        *read,
-        ("documents added", report.documents_added), ("documents replaced", report.documents_replaced),
-        ("documents unchanged (skipped)", report.documents_unchanged), ("documents failed", len(report.failed)),
-        ("chunks", report.chunks), ("words", report.words), ("entities touched", report.entities),
-        ("relations touched", report.relations), ("chunks with extraction problems", report.problem_chunks), ("time", f"{report.seconds:.1f} s"),
-        ("words/s", f"{report.words / report.seconds:,.0f}" if report.seconds and report.words else "-"),
-    ):
-        table.add_row(label, str(value))
-    console.print(table)
-    if report.llm_usage:
-        u = report.llm_usage
-        per_chunk = f", {(u['prompt_tokens'] + u['completion_tokens']) / report.chunks:,.0f} tokens per chunk" if report.chunks else ""
-        console.print(f"model: {u['calls']} calls, {u['cached']} cached, {u['retries']} retries, "
-                      f"{u['prompt_tokens']:,} prompt + {u['completion_tokens']:,} completion tokens{per_chunk}")
-    for source, reason in report.failed:
-        err.print(f"[yellow]skipped[/] {escape(source)}: {escape(reason)}")
-    if files is not None:
-        _print_skipped(files.skipped)
-    for problem in unreadable:
-        err.print(f"[red]not indexed[/] {escape(problem)}")
-
-
-# Names listed per reason for what a folder walk skipped: a folder of 5,000 images is one line, not 5,000.
-_SKIPPED_NAMES_SHOWN = 5
-
-
-def _print_skipped(skipped: list[tuple[Path, str]]) -> None:
-    by_reason: dict[str, list[Path]] = {}
-    for path, reason in skipped:
-        by_reason.setdefault(reason, []).append(path)
-    for reason, found in by_reason.items():
-        names = ", ".join(str(p) for p in found[:_SKIPPED_NAMES_SHOWN])
-        more = f" and {len(found) - _SKIPPED_NAMES_SHOWN:,} more" if len(found) > _SKIPPED_NAMES_SHOWN else ""
-        err.print(f"[dim]skipped {len(found):,} ({escape(reason)}): {escape(names)}{more}[/]")
-
-
 def _load_documents(scan: FileScan) -> tuple[list[SourceDocument], list[str]]:
     """The documents of the files found, and for each file that cannot be read its name and reason. A bad file
     does not stop the others: the run indexes what it can and its exit code says that something was left out."""
@@ -186,30 +142,10 @@ def ingest(paths: list[Path] = typer.Argument(..., help=f"Files ({', '.join(SUPP
         console.print_json(json.dumps({**report.__dict__, "stage_seconds": dict(report.stage_seconds), "unreadable": unreadable,
                                        "skipped_files": [{"path": str(p), "reason": r} for p, r in scan.skipped]}))
     else:
-        _print_report(report, scan, unreadable)
+        print_report(report, scan, unreadable)
     if unreadable or report.failed:
         _fail(f"{len(unreadable) + len(report.failed):,} file(s) or document(s) not indexed "
               f"({'listed in the JSON' if json_output else 'listed above'}); everything else was indexed")
-
-
-def _print_result(result: QueryResult) -> None:
-    table = Table(title=f"{result.mode} retrieval for: {result.query}  ({result.seconds * 1000:.0f} ms)")
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("source")
-    table.add_column("text", overflow="fold")
-    for rank, hit in enumerate(result.chunks, start=1):
-        text = hit.text if len(hit.text) <= 300 else hit.text[:297] + "..."
-        where = f"\n{escape(hit.location())}" if hit.location() else ""
-        table.add_row(str(rank), f"{hit.score:.3f}", f"{escape(hit.title)}{where}\n[dim]{hit.chunk_id}[/]", text)
-    console.print(table)
-    if result.nodes:
-        nodes = Table(title="graph nodes", show_lines=False)
-        for column in ("score", "type", "name", "cited chunks"):
-            nodes.add_column(column)
-        for node in result.nodes:
-            nodes.add_row(f"{node.score:.3f}", node.type, node.name, ", ".join(node.chunks[:3]))
-        console.print(nodes)
 
 
 @app.command()
@@ -235,7 +171,7 @@ def query(text: str = typer.Argument(..., help="The question."),
                            "citations": [c.__dict__ for c in written.citations] if written else []}
                 console.print_json(json.dumps({**payload, "llm_usage": usage.snapshot()}))
                 return
-            _print_result(result)
+            print_result(result)
             if not result.chunks:
                 err.print("[yellow]nothing found[/]: is the index empty? `graphdex stats` shows what is indexed, `graphdex ingest PATH` adds documents")
             elif answerer is not None:
@@ -370,10 +306,10 @@ def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n
         if workspace.store.counts()["nodes"]["Document"] == 0:
             err.print(f"indexing the sample corpus ({SAMPLE_CORPUS.name}) into {workspace.data_dir} ...")
             with workspace.store.lock():
-                _print_report(_run_ingest(workspace, list(load_paths([SAMPLE_CORPUS]))))
+                print_report(_run_ingest(workspace, list(load_paths([SAMPLE_CORPUS]))))
         for question in SAMPLE_QUESTIONS[:questions]:
             result = workspace.engine.retrieve(question, mode, 3)
-            _print_result(result)
+            print_result(result)
             if result.chunks:
                 best = result.chunks[0]
                 console.print(f"[bold]best evidence[/] [{best.title}]: {best.text}\n")

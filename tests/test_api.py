@@ -17,18 +17,7 @@ from graphdex.api.layout import DEFAULT_WORKSPACE
 from graphdex.common.ids import document_id
 from graphdex.graph.model import NodeType
 from tests.conftest import FILM_DOCS, as_documents
-from tests.test_crash_recovery import clean_build
-from tests.test_pipeline import assert_same, assert_valid_communities, snapshot
-
-
-def wait_until_settled(client: TestClient, ids: list[str], timeout: float = 120.0) -> dict[str, dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {i: client.get(f"/documents/{i}").json() for i in ids}
-        if all(s["status"] in ("done", "failed") for s in states.values()):
-            return states
-        assert time.monotonic() < deadline, f"documents still not indexed: {states}"
-        time.sleep(0.2)
+from tests.helpers import assert_same, assert_valid_communities, clean_build, snapshot, wait_until_settled
 
 
 def wait_until_deleted(client: TestClient, doc_id: str, timeout: float = 120.0) -> None:

@@ -10,7 +10,7 @@ from graphdex.graph.model import Edge, EdgeType, Node, NodeType
 from graphdex.ingest.community_layer import CommunityPolicy, plan_communities
 from graphdex.ingest.target import CommunityChanges
 from tests.conftest import FILM_DOCS, as_documents
-from tests.test_pipeline import assert_same, assert_valid_communities, snapshot
+from tests.helpers import assert_same, assert_valid_communities, snapshot
 
 
 def _entity(i: int) -> Node:

@@ -4,20 +4,11 @@ node for node, edge for edge and vector for vector."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from graphdex.ingest.documents import SourceDocument
 from tests.conftest import FILM_DOCS, as_documents
-from tests.test_pipeline import assert_same, snapshot
-
-SETTINGS = {"GRAPHDEX_EXTRACT_WORKERS": "0", "GRAPHDEX_WRITE_BATCH_CHUNKS": "8"}
+from tests.helpers import assert_same, clean_build, graphdex, killed, snapshot, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -25,48 +16,10 @@ def documents(sample_records) -> list[SourceDocument]:
     return FILM_DOCS + as_documents(sample_records[:30])
 
 
-def write_corpus(path: Path, documents: list[SourceDocument]) -> Path:
-    path.write_text("".join(json.dumps({"source": d.source, "title": d.title, "text": d.text}) + "\n" for d in documents))
-    return path
-
-
-def environment(workspace) -> dict[str, str]:
-    """The GRAPHDEX_ variables that make a CLI process open the same index as ``workspace``."""
-    s = workspace.settings
-    env = {"GRAPHDEX_DATA_DIR": str(s.data_dir), "GRAPHDEX_STORE": s.store}
-    if s.store == "neo4j":
-        env.update(GRAPHDEX_NEO4J_URI=s.neo4j_uri, GRAPHDEX_NEO4J_USER=s.neo4j_user, GRAPHDEX_NEO4J_PASSWORD=s.neo4j_password,
-                   GRAPHDEX_NEO4J_WORKSPACE=s.neo4j_workspace)
-    return env
-
-
-def graphdex(workspace, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **SETTINGS, **environment(workspace)}
-    env.pop("GRAPHDEX_CRASH_AT", None)
-    if crash_at:
-        env["GRAPHDEX_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-c", "from graphdex.api.cli import app; app()", *args], env=env, capture_output=True, text=True, timeout=600)
-
-
-def killed(result: subprocess.CompletedProcess) -> bool:
-    return result.returncode == -signal.SIGKILL
-
-
 @pytest.fixture(scope="module")
 def clean_builds() -> dict[tuple[str, tuple[str, ...]], dict]:
     """References already built in this module: many crash points share one."""
     return {}
-
-
-def clean_build(make_workspace, store: str, documents: list[SourceDocument], tmp_path: Path, built: dict) -> dict:
-    """The reference: the same CLI ingest of the surviving documents, uninterrupted."""
-    key = (store, tuple(d.source + "\x00" + d.title + "\x00" + d.text for d in documents))
-    if key not in built:
-        workspace = make_workspace("clean", store=store)
-        result = graphdex(workspace, "ingest", str(write_corpus(tmp_path / "clean.jsonl", documents)))
-        assert result.returncode == 0, result.stderr
-        built[key] = snapshot(workspace)
-    return built[key]
 
 
 def restarted(workspace) -> dict:

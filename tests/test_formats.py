@@ -28,7 +28,7 @@ from graphdex.ingest import converters
 from graphdex.ingest import layout as layout_module
 from graphdex.ingest.chunking import Chunker
 from graphdex.ingest.documents import MAX_TITLE_CHARS, DocumentError, load_file, load_upload, scan_paths
-from tests.test_api import wait_until_settled
+from tests.helpers import wait_until_settled
 
 PDF_PAGES = [
     "Lake Bled lies in the Julian Alps of north-western Slovenia. The lake is fed by warm springs and by the stream "

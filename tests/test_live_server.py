@@ -4,17 +4,8 @@ schemathesis run over the OpenAPI schema that must produce no server error."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,65 +14,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
 from graphdex.ingest.documents import SourceDocument
-from tests.conftest import FILM_DOCS, REPO, SAMPLE
-from tests.test_crash_recovery import clean_build
-from tests.test_pipeline import assert_same, snapshot
+from tests.conftest import FILM_DOCS, SAMPLE
+from tests.helpers import assert_same, clean_build, running_server, snapshot, wait_settled
 
 EXAMPLES_PER_OPERATION = 40
-GRAPHDEX = str(Path(sys.executable).parent / "graphdex")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path  # its stdout and stderr: uvicorn's access log and the service's own
-
-
-@contextmanager
-def running_server(data_dir: Path, **env: str) -> Iterator[Server]:
-    port = _free_port()
-    log_path = data_dir.parent / f"serve-{port}.log"
-    log = open(log_path, "w")
-    process = subprocess.Popen([GRAPHDEX, "--data-dir", str(data_dir), "serve", "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "GRAPHDEX_EXTRACT_WORKERS": "0", **env})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, f"graphdex serve exited: {log_path.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "graphdex serve did not become healthy in 90 s"
-            time.sleep(0.3)
-        yield Server(url, process, log_path)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
-
-
-def wait_settled(url: str, ids: list[str], timeout: float = 180) -> dict[str, dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {i: httpx.get(f"{url}/documents/{i}").json() for i in ids}
-        if all(s.get("status") in ("done", "failed") for s in states.values()):
-            return states
-        assert time.monotonic() < deadline, states
-        time.sleep(0.3)
 
 
 def test_upload_poll_query_delete_over_http(tmp_path):

@@ -1,127 +1,16 @@
 """Incremental semantics: no-op re-ingest, replaced documents, exact delete, and recovery of the vectors."""
 
 import json
-from collections import Counter
-from typing import Literal
 
 import numpy as np
 import pytest
 
 from graphdex.common.ids import document_id
-from graphdex.graph.model import SEARCHABLE_TYPES, Edge, EdgeType, Node, NodeType
+from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
 from graphdex.graph.store import StoreError
-from graphdex.ingest.community_description import describe_community
-from graphdex.ingest.community_layer import CommunityPolicy
-from graphdex.ingest.derive import embedding_text
 from graphdex.ingest.documents import SourceDocument
-from graphdex.ingest.target import text_digest
 from tests.conftest import FILM_DOCS, as_documents
-
-VOLATILE = {"ingested_at"}
-
-
-def snapshot(workspace) -> dict:
-    """Every node, edge and vector of a workspace, in a comparable form (with the digests of the texts the
-    Community vectors were made from, and the community policy, for ``assert_valid_communities``)."""
-    store = workspace.store
-    nodes = {}
-    for type_ in NodeType:
-        for node in store.iter_nodes(type_):
-            nodes[node.id] = (str(node.type), {k: v for k, v in node.props.items() if k not in VOLATILE}, node.contrib)
-    edges = {edge.key: (edge.props, edge.contrib) for edge in store.iter_edges()}
-    vectors = {}
-    for type_ in SEARCHABLE_TYPES:
-        index = workspace.vectors[type_]
-        ids = sorted(index.ids())
-        vectors[str(type_)] = (ids, index.get(ids))
-    policy = CommunityPolicy(workspace.settings.community_resolution, workspace.settings.community_min_size, workspace.settings.community_max_size)
-    return {"nodes": nodes, "edges": edges, "vectors": vectors, "community_digests": workspace.vectors[NodeType.COMMUNITY].digests(),
-            "community_drift": _community_drift(workspace, vectors[str(NodeType.COMMUNITY)]),
-            "community_min_size": policy.min_size, "community_max_size": policy.max_size}
-
-
-def _community_drift(workspace, stored: tuple[list[str], np.ndarray]) -> dict[str, float]:
-    """1 - cosine between each stored Community vector and a fresh embedding of its node's current text: the digests
-    say which text a vector was made for, this says the vector really is that text's (issue 23: a vector index kept an
-    older vector under a current digest)."""
-    ids, vectors = stored
-    if not ids:
-        return {}
-    found = workspace.store.get_nodes(ids, contributions=False)
-    rows = [row for row, node_id in enumerate(ids) if node_id in found]
-    present = [ids[row] for row in rows]
-    fresh = workspace.embedder.embed([embedding_text(found[i]) for i in present])
-    return dict(zip(present, (1.0 - np.sum(vectors[rows] * fresh, axis=1)).tolist()))
-
-
-def _without_communities(snap: dict) -> dict:
-    return {"nodes": {i: n for i, n in snap["nodes"].items() if n[0] != NodeType.COMMUNITY},
-            "edges": {k: e for k, e in snap["edges"].items() if k[1] != EdgeType.IN_COMMUNITY},
-            "vectors": {t: v for t, v in snap["vectors"].items() if t != NodeType.COMMUNITY}}
-
-
-def assert_same(left: dict, right: dict, communities: Literal["exact", "valid"] = "exact") -> None:
-    """The two snapshots hold the same index. ``communities="valid"``, for an index built by a history of writes
-    against a clean build: the community layer depends on the history (it is updated, never rebuilt), so there
-    both layers need only be valid (``assert_valid_communities``) and everything else is still compared exactly."""
-    if communities == "valid":
-        assert_valid_communities(left)
-        assert_valid_communities(right)
-        left, right = _without_communities(left), _without_communities(right)
-    assert left["nodes"].keys() == right["nodes"].keys()
-    for node_id in left["nodes"]:
-        assert left["nodes"][node_id] == right["nodes"][node_id], node_id
-    assert left["edges"] == right["edges"]
-    assert left["vectors"].keys() == right["vectors"].keys()
-    for type_, (ids, vectors) in left["vectors"].items():
-        other_ids, other_vectors = right["vectors"][type_]
-        assert ids == other_ids, type_
-        if ids:
-            # the int8 model quantises activations per batch, so batch make-up moves vectors by rounding only
-            cosines = np.sum(vectors * other_vectors, axis=1)
-            assert cosines.min() > 0.995, (type_, cosines.min())
-
-
-def assert_valid_communities(snap: dict) -> None:
-    """A community layer any refresh may leave: every entity in at most one community; every community of at least
-    min_size and at most max_size members, all existing entities; each membership carrying its member's strength on
-    the current graph (summed support of its relations) and each Community node's props exactly what
-    describe_community gives for its members on the current graph; each Community vector made from its node's
-    current text (by digest); no membership of a missing community."""
-    nodes, edges = snap["nodes"], snap["edges"]
-    entities = {i: Node(i, NodeType.ENTITY, props, contrib) for i, (type_, props, contrib) in nodes.items() if type_ == NodeType.ENTITY}
-    communities = {i: Node(i, NodeType.COMMUNITY, props) for i, (type_, props, _) in nodes.items() if type_ == NodeType.COMMUNITY}
-    links = [(source, target) for source, type_, target in edges if type_ == EdgeType.IN_COMMUNITY]
-    assert {t for _, t in links} <= communities.keys(), "a membership of a missing community"
-    assert {s for s, _ in links} <= entities.keys(), "a membership of a missing entity"
-    twice = [entity for entity, count in Counter(s for s, _ in links).items() if count > 1]
-    assert not twice, f"entities in more than one community: {twice[:5]}"
-    strength: Counter = Counter()
-    for (source, type_, target), (props, contrib) in edges.items():
-        if type_ == EdgeType.RELATED_TO and source != target:
-            support = Edge(source, type_, target, props, contrib).support_count
-            strength[source] += support
-            strength[target] += support
-    stale = [(s, t) for s, t in links if edges[(s, EdgeType.IN_COMMUNITY, t)][0].get("support") != strength[s]]
-    assert not stale, f"memberships not carrying their member's strength: {stale[:5]}"
-    members: dict[str, list[str]] = {c: [] for c in communities}
-    for entity, community in links:
-        members[community].append(entity)
-    community_of = dict(links)
-    internal: dict[str, list[Edge]] = {c: [] for c in communities}
-    for (source, type_, target), (props, contrib) in sorted(edges.items()):
-        if type_ == EdgeType.RELATED_TO and source in community_of and community_of[source] == community_of.get(target):
-            internal[community_of[source]].append(Edge(source, EdgeType.RELATED_TO, target, props, contrib))
-    for cid, node in communities.items():
-        assert snap["community_min_size"] <= len(members[cid]) <= (snap["community_max_size"] or len(members[cid])), (cid, members[cid])
-        assert node.props == describe_community(sorted(members[cid]), entities, internal[cid], strength), cid
-    ids, _ = snap["vectors"][NodeType.COMMUNITY]
-    assert ids == sorted(communities), "Community vectors are those of the Community nodes"
-    digests = snap["community_digests"]
-    stale = [cid for cid, node in communities.items() if digests.get(cid) != text_digest(node)]
-    assert not stale, f"Community vectors not made from their node's current text: {stale[:5]}"
-    drifted = {cid: drift for cid, drift in snap["community_drift"].items() if drift > 1e-3}
-    assert not drifted, f"Community vectors that are not the embedding of their node's text (1 - cosine): {drifted}"
+from tests.helpers import assert_same, snapshot
 
 
 @pytest.fixture

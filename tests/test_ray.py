@@ -19,7 +19,7 @@ from graphdex.ingest.extraction import ChunkInput
 from graphdex.ingest.ray_workers import RayExtractor
 from graphdex.ingest.spacy_extractor import SpacyConfig, extract_batch
 from tests.conftest import FILM_DOCS, REPO, as_documents
-from tests.test_pipeline import assert_same, snapshot
+from tests.helpers import assert_same, snapshot
 
 RECORDS = 60
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from graphdex.api.app import create_app
 from graphdex.common.settings import Settings
 from tests.conftest import FILM_DOCS, drop_neo4j_workspace
-from tests.test_live_server import running_server
+from tests.helpers import running_server
 
 MODES = ("naive", "local", "global", "hybrid", "graph")
 KEY = {"X-API-Key": "replica-test-key"}

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from graphdex.api.app import create_app
 from graphdex.graph.neo4j_store import CONNECT_SECONDS
 from tests.conftest import NEO4J_SCRIPT
-from tests.test_api import wait_until_settled
+from tests.helpers import wait_until_settled
 
 OUTAGE_SECONDS = 120
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -241,3 +243,30 @@ def wait_settled(url: str, ids: list[str], timeout: float = 180) -> dict[str, di
             return states
         assert time.monotonic() < deadline, states
         time.sleep(0.3)
+
+
+# NaN, Infinity and -Infinity are JavaScript, not JSON; 1e400 is beyond a 64-bit float and would be read as infinity
+NOT_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
+
+
+class HeldWorker:
+    """Holds the service's ingestion worker inside its next batch: after the claim, before the real indexer runs,
+    until released. Deterministic races: a request can be sent exactly while a batch is being indexed."""
+
+    def __init__(self, workspace) -> None:
+        self.claimed = threading.Event()
+        self.release = threading.Event()
+        indexer = workspace.indexer
+        real = indexer.ingest
+
+        def held(documents, *args, **kwargs):
+            self.claimed.set()
+            assert self.release.wait(120), "the test never released the worker"
+            return real(documents, *args, **kwargs)
+
+        indexer.ingest = held
+
+
+def browse_queries() -> list[str]:
+    section = re.search(r"<!-- browse-queries.*?-->(.*?)<!-- /browse-queries -->", (REPO / "README.md").read_text(), re.S).group(1)
+    return [re.sub(r"^\s+", "", block, flags=re.M).strip() for block in re.findall(r"```cypher\n(.*?)```", section, re.S)]

@@ -17,7 +17,7 @@ from graphdex.api.layout import DEFAULT_WORKSPACE
 from graphdex.common.ids import document_id
 from graphdex.graph.model import NodeType
 from tests.conftest import FILM_DOCS, as_documents
-from tests.helpers import assert_same, assert_valid_communities, clean_build, snapshot, wait_until_settled
+from tests.helpers import NOT_JSON_NUMBERS, HeldWorker, assert_same, assert_valid_communities, clean_build, snapshot, wait_until_settled
 
 
 def wait_until_deleted(client: TestClient, doc_id: str, timeout: float = 120.0) -> None:
@@ -224,8 +224,6 @@ def test_malformed_input_gets_a_short_4xx_never_a_500(client, path, request_args
     assert len(response.content) < 2_000
 
 
-# NaN, Infinity and -Infinity are JavaScript, not JSON; 1e400 is beyond a 64-bit float and would be read as infinity
-NOT_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
 # one body per JSON route, the number in a place the route's model would otherwise accept (metadata, unknown fields)
 JSON_ROUTES = {
     "/documents": '{"documents": [{"text": "A text of a few words.", "source": "nan#%d", "metadata": {"score": %s}}]}',
@@ -322,24 +320,6 @@ def test_a_key_no_client_could_send_is_refused_at_start_up(make_workspace, key, 
 
     with pytest.raises(InvalidApiKey, match=reason):
         create_app(workspace=make_workspace("refused", api_key=key))
-
-
-class HeldWorker:
-    """Holds the service's ingestion worker inside its next batch: after the claim, before the real indexer runs,
-    until released. Deterministic races: a request can be sent exactly while a batch is being indexed."""
-
-    def __init__(self, workspace) -> None:
-        self.claimed = threading.Event()
-        self.release = threading.Event()
-        indexer = workspace.indexer
-        real = indexer.ingest
-
-        def held(documents, *args, **kwargs):
-            self.claimed.set()
-            assert self.release.wait(120), "the test never released the worker"
-            return real(documents, *args, **kwargs)
-
-        indexer.ingest = held
 
 
 def assert_gone(client: TestClient, doc_id: str, entity: str) -> None:

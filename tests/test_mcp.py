@@ -35,8 +35,7 @@ from graphdex.api.workspace import Workspace
 from graphdex.common.ids import document_id
 from graphdex.common.settings import Settings
 from tests.conftest import FILM_DOCS, REPO
-from tests.helpers import running_server
-from tests.test_api import NOT_JSON_NUMBERS
+from tests.helpers import NOT_JSON_NUMBERS, running_server
 
 QUESTION = "Where was the director of The Harbor Lights born?"
 TOOLS = {"search", "lookup_entity", "entity_neighbourhood", "subgraph", "add_documents", "document_status", "delete_document"}

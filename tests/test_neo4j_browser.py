@@ -11,17 +11,13 @@ import neo4j
 import pytest
 
 from tests.conftest import FILM_DOCS, REPO, as_documents
+from tests.helpers import browse_queries
 
 README = REPO / "README.md"
 SCREENSHOT = REPO / "docs" / "neo4j-browser.png"
 PERSON_COLOUR = "#E4572E"  # node.Person in docs/graphdex.grass
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
-
-
-def browse_queries() -> list[str]:
-    section = re.search(r"<!-- browse-queries.*?-->(.*?)<!-- /browse-queries -->", README.read_text(), re.S).group(1)
-    return [re.sub(r"^\s+", "", block, flags=re.M).strip() for block in re.findall(r"```cypher\n(.*?)```", section, re.S)]
 
 
 @pytest.fixture(scope="module")

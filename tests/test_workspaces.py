@@ -21,8 +21,7 @@ from graphdex.api.layout import Layout, queue_path
 from graphdex.common.ids import document_id
 from graphdex.ingest.documents import SourceDocument
 from tests.conftest import FILM_DOCS, drop_neo4j_workspace
-from tests.test_api import HeldWorker
-from tests.test_neo4j_browser import browse_queries
+from tests.helpers import HeldWorker, browse_queries
 
 ADMIN = {"X-API-Key": "admin-key"}
 KEY_ALPHA = {"X-API-Key": "key-for-alpha"}

@@ -15,35 +15,28 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
-import socket
-import threading
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
-
 from graphdex.graph.breaker import CircuitBreaker
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.neo4j_cypher import (
+    ALL_KINDS,
+    SUPPORT,
+    batches,
+    entity_label,
+    find_node,
+    readable_props,
+    typed_edge,
+    vector_params,
+)
+from graphdex.graph.neo4j_lease import LEASE_MILLISECONDS, WriterLease
 from graphdex.graph.store import ChangeSet, StoreError, StoreUnavailable
 from graphdex.graph.vectors import VectorChanges
 
 log = logging.getLogger(__name__)
 
-#: spaCy NER labels (and our own) -> the second label an entity carries in Neo4j.
-ENTITY_LABELS: dict[str, str] = {
-    "PERSON": "Person", "ORG": "Organization", "GPE": "Place", "LOC": "Location", "FAC": "Facility",
-    "NORP": "Group", "EVENT": "Event", "WORK_OF_ART": "Work", "PRODUCT": "Product", "LAW": "Law",
-    "LANGUAGE": "Language", "CONCEPT": "Concept", "TOPIC": "Topic",
-    # the LLM extractor's default types
-    "ORGANIZATION": "Organization", "LOCATION": "Location", "WORK": "Work",
-}
-OTHER_ENTITY_LABEL = "OtherEntity"
-BATCH = 1000
-LEASE_MILLISECONDS = 60 * 1000
 #: How many versions back the change log reaches; a reader further behind reads the whole projection again.
 CHANGE_LOG_VERSIONS = 1000
 #: The label of the change log's nodes (one per write: its version and the ids of the nodes it touched).
@@ -52,48 +45,6 @@ CHANGE_LABEL = "GraphdexChange"
 # calls fail at once (the circuit breaker) before one of them tries the server again
 CONNECT_SECONDS = 5.0
 RETRY_SECONDS = 5.0
-_READABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-# properties the store sets itself: a node's own properties never overwrite them
-_RESERVED = frozenset({"id", "workspace", "embedding", "embedding_digest"})
-
-
-def entity_label(entity_type: str) -> str:
-    return ENTITY_LABELS.get(entity_type.upper(), OTHER_ENTITY_LABEL)
-
-
-def _primitive(value: Any) -> bool:
-    if isinstance(value, (str, int, float, bool)):
-        return True
-    return isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value) and len({type(v) for v in value}) <= 1
-
-
-def _readable_props(props: dict[str, Any]) -> dict[str, Any]:
-    """The properties Neo4j can hold natively (nested maps stay in the JSON copy only)."""
-    return {k: v for k, v in props.items() if _READABLE.match(k) and _primitive(v) and k not in _RESERVED}
-
-
-def _find(var: str, id_expr: str) -> str:
-    """Cypher that binds ``var`` to the node with id ``id_expr`` whatever its type, through each type's unique index
-    (a label-less MATCH would scan every node of the database)."""
-    branches = " UNION ".join(f"MATCH ({var}:{t.value} {{workspace: $ws, id: {id_expr}}}) RETURN {var}" for t in NodeType)
-    return f"CALL ({id_expr.split('.')[0]}) {{ {branches} }}"
-
-
-def _typed_edge(type_: EdgeType, source_expr: str, target_expr: str) -> str:
-    """A MATCH pattern for one edge, found through the unique indexes of the two node types the edge type joins."""
-    source_label, target_label = (t.value for t in EDGE_ENDS[type_])
-    return (f"(a:{source_label} {{workspace: $ws, id: {source_expr}}})-[r:{type_.value}]->"
-            f"(b:{target_label} {{workspace: $ws, id: {target_expr}}})")
-
-
-#: An edge's support (the chunks supporting it): its ``support`` prop, stored natively with its readable props, or
-#: without one the number of its contributions.
-_SUPPORT = "CASE WHEN coalesce(r.support, 0) = 0 THEN size(coalesce(r.support_chunks, [])) ELSE toInteger(r.support) END"
-
-
-def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Neo4jGraphStore:
@@ -205,9 +156,9 @@ class Neo4jGraphStore:
         ids = list(dict.fromkeys(ids))
         contrib = "n.contrib_json" if contributions else "'{}'"
         out: dict[str, Node] = {}
-        for part in _chunks(ids):
+        for part in batches(ids):
             rows = self._read(
-                f"UNWIND $ids AS id {_find('n', 'id')} "
+                f"UNWIND $ids AS id {find_node('n', 'id')} "
                 f"RETURN n.id AS id, n.graphdex_type AS type, n.props_json AS props, {contrib} AS contrib",
                 ids=list(part),
             )
@@ -222,9 +173,9 @@ class Neo4jGraphStore:
             by_type.setdefault(EdgeType(type_), []).append({"s": source, "t": target})
         out: dict[EdgeKey, Edge] = {}
         for type_, pairs in by_type.items():
-            for part in _chunks(pairs):
+            for part in batches(pairs):
                 rows = self._read(
-                    f"UNWIND $pairs AS p MATCH {_typed_edge(type_, 'p.s', 'p.t')} "
+                    f"UNWIND $pairs AS p MATCH {typed_edge(type_, 'p.s', 'p.t')} "
                     f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {contrib} AS contrib",
                     pairs=list(part),
                 )
@@ -238,7 +189,7 @@ class Neo4jGraphStore:
         """``vectors`` (of Neo4jVectorIndexes) are set on their nodes by the same transaction, after the nodes are
         written; an upserted node keeps the embedding it had unless ``vectors`` gives it a new one."""
         delete_nodes = list(delete_nodes)
-        vector_rows, vector_deletes = _vector_rows(vectors)
+        vector_rows, vector_deletes = vector_params(vectors)
         node_rows: dict[tuple[str, str], list[dict]] = {}
         for node in nodes:
             kind = entity_label(str(node.props.get("type", ""))) if node.type == NodeType.ENTITY else ""
@@ -258,18 +209,18 @@ class Neo4jGraphStore:
         def work(tx) -> None:
             changed = set(touched)
             if delete_nodes:  # a deleted node's neighbours lose an edge
-                changed |= {r["id"] for r in tx.run(f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)--(m) RETURN DISTINCT m.id AS id",
+                changed |= {r["id"] for r in tx.run(f"UNWIND $ids AS id {find_node('n', 'id')} MATCH (n)--(m) RETURN DISTINCT m.id AS id",
                                                      ids=delete_nodes, ws=ws)}
             about_before = self._abouts(tx, changed)
             for type_, pairs in edge_deletes.items():
-                for part in _chunks(pairs):
-                    tx.run(f"UNWIND $pairs AS p MATCH {_typed_edge(type_, 'p.s', 'p.t')} DELETE r", pairs=list(part), ws=ws).consume()
-            for part in _chunks(delete_nodes):
-                tx.run(f"UNWIND $ids AS id {_find('n', 'id')} DETACH DELETE n", ids=list(part), ws=ws).consume()
+                for part in batches(pairs):
+                    tx.run(f"UNWIND $pairs AS p MATCH {typed_edge(type_, 'p.s', 'p.t')} DELETE r", pairs=list(part), ws=ws).consume()
+            for part in batches(delete_nodes):
+                tx.run(f"UNWIND $ids AS id {find_node('n', 'id')} DETACH DELETE n", ids=list(part), ws=ws).consume()
             for (primary, kind), rows in node_rows.items():
                 # an entity whose type changed must lose its old kind label, so kind labels are reset on every write
-                relabel = f" REMOVE n:{_ALL_KINDS} SET n:{kind}" if kind else ""
-                for part in _chunks(rows):
+                relabel = f" REMOVE n:{ALL_KINDS} SET n:{kind}" if kind else ""
+                for part in batches(rows):
                     tx.run(
                         f"UNWIND $rows AS row MERGE (n:{primary} {{workspace: $ws, id: row.id}}) "
                         "WITH n, row, n.embedding AS embedding, n.embedding_digest AS digest "
@@ -280,7 +231,7 @@ class Neo4jGraphStore:
                     ).consume()
             for type_, rows in edge_rows.items():
                 source_label, target_label = (t.value for t in EDGE_ENDS[type_])
-                for part in _chunks(rows):
+                for part in batches(rows):
                     written = tx.run(
                         f"UNWIND $rows AS row MATCH (a:{source_label} {{workspace: $ws, id: row.s}}) MATCH (b:{target_label} {{workspace: $ws, id: row.t}}) "
                         f"MERGE (a)-[r:{type_.value}]->(b) SET r = row.props, r.props_json = row.props_json, "
@@ -290,7 +241,7 @@ class Neo4jGraphStore:
                     if written != len(part):  # raising rolls the whole transaction back
                         raise StoreError(f"{len(part) - written} {type_} edges do not join a stored or written {source_label} to a {target_label}")
             for label, rows in vector_rows.items():
-                for part in _chunks(rows):
+                for part in batches(rows):
                     written = tx.run(
                         f"UNWIND $rows AS row MATCH (n:{label} {{workspace: $ws, id: row.id}}) "
                         "SET n.embedding = row.vector, n.embedding_digest = row.digest RETURN count(n) AS n",
@@ -298,7 +249,7 @@ class Neo4jGraphStore:
                     if written != len(part):
                         raise StoreError(f"{len(part) - written} {label} vectors belong to no stored or written {label}")
             for label, ids in vector_deletes.items():
-                for part in _chunks(ids):
+                for part in batches(ids):
                     tx.run(f"UNWIND $ids AS id MATCH (n:{label} {{workspace: $ws, id: id}}) REMOVE n.embedding, n.embedding_digest",
                            ids=list(part), ws=ws).consume()
             changed |= about_before | self._abouts(tx, changed)
@@ -321,7 +272,7 @@ class Neo4jGraphStore:
 
     @staticmethod
     def _row(props: dict, contrib: dict, **keys: str) -> dict:
-        return {**keys, "props": _readable_props(props), "props_json": json.dumps(props, ensure_ascii=False),
+        return {**keys, "props": readable_props(props), "props_json": json.dumps(props, ensure_ascii=False),
                 "contrib_json": json.dumps(contrib, ensure_ascii=False), "support_chunks": sorted(contrib)}
 
     def _execute_write(self, work) -> None:
@@ -356,7 +307,7 @@ class Neo4jGraphStore:
         edges: set[EdgeKey] = set()
         for type_, (source_type, target_type) in EDGE_ENDS.items():
             sources = by_type.get(source_type.value)
-            for part in _chunks(sources or []):
+            for part in batches(sources or []):
                 found = self._read(
                     f"UNWIND $ids AS id MATCH (a:{source_type.value} {{workspace: $ws, id: id}})-[r:{type_.value}]->(b:{target_type.value}) "
                     "WHERE any(x IN r.support_chunks WHERE x IN $chunks) RETURN a.id AS s, b.id AS t",
@@ -372,9 +323,9 @@ class Neo4jGraphStore:
         wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
         contrib = "r.contrib_json" if contributions else "'{}'"
         out: dict[str, list[Edge]] = {}
-        for part in _chunks(list(dict.fromkeys(node_ids))):
+        for part in batches(list(dict.fromkeys(node_ids))):
             rows = self._read(
-                f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
+                f"UNWIND $ids AS id {find_node('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
                 f"RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, {contrib} AS contrib",
                 ids=list(part), types=wanted,
             )
@@ -384,7 +335,7 @@ class Neo4jGraphStore:
 
     def documents_about(self, entity_ids: Iterable[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for part in _chunks(sorted(set(entity_ids))):
+        for part in batches(sorted(set(entity_ids))):
             for r in self._read("UNWIND $ids AS about MATCH (d:Document {workspace: $ws, about: about}) RETURN about, d.id AS id ORDER BY id",
                                 ids=list(part)):
                 out.setdefault(r["about"], []).append(r["id"])
@@ -429,19 +380,19 @@ class Neo4jGraphStore:
         source_label, target_label = (t.value for t in EDGE_ENDS[type_])
         if node_ids is None:
             rows = self._read(f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(b:{target_label}) "
-                              f"RETURN a.id AS s, b.id AS t, {_SUPPORT} AS support")
+                              f"RETURN a.id AS s, b.id AS t, {SUPPORT} AS support")
             return [(r["s"], r["t"], int(r["support"])) for r in rows]
         asked = list(dict.fromkeys(node_ids))
         found: dict[tuple[str, str], int] = {}
         if within:
-            for part in _chunks(asked):
+            for part in batches(asked):
                 rows = self._read(f"UNWIND $ids AS id MATCH (a:{source_label} {{workspace: $ws, id: id}})-[r:{type_.value}]->(b:{target_label}) "
-                                  f"WHERE b.id IN $asked RETURN a.id AS s, b.id AS t, {_SUPPORT} AS support", ids=list(part), asked=asked)
+                                  f"WHERE b.id IN $asked RETURN a.id AS s, b.id AS t, {SUPPORT} AS support", ids=list(part), asked=asked)
                 found.update(((r["s"], r["t"]), int(r["support"])) for r in rows)
             return [(s, t, support) for (s, t), support in found.items()]
-        for part in _chunks(asked):
-            rows = self._read(f"UNWIND $ids AS id {_find('n', 'id')} MATCH (n)-[r:{type_.value}]-() "
-                              f"RETURN startNode(r).id AS s, endNode(r).id AS t, {_SUPPORT} AS support", ids=list(part))
+        for part in batches(asked):
+            rows = self._read(f"UNWIND $ids AS id {find_node('n', 'id')} MATCH (n)-[r:{type_.value}]-() "
+                              f"RETURN startNode(r).id AS s, endNode(r).id AS t, {SUPPORT} AS support", ids=list(part))
             found.update(((r["s"], r["t"]), int(r["support"])) for r in rows)  # an edge between two asked nodes comes twice
         return [(s, t, support) for (s, t), support in found.items()]
 
@@ -451,7 +402,7 @@ class Neo4jGraphStore:
         # the support prop is stored natively with the edge's readable props; without it, its contributions count
         rows = self._read(
             f"MATCH (:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(:{target_label}) "
-            f"RETURN sum({_SUPPORT}) AS total"
+            f"RETURN sum({SUPPORT}) AS total"
         )
         return int(rows[0]["total"] or 0) if rows else 0
 
@@ -483,69 +434,17 @@ class Neo4jGraphStore:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """A writer lease stored in the database, so two graphdex writers on one workspace refuse each other.
-
-        The holder renews the lease on a heartbeat thread (and with every write), so it expires LEASE_MILLISECONDS
-        after a holder stops: a writer that crashed on another machine blocks the workspace for that long at most.
-        A lease whose holder was a process of this machine that no longer exists is taken over at once, so a
-        restart right after a crash works.
-        """
-        token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-        def take(tx, stale: str | None) -> bool:
-            row = tx.run(
-                "MERGE (m:GraphdexMeta {workspace: $ws}) WITH m "
-                "WHERE m.writer IS NULL OR coalesce(m.writer_until, 0) < timestamp() OR m.writer = $stale "
-                "SET m.writer = $token, m.writer_until = timestamp() + $ttl RETURN m.writer AS writer",
-                ws=self._workspace, token=token, ttl=LEASE_MILLISECONDS, stale=stale,
-            ).single()
-            return row is not None
-
-        with self._driver.session(database=self._database) as session:
-            if not session.execute_write(take, None):
-                holder = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN m.writer AS writer")[0]["writer"] or ""
-                if not (_dead_local_process(holder) and session.execute_write(take, holder)):
-                    raise StoreError(f"another graphdex process ({holder}) is writing to Neo4j workspace {self._workspace!r}; wait for it "
-                                     f"to finish (a crashed writer on another machine releases it within {LEASE_MILLISECONDS // 1000} s)")
-        self._lease = token
-        stop = threading.Event()
-        heartbeat = threading.Thread(target=self._renew_lease, args=(token, stop), name="graphdex-neo4j-lease", daemon=True)
-        heartbeat.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            heartbeat.join()
-            self._lease = None
-            with self._driver.session(database=self._database) as session:
-                session.execute_write(lambda tx: tx.run(
-                    "MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.writer = $token REMOVE m.writer, m.writer_until",
-                    ws=self._workspace, token=token).consume())
-
-    def _renew_lease(self, token: str, stop: threading.Event) -> None:
-        from neo4j.exceptions import DriverError, Neo4jError
-
-        while not stop.wait(LEASE_MILLISECONDS / 4000):
+        """A writer lease stored in the database (graph/neo4j_lease.py), so two graphdex writers on one workspace
+        refuse each other; renewed by every write too."""
+        with WriterLease(self._driver, self._database, self._workspace, self._read).held() as token:
+            self._lease = token
             try:
-                with self._driver.session(database=self._database) as session:
-                    session.execute_write(lambda tx: tx.run(
-                        "MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.writer = $token SET m.writer_until = timestamp() + $ttl",
-                        ws=self._workspace, token=token, ttl=LEASE_MILLISECONDS).consume())
-            except (DriverError, Neo4jError) as error:  # an outage: the next beat (or write) renews it
-                log.warning("could not renew the Neo4j writer lease: %s", error)
+                yield
+            finally:
+                self._lease = None
 
     def close(self) -> None:
         self._driver.close()
-
-
-def _vector_rows(vectors: VectorChanges | None) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
-    """Vector changes as Cypher parameters, by node label (a fixed enum, never user input)."""
-    if not vectors:
-        return {}, {}
-    added = {NodeType(t).value: [{"id": i, "vector": row.tolist(), "digest": d} for i, row, d in zip(ids, np.asarray(matrix, dtype=np.float32), digests)]
-             for t, (ids, matrix, digests) in vectors.added.items() if len(ids)}
-    deleted = {NodeType(t).value: list(ids) for t, ids in vectors.deleted.items()}
-    return added, {label: ids for label, ids in deleted.items() if ids}
 
 
 def _unreachable(error: Exception) -> bool:
@@ -553,21 +452,3 @@ def _unreachable(error: Exception) -> bool:
     from neo4j.exceptions import ServiceUnavailable, SessionExpired
 
     return isinstance(error, (ServiceUnavailable, SessionExpired))
-
-
-_ALL_KINDS = ":".join(sorted(set(ENTITY_LABELS.values()) | {OTHER_ENTITY_LABEL}))
-
-
-def _dead_local_process(holder: str) -> bool:
-    """The lease holder ("host:pid:nonce") was a process of this machine that has ended."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False

@@ -60,3 +60,19 @@ def test_a_worker_batch_extracts_as_outside_a_memory_zone_and_leaves_the_vocabul
     assert len(nlp.vocab.strings) == before, "the batch's new words are dropped with its zone"
     assert any(e.key == "ottoline brauzhaven" for e in zoned[1].entities)
     assert zoned == list(SpacyExtractor(CONFIG, workers=0).extract(chunks))  # no zone: the same extraction
+
+
+def test_released_workers_stop_and_start_again_for_the_next_extraction():
+    chunks = [ChunkInput(f"c{i}", f"Maria Kessler visited Munich in the year {1900 + i}.", {}) for i in range(300)]
+    extractor = SpacyExtractor(CONFIG, workers=1, batch_size=100)
+    try:
+        first = list(extractor.extract(chunks))
+        pool = extractor._pool
+        assert pool is not None, "300 chunks are parsed by a worker process"
+        worker = pool._pool[0]  # type: ignore[attr-defined]
+        extractor.release_workers()
+        assert extractor._pool is None and not worker.is_alive()
+        assert list(extractor.extract(chunks)) == first
+        assert extractor._pool is not None
+    finally:
+        extractor.close()

@@ -253,3 +253,20 @@ def test_a_document_the_store_refuses_fails_alone(make_workspace, corpus, store_
     clean = make_workspace("clean", store=store_kind)
     clean.indexer.ingest([d for d in documents if d is not refused])
     assert_same(snapshot(workspace), snapshot(clean))
+
+
+def test_an_ingest_stops_its_extraction_workers_before_the_closing_community_refresh(make_workspace, corpus, monkeypatch):
+    """The refresh and the save are an operation's peak of memory: idle spaCy processes must not add to it."""
+    workspace = make_workspace()
+    events: list[str] = []
+    extractor = workspace.extractor
+    monkeypatch.setattr(extractor, "release_workers", lambda: events.append("release"))
+    refresh = workspace.maintenance.refresh_communities
+    monkeypatch.setattr(workspace.maintenance, "refresh_communities", lambda **kw: (events.append("refresh"), refresh(**kw))[1])
+    workspace.indexer.ingest(corpus[0])
+    assert events == ["release", "refresh"]
+    events.clear()
+    workspace.indexer.ingest(corpus[1], settle=False)
+    assert events == [], "an ingest that leaves the refresh to later keeps its workers for the next batch"
+    workspace.indexer.settle()
+    assert events == ["release", "refresh"]

@@ -49,4 +49,10 @@ class Extractor(Protocol):
         """One extraction per input chunk, in input order; may work ahead in other processes."""
         ...
 
+    def release_workers(self) -> None:
+        """Stops the helper processes this machine runs for extraction, if any; the next ``extract`` starts them
+        again. Called before an operation's closing community refresh and save, so that the index's largest moment of
+        memory does not also hold idle extraction workers."""
+        ...
+
     def close(self) -> None: ...

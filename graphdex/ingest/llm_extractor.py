@@ -243,6 +243,11 @@ class LLMExtractor:
             result.relations.append(RelationMention(source[0], target[0], source[1], target[1], keywords,
                                                     str(record.get("description") or "").strip(), "llm", _strength(record.get("strength"))))
 
+    def release_workers(self) -> None:
+        """Model calls run in threads of this process; only a spaCy fallback has worker processes to stop."""
+        if self.fallback is not None:
+            self.fallback.release_workers()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         if self.fallback is not None:

@@ -147,6 +147,7 @@ class Indexer:
         """The community refresh and closing save that ingests with ``settle=False`` left; returns its seconds."""
         began = time.perf_counter()
         if self.target.changes or self.target.vectors.dirty:
+            self.extractor.release_workers()
             self.maintenance.finish()
         return time.perf_counter() - began
 
@@ -169,6 +170,7 @@ class Indexer:
         # stopped before its closing save (a store outage) is finished here too, its touches still recorded
         if settle and (prepared or self.target.vectors.dirty):
             crash_point("ingest.before_communities")
+            self.extractor.release_workers()  # the refresh and the save are the operation's peak of memory
             report.timed("communities", self.maintenance.refresh_communities)
             release_free_memory(0)
             crash_point("ingest.communities_written")

@@ -46,6 +46,9 @@ class RayExtractor:
         for extractions in self._pool.map("extract", _batches(chunks, self.batch_size)):
             yield from extractions
 
+    def release_workers(self) -> None:
+        """The actors run on the cluster's nodes, not beside the writer: they stay up for the next operation."""
+
     def close(self) -> None:
         self._pool.close()
 

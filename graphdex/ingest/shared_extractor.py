@@ -35,6 +35,10 @@ class SharedExtractor:
                 return
             yield cast(ChunkExtraction, item)
 
+    def release_workers(self) -> None:
+        with self._lock:
+            self._inner.release_workers()
+
     def close(self) -> None:
         with self._lock:
             self._inner.close()

@@ -317,8 +317,11 @@ class SpacyExtractor:
         finally:
             gc.unfreeze()
 
-    def close(self) -> None:
+    def release_workers(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool.join()
             self._pool = None
+
+    def close(self) -> None:
+        self.release_workers()

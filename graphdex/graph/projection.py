@@ -337,7 +337,9 @@ class GraphProjection:
             reached, carried = self.matrix.entries(active, values[keep])
             if len(reached) * _SPARSE_BELOW > n:  # per entry, np.add.at costs more than bincount's pass over every row
                 break
-            np.add.at(sums, reached, carried)
+            # numpy's fast path for add.at needs the sums' own dtype and intp indices: mixed types take a slow
+            # per-element path, 20-30x slower (5 ms against 0.2 ms for 45,000 entries at 10x)
+            np.add.at(sums, reached.astype(np.intp, copy=False), carried.astype(np.float64))
             held[reached] = True
             held[seed_rows] = True
             rows = np.flatnonzero(held)

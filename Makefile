@@ -38,11 +38,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-## The fast local loop: everything that needs neither the Neo4j server, the browser nor the local model (CI runs
-## `make test`). The Ray tests stay in: their two-node cluster (scripts/ray.sh) comes from the pip package and starts
-## in about 15 s.
+## The fast local loop (under 2 minutes): the tests that hold whatever the models find, run with the stand-in
+## embedder and extractor of tests/fakes.py, without the Neo4j server, Ray, the browser or the local model. CI runs
+## `make test`: every test, with the real models and the real servers.
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not neo4j and not local_llm"
+	GRAPHDEX_TEST_TIER=fast $(PY) -m pytest -m "not e2e and not neo4j and not local_llm and not ray"
 
 ## The real local model end to end (scripts/local-llm.sh: builds llama-cpp-python on its first start, minutes).
 test-local-llm: $(STAMP)

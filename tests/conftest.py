@@ -1,4 +1,8 @@
-"""Shared fixtures: the real embedder and spaCy model, loaded once per session, and fresh workspaces."""
+"""Shared fixtures: the real embedder and spaCy model, loaded once per session, and fresh workspaces.
+
+With GRAPHDEX_TEST_TIER=fast (`make test-fast`) the workspaces embed and extract with the stand-ins of tests/fakes.py
+instead, and the tests marked `e2e` (those that depend on what the real models find, or run graphdex as a separate
+process with its real models) are left out; `make test` and CI run every test with the real models."""
 
 from __future__ import annotations
 
@@ -16,15 +20,18 @@ from graphdex.common.embedder import OnnxMiniLMEmbedder
 from graphdex.common.settings import Settings
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.spacy_extractor import load_spacy
+from tests.fakes import HashingEmbedder, PatternExtractor
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "graphdex" / "api" / "sample_corpus" / "wiki_sample.jsonl"
 NEO4J_SCRIPT = REPO / "scripts" / "neo4j.sh"
 RAY_SCRIPT = REPO / "scripts" / "ray.sh"
 LOCAL_LLM_SCRIPT = REPO / "scripts" / "local-llm.sh"
+FAST = os.environ.get("GRAPHDEX_TEST_TIER") == "fast"
 
 
 def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "e2e: depends on the real models or runs graphdex as its own process (deselected by `make test-fast`)")
     config.addinivalue_line("markers", "neo4j: needs the real Neo4j server (deselected by `make test-fast`)")
     config.addinivalue_line("markers", "ray: needs the local two-node Ray cluster of scripts/ray.sh (started by the ray_cluster fixture)")
     config.addinivalue_line("markers", "local_llm: needs the real local model server of scripts/local-llm.sh (deselected by `make test-fast`)")
@@ -111,8 +118,8 @@ def store_kind(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> OnnxMiniLMEmbedder:
-    return OnnxMiniLMEmbedder(threads=2)
+def embedder() -> OnnxMiniLMEmbedder | HashingEmbedder:
+    return HashingEmbedder() if FAST else OnnxMiniLMEmbedder(threads=2)
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +145,8 @@ def make_workspace(request, tmp_path, embedder, nlp):
         workspace = Workspace(settings)
         workspace.__dict__["embedder"] = embedder
         workspace.__dict__["nlp"] = nlp
+        if FAST and settings.extractor == "spacy":
+            workspace.__dict__["extractor"] = PatternExtractor()
         opened.append(workspace)
         return workspace
 

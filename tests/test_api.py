@@ -93,6 +93,7 @@ def test_multipart_upload_of_files(client):
     assert client.get("/graph/entities", params={"q": "slovenia"}).json()["entities"]
 
 
+@pytest.mark.e2e
 def test_graph_endpoints(client):
     wait_until_settled(client, [d["id"] for d in client.post("/documents", json=film_payload()).json()["documents"]])
     found = client.get("/graph/entities", params={"q": "kessler"}).json()["entities"]
@@ -400,6 +401,7 @@ def test_a_queue_of_batches_refreshes_the_community_layer_once_and_ends_settled(
         assert workspace.store.node_ids(NodeType.COMMUNITY), "the layer was built"
 
 
+@pytest.mark.e2e
 def test_a_service_build_in_several_submissions_equals_a_cli_build_vector_for_vector(make_workspace, store_kind, sample_records, tmp_path):
     """Each submission indexed before the next is sent: an operation of its own, with its own community refresh and
     save, as a service fed over time does. Reopened, the index equals a CLI build of the same documents: the graph
@@ -422,6 +424,7 @@ def test_a_service_build_in_several_submissions_equals_a_cli_build_vector_for_ve
 RACE_DOCUMENTS = 10_000
 
 
+@pytest.mark.e2e
 def test_submit_then_delete_under_load_leaves_no_ghosts(make_workspace):
     """Every document is submitted and then deleted, one in ten then submitted again, all at once from 8 threads
     while the worker indexes batches; a second wave of deletes follows for one in twenty, so deletes meet documents

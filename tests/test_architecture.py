@@ -62,3 +62,17 @@ def test_pkgutil_walks_the_package_once():
     files = [p for p in (ROOT / "graphdex").rglob("*.py") if p.name != "__init__.py" or p.parent != ROOT / "graphdex"]
     assert len(names) == len(set(names)) == len(files)
     assert all(name.count("graphdex") == 1 for name in names)
+
+
+def test_no_module_outgrows_one_job():
+    """A module over 420 lines has usually become two things; split it where the seam is."""
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "graphdex").rglob("*.py") if (n := len(p.read_text().splitlines())) > 420}
+    assert long == {}
+
+
+def test_the_transports_leave_locking_to_the_index():
+    """REST routes, MCP tools, the CLI and the ingestion worker ask api/index.py, which holds the workspace's lock
+    while it reads; none of them takes the lock itself."""
+    allowed = {ROOT / "graphdex" / "api" / "index.py", ROOT / "graphdex" / "api" / "workspace.py"}
+    offences = [str(p.relative_to(ROOT)) for p in (ROOT / "graphdex" / "api").rglob("*.py") if p not in allowed and ".guard." in p.read_text()]
+    assert offences == []

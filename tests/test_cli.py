@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from graphdex.api.cli import app
@@ -17,6 +18,7 @@ def said(result) -> str:
     return " ".join(result.output.split())
 
 
+@pytest.mark.e2e
 def test_ingest_query_stats_delete_round_trip(tmp_path):
     corpus = tmp_path / "docs"
     corpus.mkdir()
@@ -64,6 +66,7 @@ def test_user_mistakes_give_clear_errors(tmp_path):
     assert bad_mode.exit_code == 1 and "unknown mode" in said(bad_mode)
 
 
+@pytest.mark.e2e
 def test_deleting_what_is_not_indexed_exits_0_saying_there_was_nothing_to_delete(tmp_path):
     """A delete is idempotent, like `rm -f`: a retrying script must not see a failure for a document that is already
     gone (deleted by an earlier run that was killed before it could report). The message says nothing was there."""

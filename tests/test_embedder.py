@@ -8,6 +8,8 @@ import pytest
 from graphdex.common.embedder import EmbedderError, OnnxMiniLMEmbedder, shipped_model
 from graphdex.common.integer_model import integer_model
 
+pytestmark = pytest.mark.e2e  # the real embedding model itself
+
 TEXTS = [
     "Maria Kessler",
     "The Cabinet of Dr. Caligari is a 1920 German silent horror film directed by Robert Wiene.",

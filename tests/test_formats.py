@@ -326,6 +326,7 @@ def _json_of(result) -> dict:
     return json.loads(result.stdout[result.stdout.index("{"):])
 
 
+@pytest.mark.e2e
 def test_cli_ingests_every_format_names_bad_files_and_cites_pages_and_sections(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHDEX_CHUNK_TOKENS", "44")  # small chunks: each PDF page (34 to 39 tokens) its own
     monkeypatch.setenv("GRAPHDEX_CHUNK_OVERLAP", "0")

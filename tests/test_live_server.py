@@ -17,6 +17,8 @@ from graphdex.ingest.documents import SourceDocument
 from tests.conftest import FILM_DOCS, SAMPLE
 from tests.helpers import assert_same, clean_build, running_server, snapshot, wait_settled
 
+pytestmark = pytest.mark.e2e  # a real `graphdex serve` process with its real models
+
 EXAMPLES_PER_OPERATION = 40
 
 

@@ -117,6 +117,7 @@ def test_api_answers_and_streams(make_workspace, standin):
     assert done["answer"] == body["answer"] and len(done["citations"]) == 2
 
 
+@pytest.mark.e2e
 def test_cli_ingest_and_query_with_answer(tmp_path, standin, monkeypatch):
     for key, value in llm_settings(standin).items():
         monkeypatch.setenv(f"GRAPHDEX_{key.upper()}", str(value))

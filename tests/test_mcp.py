@@ -134,6 +134,7 @@ def film_index(tmp_path_factory, embedder, nlp) -> Path:
     return data_dir
 
 
+@pytest.mark.e2e
 def test_stdio_tools_answer_with_citations_and_explore_the_graph(film_index):
     async def test() -> None:
         async with stdio_session(film_index) as session:
@@ -176,6 +177,7 @@ def test_stdio_tools_answer_with_citations_and_explore_the_graph(film_index):
     run(test)
 
 
+@pytest.mark.e2e
 def test_stdio_bad_arguments_are_tool_errors_and_the_session_goes_on(film_index):
     async def test() -> None:
         async with stdio_session(film_index) as session:
@@ -208,6 +210,7 @@ def test_stdio_bad_arguments_are_tool_errors_and_the_session_goes_on(film_index)
     run(test)
 
 
+@pytest.mark.e2e
 def test_stdio_add_status_delete_in_the_workspace_it_serves(film_index):
     """`graphdex mcp --workspace notes`: documents added without naming a workspace go to notes, are indexed by the
     process's own worker, found there and only there, and deleted again."""

@@ -20,6 +20,7 @@ def corpus(sample_records):
     return a, b
 
 
+@pytest.mark.e2e
 def test_ingest_builds_every_node_type(make_workspace, corpus, store_kind):
     workspace = make_workspace(store=store_kind)
     report = workspace.indexer.ingest(corpus[0] + corpus[1])
@@ -172,6 +173,7 @@ def test_a_start_rebuilds_once_the_vectors_an_older_graphdex_left_holding_an_id_
     assert again.vectors._loaded == {}, "checked once: a later start loads no index"
 
 
+@pytest.mark.e2e
 def test_a_clean_reopen_loads_no_vector_index(make_workspace, monkeypatch):
     """Without the dirty marker, opening the writer side compares counts (the vectors' from their pointer) and loads
     no index; ``stats`` loads neither an index nor the embedder."""

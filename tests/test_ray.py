@@ -128,6 +128,7 @@ def test_an_unreachable_cluster_fails_at_once_saying_what_to_do(tmp_path):
     assert result.exception is None or isinstance(result.exception, SystemExit), "a message, not a traceback"
 
 
+@pytest.mark.e2e
 def test_the_default_path_never_imports_ray(tmp_path):
     script = (
         "import sys\n"

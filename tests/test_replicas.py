@@ -18,6 +18,8 @@ from graphdex.common.settings import Settings
 from tests.conftest import FILM_DOCS, drop_neo4j_workspace
 from tests.helpers import running_server
 
+pytestmark = pytest.mark.e2e  # a writer and a replica as two real processes
+
 MODES = ("naive", "local", "global", "hybrid", "graph")
 KEY = {"X-API-Key": "replica-test-key"}
 HARBOR = FILM_DOCS[0]  # "The Harbor Lights is a 1931 drama film directed by Maria Kessler..."

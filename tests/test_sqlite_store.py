@@ -57,6 +57,7 @@ print(json.dumps({"read": bytes_read() - before, "titles": [hit.title for hit in
 """
 
 
+@pytest.mark.e2e
 def test_a_fresh_process_answers_a_query_reading_a_small_part_of_the_graph(make_workspace, sample_records, tmp_path):
     """The embedded store is read by what a query needs: a fresh process (models and vectors loaded first) answers a
     graph-mode query reading only part of the graph file (the earlier design read all of it at open). On this small

@@ -12,7 +12,7 @@ import time
 from fastapi.testclient import TestClient
 
 from graphdex.api.app import create_app
-from graphdex.graph.neo4j_store import CONNECT_SECONDS
+from graphdex.graph.neo4j_session import CONNECT_SECONDS
 from tests.conftest import NEO4J_SCRIPT
 from tests.helpers import wait_until_settled
 

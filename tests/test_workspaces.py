@@ -328,6 +328,7 @@ def test_scoped_keys_that_cannot_work_are_refused_at_start_up(make_workspace, ke
         create_app(workspace=make_workspace("refused", workspace_keys=keys, **admin))
 
 
+@pytest.mark.e2e
 def test_cli_workspace_option(tmp_path):
     runner = CliRunner()
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from graphdex.api.cli_output import console, err, print_report, print_result
+from graphdex.api.index import Index
 from graphdex.api.layout import DEFAULT_WORKSPACE, Layout
 from graphdex.api.lifecycle import create_workspace, delete_workspace, unknown
 from graphdex.api.sample import SAMPLE_CORPUS, SAMPLE_QUESTIONS
@@ -86,12 +87,16 @@ def _workspace(name: str = DEFAULT_WORKSPACE, **overrides) -> Workspace:
     return Workspace(layout.settings_for(name))
 
 
+def _index(name: str = DEFAULT_WORKSPACE, **overrides) -> Index:
+    return Index(_workspace(name, **overrides))
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
 
-def _run_ingest(workspace: Workspace, documents: list) -> IngestReport:
+def _run_ingest(index: Index, documents: list) -> IngestReport:
     with Progress(TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err, transient=False) as progress:
         task = progress.add_task("ingest", total=None)
@@ -99,7 +104,7 @@ def _run_ingest(workspace: Workspace, documents: list) -> IngestReport:
         def update(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        return workspace.indexer.ingest(documents, progress=update)
+        return index.ingest(documents, progress=update)
 
 
 def _load_documents(scan: FileScan) -> tuple[list[SourceDocument], list[str]]:
@@ -125,19 +130,18 @@ def ingest(paths: list[Path] = typer.Argument(..., help=f"Files ({', '.join(SUPP
     A file that cannot be read (corrupt, encrypted, a scanned PDF without text, empty...) is named with the reason and
     left out while the others are indexed; the exit code is then 1. Files a folder walk skips (hidden, unsupported
     types) are listed by reason."""
-    workspace = _workspace(workspace_name, **({"extract_workers": workers} if workers is not None else {}))
+    index = _index(workspace_name, **({"extract_workers": workers} if workers is not None else {}))
     try:
         scan = scan_paths(paths)
         documents, unreadable = _load_documents(scan)
         if documents or not unreadable:
-            with workspace.store.lock():
-                report = _run_ingest(workspace, documents)
+            report = _run_ingest(index, documents)
         else:
             from graphdex.ingest.pipeline import IngestReport
 
             report = IngestReport()  # nothing readable: the index is not even opened for writing
     finally:
-        workspace.close()
+        index.close()
     if json_output:
         console.print_json(json.dumps({**report.__dict__, "stage_seconds": dict(report.stage_seconds), "unreadable": unreadable,
                                        "skipped_files": [{"path": str(p), "reason": r} for p, r in scan.skipped]}))
@@ -157,14 +161,14 @@ def query(text: str = typer.Argument(..., help="The question."),
                                                                     "model writes it."),
           json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Retrieve ranked, cited context for a question, and optionally an answer written from it."""
-    workspace = _workspace(workspace_name)
+    index = _index(workspace_name)
     try:
-        workspace.prepare_query(mode)
-        answerer = workspace.answerer if answer else None
+        index.prepare_query(mode)
+        answerer = index.answerer if answer else None
         if answer and answerer is None:
             _fail("--answer needs a model: set GRAPHDEX_LLM_MODEL (for example openai/gpt-4o-mini or ollama/qwen2.5:14b; see the README)")
         with counting_usage() as usage:
-            result = workspace.engine.retrieve(text, mode, top_k or workspace.settings.top_k)
+            result = index.retrieve(text, mode, top_k)
             if json_output:
                 written = answerer.answer(text, result.chunks) if answerer is not None and result.chunks else None
                 payload = {**result.to_dict(), "answer": written.text if written else None,
@@ -187,7 +191,7 @@ def query(text: str = typer.Argument(..., help="The question."),
             err.print(f"[dim]model: {usage.calls} call(s), {usage.cached} cached, "
                       f"{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens[/]")
     finally:
-        workspace.close()
+        index.close()
 
 
 @app.command()
@@ -198,13 +202,11 @@ def delete(document: str = typer.Argument(..., help="A document id (doc-...) or 
     Idempotent, like `rm -f`: when no such document is indexed (deleted already, say by an earlier run that was
     interrupted, or never indexed) it says there is nothing to delete and exits with exit code 0, so a script can
     simply run it again. Only a failure (the index cannot be opened or written) exits with 1."""
-    workspace = _workspace(workspace_name)
+    index = _index(workspace_name)
     try:
-        with workspace.store.lock():
-            maintenance = workspace.maintenance  # opening the writer side repairs what an interrupted run left
-            report = maintenance.delete_document(document) if maintenance.resolve_document(document) else None
+        report = index.delete(document)
     finally:
-        workspace.close()
+        index.close()
     if report is None:
         err.print(f"[yellow]nothing to delete:[/] no document with id or source {escape(repr(document))} is indexed "
                   "(deleted already, or never indexed; `graphdex stats` shows what is)")
@@ -217,29 +219,27 @@ def communities(rebuild: bool = typer.Option(False, "--rebuild", help="Recompute
                 workspace_name: str = WORKSPACE_OPTION) -> None:
     """The community layer: how many communities; --rebuild recomputes it from scratch (every write only updates the
     communities it touched)."""
-    workspace = _workspace(workspace_name)
+    index = _index(workspace_name)
     try:
         if rebuild:
-            with workspace.store.lock():
-                written = workspace.maintenance.refresh_communities(from_scratch=True)
-                workspace.vectors.save(complete=True)
+            written = index.rebuild_communities()
             console.print(f"rebuilt the community layer: {written} community nodes and memberships written or removed")
-        counts = workspace.store.counts()
+        counts = index.stats()
     finally:
-        workspace.close()
+        index.close()
     console.print(f"{counts['nodes']['Community']} communities, {counts['edges']['IN_COMMUNITY']} memberships")
 
 
 @app.command()
 def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Counts of nodes per type, edges per type and vectors per index."""
-    workspace = _workspace(workspace_name)
+    index = _index(workspace_name)
     try:
-        data = workspace.stats()
+        data = index.stats()
     except StoreError as error:
         _fail(str(error))
     finally:
-        workspace.close()
+        index.close()
     if json_output:
         console.print_json(json.dumps(data))
         return
@@ -301,20 +301,19 @@ def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n
                                        help="How many sample questions to answer."),
          mode: str = typer.Option(DEFAULT_MODE, "--mode", "-m", help=f"Retrieval mode: {', '.join(MODES)}."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Index the bundled sample corpus (if the index is empty) and answer sample questions."""
-    workspace = _workspace(workspace_name)
+    index = _index(workspace_name)
     try:
-        if workspace.store.counts()["nodes"]["Document"] == 0:
-            err.print(f"indexing the sample corpus ({SAMPLE_CORPUS.name}) into {workspace.data_dir} ...")
-            with workspace.store.lock():
-                print_report(_run_ingest(workspace, list(load_paths([SAMPLE_CORPUS]))))
+        if index.document_count() == 0:
+            err.print(f"indexing the sample corpus ({SAMPLE_CORPUS.name}) into {index.workspace.data_dir} ...")
+            print_report(_run_ingest(index, list(load_paths([SAMPLE_CORPUS]))))
         for question in SAMPLE_QUESTIONS[:questions]:
-            result = workspace.engine.retrieve(question, mode, 3)
+            result = index.retrieve(question, mode, 3)
             print_result(result)
             if result.chunks:
                 best = result.chunks[0]
                 console.print(f"[bold]best evidence[/] [{best.title}]: {best.text}\n")
     finally:
-        workspace.close()
+        index.close()
 
 
 workspace_app = typer.Typer(help="Workspaces: isolated indexes in one data directory (or one Neo4j database), each with its own graph, "
@@ -336,13 +335,13 @@ def workspace_list(json_output: bool = typer.Option(False, "--json", help="Print
     layout = Layout(_settings())
     rows: list[dict[str, Any]] = []
     for name in layout.names():
-        workspace = Workspace(layout.settings_for(name))
+        index = Index(Workspace(layout.settings_for(name)))
         try:
-            rows.append({"name": name, "documents": workspace.store.counts()["nodes"]["Document"]})
+            rows.append({"name": name, "documents": index.document_count()})
         except StoreError as error:
             _fail(str(error))
         finally:
-            workspace.close()
+            index.close()
     if json_output:
         console.print_json(json.dumps({"workspaces": rows}))
         return

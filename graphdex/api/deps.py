@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from graphdex.api.access import Access, Grant, InvalidApiKey, KeyRing, Refused
+from graphdex.api.index import Index
 from graphdex.api.jobs import JobQueue
 from graphdex.api.json_bodies import StrictJsonRoute
 from graphdex.api.layout import DEFAULT_WORKSPACE, NAME_PATTERN, NAME_RULE, check_name
@@ -108,6 +109,11 @@ async def get_workspace(served: Annotated[ServedWorkspace, Depends(served_worksp
     return served.workspace
 
 
+async def get_index(served: Annotated[ServedWorkspace, Depends(served_workspace)]) -> Index:
+    """What a route asks of its workspace: reads under the workspace's lock, queries, answers."""
+    return served.index
+
+
 async def get_jobs(served: Annotated[ServedWorkspace, Depends(served_workspace)]) -> JobQueue:
     """The ingestion queue (NotTheWriter, a 503 naming the writer, on a query replica)."""
     return served.jobs
@@ -126,6 +132,7 @@ def _state(request: Request) -> ServiceState:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[WorkspaceRegistry, Depends(get_registry)]
 WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
+IndexDep = Annotated[Index, Depends(get_index)]
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]
 QueueDep = Annotated[JobQueue | None, Depends(get_queue)]
 QuerySlotsDep = Annotated[threading.BoundedSemaphore, Depends(get_query_slots)]

@@ -58,6 +58,7 @@ from graphdex.common.errors import GraphdexError
 from graphdex.common.settings import Settings
 from graphdex.ingest.documents import excerpt
 from graphdex.query.engine import DEFAULT_MODE, MODES
+from graphdex.query.explore import MAX_SUBGRAPH_NODES
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
         request = QueryIn(query=query, mode=mode, max_context_tokens=max_context_tokens, **({"top_k": top_k} if top_k is not None else {}))
         state = service()
         with workspace_for(workspace, Access.READ) as (name, served):
-            result, hits = actions.retrieve(request, served.workspace, state.settings.top_k, state.query_slots)
+            result, hits = actions.retrieve(request, served.index, state.settings.top_k, state.query_slots)
         return SearchResult(workspace=name, query=result.query, mode=request.mode, passages=actions.query_hits(hits), seconds=result.seconds)
 
     @server.tool(annotations=_READ)
@@ -164,7 +165,7 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
         """Entities of the knowledge graph (people, places, organisations, works, concepts...) whose name or alias
         contains the text, with their ids for entity_neighbourhood and subgraph."""
         with workspace_for(workspace, Access.READ) as (ws_name, served):
-            found = actions.find_entities(served.workspace, name, limit)
+            found = served.index.find_entities(name, limit)
         return EntityMatches(workspace=ws_name, entities=[EntityMatch(**e) for e in found])
 
     @server.tool(annotations=_READ)
@@ -174,17 +175,17 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
         """An entity (name, type, aliases, what the text says about it, the documents that mention it) and the
         entities most strongly linked to it, with what links them."""
         with workspace_for(workspace, Access.READ) as (name, served):
-            found = actions.entity_neighbourhood(served.workspace, entity_id, limit)
+            found = served.index.entity(entity_id, limit)
         return EntityNeighbourhood(workspace=name, entity=Entity.from_props(found["entity"]), neighbours=[Neighbour(**n) for n in found["neighbours"]])
 
     @server.tool(annotations=_READ)
     def subgraph(entity_id: Annotated[str, Field(min_length=1, max_length=2000, description="The entity to start from (an id from lookup_entity).")],
                  depth: Annotated[int, Field(ge=1, le=3, description="Links to follow from it.")] = 1,
-                 limit: Annotated[int, Field(ge=1, le=actions.MAX_SUBGRAPH_NODES, description="Most nodes to return (the strongest links first).")] = 100,
+                 limit: Annotated[int, Field(ge=1, le=MAX_SUBGRAPH_NODES, description="Most nodes to return (the strongest links first).")] = 100,
                  workspace: WorkspaceArg = None) -> Subgraph:
         """The entities within `depth` links of an entity and the links between them."""
         with workspace_for(workspace, Access.READ) as (name, served):
-            found = actions.subgraph(served.workspace, entity_id, depth, limit)
+            found = served.index.subgraph(entity_id, depth, limit)
         return Subgraph(workspace=name, nodes=[SubgraphNode(**n) for n in found["nodes"]], edges=[SubgraphEdge(**e) for e in found["edges"]])
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
@@ -205,7 +206,7 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
                         workspace: WorkspaceArg = None) -> DocumentStatus:
         """Where a document's indexing is: pending, processing, done, failed (with the error) or deleting."""
         with workspace_for(workspace, Access.READ) as (name, served):
-            status = actions.document_status(served.queue, served.workspace, document_id)
+            status = actions.document_status(served.queue, served.index, document_id)
         return DocumentStatus.from_dict(name, status)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False))
@@ -214,12 +215,12 @@ def create_mcp_server(service: ServiceLookup, default_workspace: str = DEFAULT_W
         """Delete a document and everything only it supported (entities and relations other documents also
         mention stay). The delete is final once acknowledged and is carried out in the background."""
         with workspace_for(workspace, Access.WRITE) as (name, served):
-            marked = actions.delete_document(served.jobs, served.workspace, document_id)
+            marked = actions.delete_document(served.jobs, served.index, document_id)
         return Deletion.from_marked(name, marked)
 
     def stats_of(workspace: str | None) -> str:
         with workspace_for(workspace, Access.READ, ResourceError) as (name, served):
-            counts = actions.graph_stats(served.workspace, served.queue_counts())
+            counts = actions.graph_stats(served.index, served.queue_counts())
         return GraphStats(workspace=name, **{field: counts[field] for field in GraphStats.model_fields if field != "workspace"}).model_dump_json(indent=2)
 
     @server.resource("graphdex://stats", name="stats", mime_type="application/json")

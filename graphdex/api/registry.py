@@ -15,6 +15,7 @@ import threading
 import time
 from contextlib import ExitStack
 
+from graphdex.api.index import Index
 from graphdex.api.jobs import JobQueue
 from graphdex.api.layout import DEFAULT_WORKSPACE, Layout, check_name, queue_path
 from graphdex.api.lifecycle import check_deletable, create_workspace, delete_workspace, finish_interrupted_removals, unknown
@@ -41,6 +42,7 @@ class ServedWorkspace:
     def __init__(self, name: str, workspace: Workspace, batch_documents: int) -> None:
         self.name = name
         self.workspace = workspace
+        self.index = Index(workspace)  # what the transports ask of it
         self._users = 0
         self._closing = False
         self._idle = threading.Condition()
@@ -53,7 +55,7 @@ class ServedWorkspace:
                 stack.enter_context(workspace.store.lock())
                 self.queue = JobQueue(queue_path(workspace.settings))
                 stack.callback(self.queue.close)
-                self.service = IngestionService(workspace, self.queue, batch_documents)
+                self.service = IngestionService(self.index, self.queue, batch_documents)
                 _ = workspace.indexer  # load the extractor and repair the vectors before the first request
             workspace.warm()  # and build the PageRank projection before the first query
             if self.service is not None:

@@ -12,10 +12,9 @@ import logging
 import threading
 import time
 
+from graphdex.api.index import Index
 from graphdex.api.jobs import Job, JobQueue
-from graphdex.api.workspace import Workspace
 from graphdex.common.ray_cluster import ClusterError
-from graphdex.graph.model import NodeType
 from graphdex.graph.store import StoreUnavailable
 from graphdex.ingest.documents import SourceDocument
 
@@ -30,8 +29,9 @@ MAX_OUTAGE_PAUSE_SECONDS = 8.0
 
 
 class IngestionService:
-    def __init__(self, workspace: Workspace, jobs: JobQueue, batch_documents: int) -> None:
-        self.workspace = workspace
+    def __init__(self, index: Index, jobs: JobQueue, batch_documents: int) -> None:
+        self.index = index
+        self.workspace = workspace = index.workspace
         self.jobs = jobs
         self.batch_documents = batch_documents
         self._stop = threading.Event()
@@ -109,8 +109,7 @@ class IngestionService:
         self._outage_pause = 0.0
         self.batches += 1
         failed = dict(report.failed)
-        with self.workspace.guard.read():
-            stored = self.workspace.store.get_nodes(job.id for job, _ in batch)
+        stored = self.index.documents([job.id for job, _ in batch])
         for job, doc in batch:
             if doc.source in failed:
                 self.jobs.finish(job.id, error=failed[doc.source])
@@ -148,6 +147,4 @@ class IngestionService:
         self.workspace.graph_changed()
 
     def is_indexed(self, doc_id: str) -> bool:
-        with self.workspace.guard.read():
-            node = self.workspace.store.get_nodes([doc_id]).get(doc_id)
-        return node is not None and node.type == NodeType.DOCUMENT
+        return self.index.document(doc_id) is not None

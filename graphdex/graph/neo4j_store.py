@@ -17,9 +17,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
-from graphdex.graph.breaker import CircuitBreaker
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.neo4j_cypher import (
     ALL_KINDS,
@@ -32,7 +30,8 @@ from graphdex.graph.neo4j_cypher import (
     vector_params,
 )
 from graphdex.graph.neo4j_lease import LEASE_MILLISECONDS, WriterLease
-from graphdex.graph.store import ChangeSet, StoreError, StoreUnavailable
+from graphdex.graph.neo4j_session import Neo4jSession
+from graphdex.graph.store import ChangeSet, StoreError
 from graphdex.graph.vectors import VectorChanges
 
 log = logging.getLogger(__name__)
@@ -41,72 +40,17 @@ log = logging.getLogger(__name__)
 CHANGE_LOG_VERSIONS = 1000
 #: The label of the change log's nodes (one per write: its version and the ids of the nodes it touched).
 CHANGE_LABEL = "GraphdexChange"
-# how long one unreachable-server call may take (connecting, then the driver's own retries), and how long after it
-# calls fail at once (the circuit breaker) before one of them tries the server again
-CONNECT_SECONDS = 5.0
-RETRY_SECONDS = 5.0
 
 
 class Neo4jGraphStore:
     """GraphStore on a Neo4j 5 server (Community or Enterprise), over Bolt with the official driver."""
 
     def __init__(self, uri: str, user: str, password: str, database: str = "neo4j", workspace: str = "default") -> None:
-        import neo4j
-        from neo4j.exceptions import AuthError, ServiceUnavailable
-
-        self._neo4j = neo4j
-        self._database = database
+        self.db = Neo4jSession(uri, user, password, database, workspace)  # the vector indexes on Neo4j share it
         self._workspace = workspace
         self._lease: str | None = None
-        self._breaker = CircuitBreaker(RETRY_SECONDS)
-        try:
-            # "unknown label/property" notices are expected on a new, empty database: not worth a warning each
-            self._driver = neo4j.GraphDatabase.driver(uri, auth=(user, password) if password else None,
-                                                      notifications_disabled_classifications=["UNRECOGNIZED"],
-                                                      connection_timeout=CONNECT_SECONDS, max_transaction_retry_time=CONNECT_SECONDS)
-            self._driver.verify_connectivity()
-        except ServiceUnavailable as error:
-            reason = " ".join(str(error).split())
-            raise StoreError(f"cannot reach Neo4j at {uri}: {reason} Start it (scripts/neo4j.sh start) or check GRAPHDEX_NEO4J_URI") from error
-        except AuthError as error:
-            raise StoreError(f"Neo4j at {uri} refused the credentials of user {user!r}: check GRAPHDEX_NEO4J_USER / GRAPHDEX_NEO4J_PASSWORD") from error
         self._ensure_schema()
         self._check_schema_version(uri)
-
-    # plumbing -------------------------------------------------------------------------------------------------
-
-    def _read(self, query: str, **params: Any) -> list[dict[str, Any]]:
-        def work(tx):
-            return [record.data() for record in tx.run(query, ws=self._workspace, **params)]
-
-        from neo4j.exceptions import DriverError, Neo4jError
-
-        with self._reachable("read"):
-            try:
-                with self._driver.session(database=self._database) as session:
-                    return session.execute_read(work)
-            except (DriverError, Neo4jError) as error:
-                if _unreachable(error):
-                    raise
-                raise StoreError(f"Neo4j read failed: {error}") from error
-
-    @contextmanager
-    def _reachable(self, action: str) -> Iterator[None]:
-        """Every call to the server passes the circuit breaker, and tells it whether the server answered."""
-        from neo4j.exceptions import ServiceUnavailable, SessionExpired
-
-        self._breaker.before_call()
-        try:
-            yield
-        except (ServiceUnavailable, SessionExpired) as error:
-            reason = f"Neo4j is unreachable: {' '.join(str(error).split())}"
-            self._breaker.failed(reason)
-            detail = " (nothing was written)" if action == "write" else ""
-            raise StoreUnavailable(reason + detail, retry_after=RETRY_SECONDS) from error
-        except BaseException:
-            self._breaker.succeeded()  # the server answered, if only with an error
-            raise
-        self._breaker.succeeded()
 
     def _ensure_schema(self) -> None:
         statements = [
@@ -119,14 +63,9 @@ class Neo4jGraphStore:
             f"CREATE INDEX graphdex_change IF NOT EXISTS FOR (c:{CHANGE_LABEL}) ON (c.workspace, c.version)",
             "CREATE CONSTRAINT graphdex_meta IF NOT EXISTS FOR (m:GraphdexMeta) REQUIRE m.workspace IS UNIQUE",
         ]
-        with self._driver.session(database=self._database) as session:
+        with self.db.driver.session(database=self.db.database) as session:
             for statement in statements:
                 session.run(statement).consume()
-
-    def _schema(self, statement: str, **params: Any) -> None:
-        """A schema statement or procedure (auto-commit: Neo4j runs schema changes outside managed transactions)."""
-        with self._reachable("schema"), self._driver.session(database=self._database) as session:
-            session.run(statement, **params).consume()
 
     @property
     def workspace(self) -> str:
@@ -135,19 +74,19 @@ class Neo4jGraphStore:
     def writer(self) -> str | None:
         """Who holds the writer lease of this workspace ("host:pid:nonce"), if anyone: what a query replica names as
         the place to send writes to."""
-        rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE coalesce(m.writer_until, 0) >= timestamp() RETURN m.writer AS writer")
+        rows = self.db.read("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE coalesce(m.writer_until, 0) >= timestamp() RETURN m.writer AS writer")
         return rows[0]["writer"] if rows else None
 
     def _check_schema_version(self, uri: str) -> None:
         """A workspace written by a graphdex that stored elements differently is refused, not misread."""
-        rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.version > 0 RETURN coalesce(m.schema_version, 1) AS schema")
+        rows = self.db.read("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE m.version > 0 RETURN coalesce(m.schema_version, 1) AS schema")
         if rows and int(rows[0]["schema"]) != GRAPH_SCHEMA_VERSION:
             raise StoreError(f"workspace {self._workspace!r} on {uri} was written by another graphdex version (graph schema "
                              f"{rows[0]['schema']}; this one reads {GRAPH_SCHEMA_VERSION}): re-index into a new GRAPHDEX_NEO4J_WORKSPACE")
 
     def _stored_version(self) -> int:
         # the meta node exists before the first write (a writer's lease is kept on it), without a version yet
-        rows = self._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN coalesce(m.version, 0) AS version")
+        rows = self.db.read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN coalesce(m.version, 0) AS version")
         return int(rows[0]["version"]) if rows else 0
 
     # GraphStore -----------------------------------------------------------------------------------------------
@@ -157,7 +96,7 @@ class Neo4jGraphStore:
         contrib = "n.contrib_json" if contributions else "'{}'"
         out: dict[str, Node] = {}
         for part in batches(ids):
-            rows = self._read(
+            rows = self.db.read(
                 f"UNWIND $ids AS id {find_node('n', 'id')} "
                 f"RETURN n.id AS id, n.graphdex_type AS type, n.props_json AS props, {contrib} AS contrib",
                 ids=list(part),
@@ -174,7 +113,7 @@ class Neo4jGraphStore:
         out: dict[EdgeKey, Edge] = {}
         for type_, pairs in by_type.items():
             for part in batches(pairs):
-                rows = self._read(
+                rows = self.db.read(
                     f"UNWIND $pairs AS p MATCH {typed_edge(type_, 'p.s', 'p.t')} "
                     f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {contrib} AS contrib",
                     pairs=list(part),
@@ -262,7 +201,7 @@ class Neo4jGraphStore:
             tx.run("MATCH (m:GraphdexMeta {workspace: $ws}) WHERE $lease IS NOT NULL AND m.writer = $lease SET m.writer_until = timestamp() + $ttl",
                    ws=ws, lease=lease, ttl=LEASE_MILLISECONDS).consume()
 
-        self._execute_write(work)
+        self.db.write(work)
 
     def _abouts(self, tx, ids: set[str]) -> set[str]:
         """The entities that documents among ``ids`` are about: their about-chunks change with the document."""
@@ -275,28 +214,13 @@ class Neo4jGraphStore:
         return {**keys, "props": readable_props(props), "props_json": json.dumps(props, ensure_ascii=False),
                 "contrib_json": json.dumps(contrib, ensure_ascii=False), "support_chunks": sorted(contrib)}
 
-    def _execute_write(self, work) -> None:
-        """One managed transaction: the driver retries it on transient errors (deadlocks, leader switches)."""
-        from neo4j.exceptions import DriverError, Neo4jError
-
-        with self._reachable("write"):
-            try:
-                with self._driver.session(database=self._database) as session:
-                    session.execute_write(work)
-            except Neo4jError as error:
-                raise StoreError(f"Neo4j rejected a write (nothing was written): {error.message}") from error
-            except DriverError as error:
-                if _unreachable(error):
-                    raise
-                raise StoreError(f"Neo4j write failed (nothing was written): {error}") from error
-
     def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
         """Relies on the model's invariant that a node is adjacent to every chunk that supports it, and that an edge
         a chunk supports starts at that chunk or at a node it supports: so only their own edges are examined."""
         chunk_ids = sorted(set(chunk_ids))
         if not chunk_ids:
             return set(), set()
-        rows = self._read(
+        rows = self.db.read(
             "UNWIND $chunks AS cid MATCH (c:Chunk {workspace: $ws, id: cid})--(n) WHERE any(x IN n.support_chunks WHERE x IN $chunks) "
             "RETURN DISTINCT n.id AS id, n.graphdex_type AS type",
             chunks=chunk_ids,
@@ -308,7 +232,7 @@ class Neo4jGraphStore:
         for type_, (source_type, target_type) in EDGE_ENDS.items():
             sources = by_type.get(source_type.value)
             for part in batches(sources or []):
-                found = self._read(
+                found = self.db.read(
                     f"UNWIND $ids AS id MATCH (a:{source_type.value} {{workspace: $ws, id: id}})-[r:{type_.value}]->(b:{target_type.value}) "
                     "WHERE any(x IN r.support_chunks WHERE x IN $chunks) RETURN a.id AS s, b.id AS t",
                     ids=list(part), chunks=chunk_ids,
@@ -324,7 +248,7 @@ class Neo4jGraphStore:
         contrib = "r.contrib_json" if contributions else "'{}'"
         out: dict[str, list[Edge]] = {}
         for part in batches(list(dict.fromkeys(node_ids))):
-            rows = self._read(
+            rows = self.db.read(
                 f"UNWIND $ids AS id {find_node('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
                 f"RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, {contrib} AS contrib",
                 ids=list(part), types=wanted,
@@ -336,13 +260,13 @@ class Neo4jGraphStore:
     def documents_about(self, entity_ids: Iterable[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for part in batches(sorted(set(entity_ids))):
-            for r in self._read("UNWIND $ids AS about MATCH (d:Document {workspace: $ws, about: about}) RETURN about, d.id AS id ORDER BY id",
+            for r in self.db.read("UNWIND $ids AS about MATCH (d:Document {workspace: $ws, about: about}) RETURN about, d.id AS id ORDER BY id",
                                 ids=list(part)):
                 out.setdefault(r["about"], []).append(r["id"])
         return out
 
     def changes_since(self, version: int) -> ChangeSet | None:
-        rows = self._read("OPTIONAL MATCH (m:GraphdexMeta {workspace: $ws}) WITH coalesce(m.version, 0) AS current "
+        rows = self.db.read("OPTIONAL MATCH (m:GraphdexMeta {workspace: $ws}) WITH coalesce(m.version, 0) AS current "
                           f"OPTIONAL MATCH (c:{CHANGE_LABEL} {{workspace: $ws}}) WHERE c.version > $since "
                           "RETURN current, min(c.version) AS first, collect(c.nodes) AS lists", since=version)
         current, first, lists = rows[0]["current"], rows[0]["first"], rows[0]["lists"]
@@ -353,11 +277,11 @@ class Neo4jGraphStore:
         return ChangeSet(current, frozenset(i for ids in lists for i in ids))
 
     def node_ids(self, type_: NodeType) -> set[str]:
-        rows = self._read(f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id")
+        rows = self.db.read(f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id")
         return {r["id"] for r in rows}
 
     def iter_nodes(self, type_: NodeType) -> Iterator[Node]:
-        rows = self._read(
+        rows = self.db.read(
             f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id, n.props_json AS props, n.contrib_json AS contrib ORDER BY n.id"
         )
         for r in rows:
@@ -368,7 +292,7 @@ class Neo4jGraphStore:
         contrib = "r.contrib_json" if contributions else "'{}'"
         for type_ in wanted:
             source_label, target_label = (t.value for t in EDGE_ENDS[EdgeType(type_)])
-            rows = self._read(
+            rows = self.db.read(
                 f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_}]->(b:{target_label}) "
                 f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {contrib} AS contrib"
             )
@@ -379,19 +303,19 @@ class Neo4jGraphStore:
         type_ = EdgeType(edge_type)
         source_label, target_label = (t.value for t in EDGE_ENDS[type_])
         if node_ids is None:
-            rows = self._read(f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(b:{target_label}) "
+            rows = self.db.read(f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(b:{target_label}) "
                               f"RETURN a.id AS s, b.id AS t, {SUPPORT} AS support")
             return [(r["s"], r["t"], int(r["support"])) for r in rows]
         asked = list(dict.fromkeys(node_ids))
         found: dict[tuple[str, str], int] = {}
         if within:
             for part in batches(asked):
-                rows = self._read(f"UNWIND $ids AS id MATCH (a:{source_label} {{workspace: $ws, id: id}})-[r:{type_.value}]->(b:{target_label}) "
+                rows = self.db.read(f"UNWIND $ids AS id MATCH (a:{source_label} {{workspace: $ws, id: id}})-[r:{type_.value}]->(b:{target_label}) "
                                   f"WHERE b.id IN $asked RETURN a.id AS s, b.id AS t, {SUPPORT} AS support", ids=list(part), asked=asked)
                 found.update(((r["s"], r["t"]), int(r["support"])) for r in rows)
             return [(s, t, support) for (s, t), support in found.items()]
         for part in batches(asked):
-            rows = self._read(f"UNWIND $ids AS id {find_node('n', 'id')} MATCH (n)-[r:{type_.value}]-() "
+            rows = self.db.read(f"UNWIND $ids AS id {find_node('n', 'id')} MATCH (n)-[r:{type_.value}]-() "
                               f"RETURN startNode(r).id AS s, endNode(r).id AS t, {SUPPORT} AS support", ids=list(part))
             found.update(((r["s"], r["t"]), int(r["support"])) for r in rows)  # an edge between two asked nodes comes twice
         return [(s, t, support) for (s, t), support in found.items()]
@@ -400,7 +324,7 @@ class Neo4jGraphStore:
         type_ = EdgeType(edge_type)
         source_label, target_label = (t.value for t in EDGE_ENDS[type_])
         # the support prop is stored natively with the edge's readable props; without it, its contributions count
-        rows = self._read(
+        rows = self.db.read(
             f"MATCH (:{source_label} {{workspace: $ws}})-[r:{type_.value}]->(:{target_label}) "
             f"RETURN sum({SUPPORT}) AS total"
         )
@@ -410,7 +334,7 @@ class Neo4jGraphStore:
         needle = text.casefold().strip()
         if not needle:
             return []
-        rows = self._read(
+        rows = self.db.read(
             "MATCH (n:Entity {workspace: $ws}) WHERE toLower(n.name) CONTAINS $needle OR any(a IN n.aliases WHERE toLower(a) CONTAINS $needle) "
             "RETURN n.id AS id, n.props_json AS props, n.contrib_json AS contrib ORDER BY size(n.name), n.name LIMIT $limit",
             needle=needle, limit=limit,
@@ -420,11 +344,11 @@ class Neo4jGraphStore:
     def counts(self) -> dict[str, dict[str, int]]:
         nodes = {t.value: 0 for t in NodeType}
         for node_type in NodeType:
-            nodes[node_type.value] = self._read(f"MATCH (n:{node_type.value} {{workspace: $ws}}) RETURN count(n) AS n")[0]["n"]
+            nodes[node_type.value] = self.db.read(f"MATCH (n:{node_type.value} {{workspace: $ws}}) RETURN count(n) AS n")[0]["n"]
         edges = {}
         for type_, (source_type, target_type) in EDGE_ENDS.items():
             pattern = f"(:{source_type.value} {{workspace: $ws}})-[r:{type_.value}]->(:{target_type.value})"
-            edges[type_.value] = self._read(f"MATCH {pattern} RETURN count(r) AS n")[0]["n"]
+            edges[type_.value] = self.db.read(f"MATCH {pattern} RETURN count(r) AS n")[0]["n"]
         return {"nodes": nodes, "edges": edges}
 
     @property
@@ -436,7 +360,7 @@ class Neo4jGraphStore:
     def lock(self) -> Iterator[None]:
         """A writer lease stored in the database (graph/neo4j_lease.py), so two graphdex writers on one workspace
         refuse each other; renewed by every write too."""
-        with WriterLease(self._driver, self._database, self._workspace, self._read).held() as token:
+        with WriterLease(self.db.driver, self.db.database, self._workspace, self.db.read).held() as token:
             self._lease = token
             try:
                 yield
@@ -444,11 +368,5 @@ class Neo4jGraphStore:
                 self._lease = None
 
     def close(self) -> None:
-        self._driver.close()
+        self.db.close()
 
-
-def _unreachable(error: Exception) -> bool:
-    """The driver could not reach the server (as opposed to the server refusing the query)."""
-    from neo4j.exceptions import ServiceUnavailable, SessionExpired
-
-    return isinstance(error, (ServiceUnavailable, SessionExpired))

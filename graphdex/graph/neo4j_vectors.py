@@ -64,14 +64,14 @@ class Neo4jVectorIndex:
             return []
         query = np.asarray(vector, dtype=np.float32).ravel().tolist()
         fetch = max(k * OVERFETCH, MIN_FETCH)
-        rows = self._store._read(
+        rows = self._store.db.read(
             "CALL db.index.vector.queryNodes($index, $fetch, $vector) YIELD node, score "
             "WITH collect(CASE WHEN node.workspace = $ws THEN [node.id, score] END) AS hits, count(*) AS fetched "
             "RETURN hits[..$k] AS hits, fetched",
             index=index_name(self._type), fetch=fetch, vector=query, k=k)
         hits, fetched = (rows[0]["hits"], rows[0]["fetched"]) if rows else ([], 0)
         if len(hits) < k and fetched >= fetch:  # other workspaces crowded this one out: ask its own nodes exactly
-            hits = [[r["id"], r["score"]] for r in self._store._read(
+            hits = [[r["id"], r["score"]] for r in self._store.db.read(
                 f"MATCH (n:{self._label} {{workspace: $ws}}) WHERE n.embedding IS NOT NULL "
                 "WITH n, vector.similarity.cosine(n.embedding, $vector) AS score ORDER BY score DESC, n.id LIMIT $k "
                 "RETURN n.id AS id, score", vector=query, k=k)]
@@ -80,7 +80,7 @@ class Neo4jVectorIndex:
     def get(self, ids: Sequence[str]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.dim), dtype=np.float32)
-        rows = self._store._read(
+        rows = self._store.db.read(
             f"UNWIND $ids AS id MATCH (n:{self._label} {{workspace: $ws, id: id}}) WHERE n.embedding IS NOT NULL RETURN n.id AS id, n.embedding AS v",
             ids=list(ids))
         found = {r["id"]: r["v"] for r in rows}
@@ -90,7 +90,7 @@ class Neo4jVectorIndex:
         """Computed in the database: only the scores cross the wire, not the vectors."""
         if not ids:
             return {}
-        rows = self._store._read(
+        rows = self._store.db.read(
             f"UNWIND $ids AS id MATCH (n:{self._label} {{workspace: $ws, id: id}}) WHERE n.embedding IS NOT NULL "
             "RETURN n.id AS id, vector.similarity.cosine(n.embedding, $vector) AS score",
             ids=list(ids), vector=np.asarray(vector, dtype=np.float32).ravel().tolist())
@@ -100,15 +100,15 @@ class Neo4jVectorIndex:
         return set(self.digests())
 
     def digests(self) -> dict[str, str]:
-        rows = self._store._read(
+        rows = self._store.db.read(
             f"MATCH (n:{self._label} {{workspace: $ws}}) WHERE n.embedding IS NOT NULL RETURN n.id AS id, coalesce(n.embedding_digest, '') AS d")
         return {r["id"]: r["d"] for r in rows}
 
     def __len__(self) -> int:
-        return int(self._store._read(f"MATCH (n:{self._label} {{workspace: $ws}}) WHERE n.embedding IS NOT NULL RETURN count(n) AS n")[0]["n"])
+        return int(self._store.db.read(f"MATCH (n:{self._label} {{workspace: $ws}}) WHERE n.embedding IS NOT NULL RETURN count(n) AS n")[0]["n"])
 
     def __contains__(self, node_id: object) -> bool:
-        return bool(self._store._read(
+        return bool(self._store.db.read(
             f"MATCH (n:{self._label} {{workspace: $ws, id: $id}}) WHERE n.embedding IS NOT NULL RETURN n.id AS id", id=str(node_id)))
 
 
@@ -129,7 +129,7 @@ class Neo4jVectorIndexes:
 
     def _ensure_indexes(self, m: int, ef_construction: int) -> None:
         """One index per searchable label for the whole database; refuses one made for another dimension."""
-        existing = {r["name"]: r["options"]["indexConfig"] for r in self._store._read(
+        existing = {r["name"]: r["options"]["indexConfig"] for r in self._store.db.read(
             "SHOW VECTOR INDEXES YIELD name, options WHERE name STARTS WITH 'graphdex_' RETURN name, options")}
         for type_ in SEARCHABLE_TYPES:
             name = index_name(type_)
@@ -140,17 +140,17 @@ class Neo4jVectorIndexes:
                                      f"({self.model_name}) makes {self.dim}: use the same GRAPHDEX_EMBEDDER, another database, or "
                                      "GRAPHDEX_NEO4J_VECTORS=local")
                 continue
-            self._store._schema(
+            self._store.db.schema(
                 f"CREATE VECTOR INDEX {name} IF NOT EXISTS FOR (n:{type_.value}) ON n.embedding OPTIONS {{indexConfig: {{"
                 "`vector.dimensions`: $dim, `vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false, "
                 "`vector.hnsw.m`: $m, `vector.hnsw.ef_construction`: $ef}}",
                 dim=self.dim, m=m, ef=ef_construction)
             log.info("created the Neo4j vector index %s (dimension %d)", name, self.dim)
         for type_ in SEARCHABLE_TYPES:
-            self._store._schema("CALL db.awaitIndex($name, $seconds)", name=index_name(type_), seconds=INDEX_ONLINE_SECONDS)
+            self._store.db.schema("CALL db.awaitIndex($name, $seconds)", name=index_name(type_), seconds=INDEX_ONLINE_SECONDS)
 
     def _check_model(self) -> None:
-        rows = self._store._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN m.vector_model AS model, m.vector_dim AS dim")
+        rows = self._store.db.read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN m.vector_model AS model, m.vector_dim AS dim")
         if rows and rows[0]["model"] is not None and (rows[0]["model"] != self.model_name or rows[0]["dim"] != self.dim):
             raise StoreError(f"the vectors of this Neo4j workspace were made by {rows[0]['model']} (dimension {rows[0]['dim']}), but the "
                              f"configured embedder is {self.model_name} (dimension {self.dim}): use the same GRAPHDEX_EMBEDDER or a new "
@@ -161,7 +161,7 @@ class Neo4jVectorIndexes:
 
     @property
     def dirty(self) -> bool:
-        rows = self._store._read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN coalesce(m.vectors_dirty, false) AS dirty")
+        rows = self._store.db.read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN coalesce(m.vectors_dirty, false) AS dirty")
         return bool(rows and rows[0]["dirty"])
 
     def mark_dirty(self) -> None:
@@ -169,7 +169,7 @@ class Neo4jVectorIndexes:
         it also records the embedding model, which a later start with another model is refused by."""
         if self._marked:
             return
-        self._store._execute_write(lambda tx: tx.run(
+        self._store.db.write(lambda tx: tx.run(
             "MERGE (m:GraphdexMeta {workspace: $ws}) SET m.vectors_dirty = true, m.vector_model = $model, m.vector_dim = $dim",
             ws=self._store.workspace, model=self.model_name, dim=self.dim).consume())
         self._marked = True
@@ -181,7 +181,7 @@ class Neo4jVectorIndexes:
         """The vectors are durable with each write already; a complete save only clears the operation's mark."""
         if not complete or self._suspect:
             return
-        self._store._execute_write(lambda tx: tx.run(
+        self._store.db.write(lambda tx: tx.run(
             "MATCH (m:GraphdexMeta {workspace: $ws}) REMOVE m.vectors_dirty", ws=self._store.workspace).consume())
         self._marked = False
 

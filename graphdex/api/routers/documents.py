@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from graphdex.api import actions
-from graphdex.api.deps import JobsDep, KeyCheckedFirst, QueueDep, WorkspaceDep, require_read_key, require_write_key
+from graphdex.api.deps import IndexDep, JobsDep, KeyCheckedFirst, QueueDep, require_read_key, require_write_key
 from graphdex.api.jobs import JobStatus
 from graphdex.api.json_bodies import not_json
 from graphdex.api.schemas import DocumentsIn
@@ -73,14 +73,14 @@ def list_documents(jobs: JobsDep, status: JobStatus | None = None, limit: int = 
 
 
 @router.get("/documents/{doc_id}", dependencies=read_access, summary="A document's indexing status")
-def get_document(doc_id: str, queue: QueueDep, ws: WorkspaceDep) -> dict[str, Any]:
-    return actions.document_status(queue, ws, doc_id)
+def get_document(doc_id: str, queue: QueueDep, index: IndexDep) -> dict[str, Any]:
+    return actions.document_status(queue, index, doc_id)
 
 
 @router.delete("/documents/{doc_id}", status_code=202, dependencies=write_access,
                summary="Delete a document (202, status deleting, then 404): what only it supported goes, shared nodes lose its support")
-def delete_document(doc_id: str, jobs: JobsDep, ws: WorkspaceDep) -> dict[str, Any]:
-    return actions.delete_document(jobs, ws, doc_id)
+def delete_document(doc_id: str, jobs: JobsDep, index: IndexDep) -> dict[str, Any]:
+    return actions.delete_document(jobs, index, doc_id)
 
 
 @router.post("/documents/{doc_id}/retry", status_code=202, dependencies=write_access, summary="Queue a failed document again")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from graphdex.api import actions
-from graphdex.api.deps import KeyCheckedFirst, QuerySlotsDep, SettingsDep, WorkspaceDep, require_read_key
+from graphdex.api.deps import IndexDep, KeyCheckedFirst, QuerySlotsDep, SettingsDep, require_read_key
 from graphdex.api.schemas import CitationOut, QueryIn, QueryOut
 from graphdex.common.llm import LLMError, counting_usage
 from graphdex.query.engine import QueryError
@@ -23,12 +23,12 @@ router = APIRouter(route_class=KeyCheckedFirst, tags=["query"], dependencies=[De
 
 
 @router.post("/query", response_model=QueryOut, summary="Ranked context with citations (and an answer when an LLM is configured)")
-def query(body: QueryIn, ws: WorkspaceDep, settings: SettingsDep, slots: QuerySlotsDep) -> QueryOut:
-    answerer = ws.answerer
+def query(body: QueryIn, index: IndexDep, settings: SettingsDep, slots: QuerySlotsDep) -> QueryOut:
+    answerer = index.answerer
     if body.answer and answerer is None:
         raise QueryError("answers need a model: set GRAPHDEX_LLM_MODEL (see the README), or send answer=false")
     with counting_usage() as usage:
-        result, hits = actions.retrieve(body, ws, settings.top_k, slots)
+        result, hits = actions.retrieve(body, index, settings.top_k, slots)
         answer = answerer.answer(body.query, hits) if answerer is not None and body.answer is not False and hits else None
     return QueryOut(query=result.query, mode=result.mode, answer=answer.text if answer else None, seconds=result.seconds, keywords=result.keywords,
                     results=actions.query_hits(hits), nodes=[n.__dict__ for n in result.nodes],
@@ -37,11 +37,11 @@ def query(body: QueryIn, ws: WorkspaceDep, settings: SettingsDep, slots: QuerySl
 
 @router.post("/query/stream", responses={200: {"content": {"text/event-stream": {}}}},
              summary="Server-sent events: the context first, then the answer as the model writes it, then its citations")
-def query_stream(body: QueryIn, ws: WorkspaceDep, settings: SettingsDep, slots: QuerySlotsDep) -> StreamingResponse:
-    answerer = ws.answerer
+def query_stream(body: QueryIn, index: IndexDep, settings: SettingsDep, slots: QuerySlotsDep) -> StreamingResponse:
+    answerer = index.answerer
     if answerer is None:
         raise QueryError("streaming answers need a model: set GRAPHDEX_LLM_MODEL (see the README)")
-    result, hits = actions.retrieve(body, ws, settings.top_k, slots)
+    result, hits = actions.retrieve(body, index, settings.top_k, slots)
 
     def events() -> Iterator[str]:
         yield _sse("context", {"query": result.query, "mode": result.mode, "results": [h.model_dump() for h in actions.query_hits(hits)]})

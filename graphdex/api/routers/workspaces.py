@@ -11,20 +11,19 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from graphdex.api.deps import (
+    IndexDep,
     KeyCheckedFirst,
     ListingGrantDep,
     QueueDep,
     RegistryDep,
-    WorkspaceDep,
     WorkspaceName,
     require_admin_key,
     require_read_key,
 )
+from graphdex.api.index import Index
 from graphdex.api.lifecycle import UnknownWorkspace
 from graphdex.api.registry import WorkspaceBusy, WorkspaceRegistry
 from graphdex.api.schemas import WorkspaceIn
-from graphdex.api.workspace import Workspace
-from graphdex.graph.model import NodeType
 from graphdex.graph.store import StoreError
 
 router = APIRouter(route_class=KeyCheckedFirst, prefix="/workspaces", tags=["workspaces"])
@@ -48,9 +47,7 @@ def _summary(registry: WorkspaceRegistry, name: str) -> dict[str, Any]:
     except (UnknownWorkspace, WorkspaceBusy, StoreError) as error:  # deleted meanwhile, or its store unavailable
         return {"name": name, "error": str(error)}
     try:
-        with served.workspace.guard.read():
-            documents = len(served.workspace.store.node_ids(NodeType.DOCUMENT))
-        return {"name": name, "documents": documents, "queue": served.queue_counts()}
+        return {"name": name, "documents": served.index.document_count(), "queue": served.queue_counts()}
     except StoreError as error:
         return {"name": name, "error": str(error)}
     finally:
@@ -58,14 +55,13 @@ def _summary(registry: WorkspaceRegistry, name: str) -> dict[str, Any]:
 
 
 @router.get("/{workspace}", dependencies=[Depends(require_read_key)], summary="A workspace: counts per node type, edge type and vector index, queue")
-def workspace_stats(workspace: WorkspaceName, ws: WorkspaceDep, queue: QueueDep) -> dict[str, Any]:
-    with ws.guard.read():
-        return {"name": workspace, **_neo4j_name(ws), **ws.stats(), "queue": queue.counts() if queue is not None else None}
+def workspace_stats(workspace: WorkspaceName, index: IndexDep, queue: QueueDep) -> dict[str, Any]:
+    return {"name": workspace, **_neo4j_name(index), **index.stats(), "queue": queue.counts() if queue is not None else None}
 
 
-def _neo4j_name(ws: Workspace) -> dict[str, str]:
+def _neo4j_name(index: Index) -> dict[str, str]:
     """On Neo4j, the `workspace` property its nodes carry: the $workspace parameter of the Browser queries."""
-    return {"neo4j_workspace": ws.settings.neo4j_workspace} if ws.settings.store == "neo4j" else {}
+    return {"neo4j_workspace": index.settings.neo4j_workspace} if index.settings.store == "neo4j" else {}
 
 
 @router.delete("/{workspace}", dependencies=[Depends(require_admin_key)],

@@ -10,6 +10,8 @@ bench/query_latency.py build for the dev QA set), or targets a running server wi
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import itertools
 import os

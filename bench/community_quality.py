@@ -17,6 +17,8 @@ of their own in both partitions. At the end the layer is refreshed from scratch 
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import logging
 import os

@@ -37,6 +37,8 @@ document set, so its figures do not compare one to one with those runs.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import gzip
 import hashlib

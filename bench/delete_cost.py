@@ -7,6 +7,8 @@ checkouts to compare them on the same graph (growth.py builds a new index every 
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import os
 import statistics

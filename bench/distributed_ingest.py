@@ -14,6 +14,8 @@ core handles per second: the number of workers one writer can keep busy.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import json
 import logging

@@ -24,6 +24,8 @@ p99 <= 100 ms in every mode.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import json
 import logging

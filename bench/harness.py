@@ -3,6 +3,8 @@ settings for a scratch index, peak-memory sampling, tables and JSON."""
 
 from __future__ import annotations
 
+from _checkout import REPO  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import json
 import os
 import platform
@@ -14,15 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from rich.console import Console
+from rich.table import Table
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from graphdex.common.settings import Settings  # noqa: E402
-from graphdex.ingest.documents import SourceDocument  # noqa: E402
+from graphdex.common.settings import Settings
+from graphdex.ingest.documents import SourceDocument
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 WIKI_PASSAGES = SHARED_DATA / "wiki-passages"

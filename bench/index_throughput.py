@@ -18,6 +18,8 @@ peak memory (summed PSS of the process and its spaCy workers) <= 2 GiB.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import json
 import logging

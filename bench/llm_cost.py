@@ -9,6 +9,8 @@ on your own documents instead (that costs money: the response cache is used, so 
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import logging
 import tempfile

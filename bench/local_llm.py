@@ -14,6 +14,8 @@ is off: every run asks the model again.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import logging
 import socket

@@ -22,6 +22,8 @@ read at the pinned commit with ``git show``.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import hashlib
 import json

@@ -11,6 +11,8 @@ reports the answer, its time, and the process's RSS before, at peak (VmHWM, rese
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import io
 import tempfile

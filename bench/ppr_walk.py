@@ -9,6 +9,8 @@ keeps (the first tolerance given is the reference; give 0 first for the exact wa
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import random
 import statistics

@@ -18,6 +18,8 @@ first N passages of the set (the questions stay the same: this measures latency,
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import logging
 import statistics

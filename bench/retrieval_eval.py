@@ -10,6 +10,8 @@ MRR of the first supporting passage within the top 20.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import hashlib
 import logging

@@ -13,6 +13,8 @@ then gives the old vector depends on which of the two slots comes first, so stal
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import logging
 import shutil

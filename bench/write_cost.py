@@ -14,6 +14,8 @@ pays any one-time upgrade of an index written by earlier code.
 
 from __future__ import annotations
 
+import _checkout  # noqa: F401  # isort: skip  (first: this checkout's graphdex, not the installed one)
+
 import argparse
 import dataclasses
 import logging

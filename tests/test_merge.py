@@ -1,7 +1,7 @@
 """The merge functions on their own, without a store: batches merged against earlier ones equal one pass, and taking
 a document's chunks out gives exactly the elements that never saw it."""
 
-from graphdex.common.ids import chunk_id, document_id
+from graphdex.common.ids import chunk_id, document_id, entity_id
 from graphdex.ingest.chunking import Chunk
 from graphdex.ingest.derive import Derivation
 from graphdex.ingest.documents import SourceDocument
@@ -73,3 +73,18 @@ def test_contributions_have_named_fields():
         assert all(set(part) == {"names", "types", "sentence"} for part in contributions.values())
     relation = next(iter(graph.relations.values()))
     assert set(next(iter(relation.values()))) == {"keywords", "first_name", "second_name", "kind", "sentence", "direction"}
+
+
+def test_a_title_qualified_by_a_place_is_about_the_place_it_names_first():
+    town = "West Chicago is a city in DuPage County, Illinois."
+    place = prepared("town.md", "West Chicago, Illinois", town,
+                     [("west chicago, illinois", "West Chicago, Illinois", "TOPIC"), ("west chicago", "West Chicago", "GPE"),
+                      ("dupage county", "DuPage County", "GPE"), ("illinois", "Illinois", "GPE")], [])
+    margrave = "Lambert was the Margrave of Tuscany from 929 to 931."
+    person = prepared("lambert.md", "Lambert, Margrave of Tuscany", margrave,
+                      [("lambert", "Lambert", "PERSON"), ("margrave of tuscany", "Margrave of Tuscany", "CONCEPT"), ("tuscany", "Tuscany", "GPE")], [])
+    graph = batch_graph([place, person], "2026-01-01")
+    assert graph.nodes[document_id("town.md")].props["about"] == entity_id("west chicago")
+    assert graph.nodes[document_id("lambert.md")].props.get("about") != entity_id("lambert"), "a qualifier that is no place keeps the title whole"
+    unnamed = prepared("other.md", "Springfield, Oregon", "A small town with a mill.", [("mill", "mill", "CONCEPT")], [])
+    assert batch_graph([unnamed], "2026-01-01").nodes[document_id("other.md")].props.get("about") is None

@@ -25,6 +25,8 @@ from graphdex.ingest.extraction import ChunkExtraction
 #: Added to the mention count of a document's own subject in its chunks: a passage is about its title entity far
 #: more than about the entities it names in passing.
 TOPIC_BONUS = 3
+#: Entity types that name a place (spaCy's; an LLM extractor's types are its own, and leave titles whole)
+_PLACE_TYPES = frozenset({"GPE", "LOC"})
 
 
 @dataclass
@@ -88,7 +90,7 @@ def batch_graph(batch: Sequence[tuple[PreparedDocument, list[ChunkExtraction]]],
             "source": doc.source, "title": doc.title, "content_hash": item.hash, "metadata": doc.metadata,
             "chunk_count": len(item.chunks), "words": words, "ingested_at": ingested_at,
         })
-        title_entity = entity_id(normalize_key(TITLE_DISAMBIGUATION.sub("", doc.title))) if doc.title else ""
+        title_entity = entity_id(subject_key(doc.title, extractions[0] if extractions else None)) if doc.title else ""
         chunk_ids = [chunk_id(doc_id, chunk.index) for chunk in item.chunks]
         for chunk, cid, extraction in zip(item.chunks, chunk_ids, with_surnames_resolved(extractions)):
             graph.nodes[cid] = Node(cid, NodeType.CHUNK, {
@@ -104,6 +106,24 @@ def batch_graph(batch: Sequence[tuple[PreparedDocument, list[ChunkExtraction]]],
             # the entity this document is about: reaching it in the graph should lead to this document's passages
             graph.nodes[doc_id].props["about"] = title_entity
     return graph
+
+
+def subject_key(title: str, opening: ChunkExtraction | None) -> str:
+    """The key of the entity a document is about, from its title: without a trailing parenthetical ("Mercury
+    (planet)"), and without a trailing place after a comma when the document's first chunk names the two apart
+    ("West Chicago, Illinois" over "West Chicago is a city in DuPage County, Illinois"), so that the documents which
+    name the place as "West Chicago" lead to its article. A qualifier that is not a place keeps the title whole
+    ("Lambert, Margrave of Tuscany": a first name alone would join every Lambert). It depends on the document alone,
+    never on what else is indexed."""
+    name = TITLE_DISAMBIGUATION.sub("", title)
+    head, comma, qualifier = name.rpartition(",")
+    if comma and opening is not None:
+        head_key, place_key = normalize_key(head), normalize_key(qualifier)
+        named = {m.key for m in opening.entities}
+        places = {m.key for m in opening.entities if m.type in _PLACE_TYPES}
+        if head_key and head_key in named and place_key in places:
+            return head_key
+    return normalize_key(name)
 
 
 def _collect(graph: BatchGraph, cid: str, extraction: ChunkExtraction, title_entity: str) -> None:

@@ -119,7 +119,7 @@ def test_a_walk_kept_sparse_gives_the_dense_walks_scores_bit_for_bit(tmp_path, m
         restart = np.zeros(n, dtype=np.float32)
         for node_id, row in projection.rows.rows_of(seeds).items():
             restart[row] += seeds[node_id]
-        restart /= restart.sum()
+        restart /= restart[restart > 0].sum()  # the seeds' weights summed in row order, as the walk does
         scores, restarting = restart.copy(), alpha * restart
         for _ in range(iterations):
             scores = spread(scores, np.flatnonzero(scores >= tolerance))

@@ -270,3 +270,36 @@ class HeldWorker:
 def browse_queries() -> list[str]:
     section = re.search(r"<!-- browse-queries.*?-->(.*?)<!-- /browse-queries -->", (REPO / "README.md").read_text(), re.S).group(1)
     return [re.sub(r"^\s+", "", block, flags=re.M).strip() for block in re.findall(r"```cypher\n(.*?)```", section, re.S)]
+
+
+def make_pdf(path: Path, pages: list[str], *, title: str | None = None, password: str | None = None) -> Path:
+    """A PDF with one page per text; an empty text makes a page with only a picture on it, as a scanner does."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    if title:
+        pdf.set_title(title)
+    pdf.set_font("Helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        if text:
+            pdf.multi_cell(0, 8, text)
+        else:
+            pdf.rect(20, 20, 120, 160, style="F")
+    if password:
+        pdf.set_encryption(owner_password="owner-" + password, user_password=password)
+    pdf.output(str(path))
+    return path
+
+
+#: Headless Chromium as the browser tests run it: Debian's package (installed by `make test`), offline.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    assert Path(chromium).exists(), "Chromium is missing: `make test` installs it (Debian package chromium)"
+    return chromium

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from graphdex.api.app import create_app
 from graphdex.api.layout import DEFAULT_WORKSPACE
 from graphdex.common.ids import document_id
-from graphdex.graph.model import NodeType
+from graphdex.graph.model import EdgeType, NodeType
 from tests.conftest import FILM_DOCS, as_documents
 from tests.helpers import NOT_JSON_NUMBERS, HeldWorker, assert_same, assert_valid_communities, clean_build, snapshot, wait_until_settled
 
@@ -57,6 +57,13 @@ def test_document_lifecycle_and_query(client):
     assert body["answer"] is None
     assert "Maria Kessler" in [hit["title"] for hit in body["results"]]
     assert all(set(hit) >= {"text", "doc_id", "title", "chunk_id", "score"} for hit in body["results"])
+    # what led to each passage: nodes linked to that chunk in the graph (entities it mentions, relations it evidences)
+    kessler_hit = next(hit for hit in body["results"] if hit["title"] == "Maria Kessler")
+    assert "Maria Kessler" in [n["name"] for n in kessler_hit["via"]], kessler_hit["via"]
+    for hit in body["results"]:
+        edges = client.workspace.store.edges_of(hit["chunk_id"], [EdgeType.MENTIONS, EdgeType.EVIDENCES])
+        linked = {e.target if e.source == hit["chunk_id"] else e.source for e in edges}
+        assert {n["id"] for n in hit["via"]} <= linked and len(hit["via"]) <= 6
 
     listed = client.get("/documents", params={"status": "done"}).json()
     assert listed["total"] == len(FILM_DOCS) and listed["counts"]["done"] == len(FILM_DOCS)
@@ -104,7 +111,7 @@ def test_graph_endpoints(client):
     assert 1 < len(sub["nodes"]) <= 10 and sub["edges"]  # depth 2 from one entity reaches more than it
     assert {n["depth"] for n in sub["nodes"]} <= {0, 1, 2}
     # the entity itself at the centre, and what she is linked to one step away
-    assert {"id": kessler["id"], "type": "Entity", "name": "Maria Kessler", "depth": 0} in sub["nodes"]
+    assert {"id": kessler["id"], "type": "Entity", "name": "Maria Kessler", "label": "Person", "depth": 0} in sub["nodes"]
     assert any(n["depth"] == 1 for n in sub["nodes"])
     shown = {n["id"] for n in sub["nodes"]}
     assert all(e["source"] in shown and e["target"] in shown for e in sub["edges"]), "edges only among the nodes shown"
@@ -115,6 +122,19 @@ def test_graph_endpoints(client):
     community_id = sorted(client.workspace.store.node_ids(NodeType.COMMUNITY))[0]
     community = client.get(f"/graph/communities/{community_id}").json()
     assert community["size"] >= 3 and community["label"]
+
+    # any node, with its strongest links and the chunks that support it (what the web UI's explorer opens)
+    node = client.get(f"/graph/nodes/{kessler['id']}", params={"neighbours": 2, "chunks": 2}).json()
+    assert node["node"]["name"] == "Maria Kessler" and node["node"]["label"] == "Person" and node["node"]["properties"]["type"] == "PERSON"
+    assert len(node["neighbours"]) == 2 <= node["neighbour_count"] and all(n["edge"]["type"] in ("RELATED_TO", "IN_COMMUNITY") for n in node["neighbours"])
+    mentioning = {e.source for e in client.workspace.store.edges_of(kessler["id"], [EdgeType.MENTIONS])}
+    assert node["chunks"] and {c["chunk_id"] for c in node["chunks"]} <= mentioning and all(c["title"] and c["text"] for c in node["chunks"])
+    chunk = client.get(f"/graph/nodes/{node['chunks'][0]['chunk_id']}").json()
+    assert chunk["node"]["type"] == "Chunk" and [c["chunk_id"] for c in chunk["chunks"]] == [node["chunks"][0]["chunk_id"]]
+    assert kessler["id"] in {n["id"] for n in chunk["neighbours"]}, "a chunk links to the entities it mentions"
+    assert client.get(f"/graph/nodes/{community_id}").json()["neighbours"], "a community links to its members"
+    missing = client.get("/graph/nodes/no-such-node")
+    assert missing.status_code == 404 and "no-such-node" in missing.json()["detail"]
 
 
 @pytest.mark.parametrize("request_args, status, message", [

@@ -17,7 +17,6 @@ import openpyxl
 import pptx
 import pytest
 from fastapi.testclient import TestClient
-from fpdf import FPDF
 from pptx.util import Inches
 from typer.testing import CliRunner
 
@@ -28,7 +27,7 @@ from graphdex.ingest import converters
 from graphdex.ingest import layout as layout_module
 from graphdex.ingest.chunking import Chunker
 from graphdex.ingest.documents import MAX_TITLE_CHARS, DocumentError, load_file, load_upload, scan_paths
-from tests.helpers import wait_until_settled
+from tests.helpers import make_pdf, wait_until_settled
 
 PDF_PAGES = [
     "Lake Bled lies in the Julian Alps of north-western Slovenia. The lake is fed by warm springs and by the stream "
@@ -38,24 +37,6 @@ PDF_PAGES = [
     "Bled Castle stands on a cliff one hundred metres above the northern shore. It was first mentioned in a deed of "
     "the German king Henry the Second in the year 1004.",
 ]
-
-
-def make_pdf(path: Path, pages: list[str], *, title: str | None = None, password: str | None = None) -> Path:
-    """A PDF with one page per text; an empty text makes a page with only a picture on it, as a scanner does."""
-    pdf = FPDF()
-    if title:
-        pdf.set_title(title)
-    pdf.set_font("Helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        if text:
-            pdf.multi_cell(0, 8, text)
-        else:
-            pdf.rect(20, 20, 120, 160, style="F")
-    if password:
-        pdf.set_encryption(owner_password="owner-" + password, user_password=password)
-    pdf.output(str(path))
-    return path
 
 
 def make_scanned_pdf(path: Path) -> Path:

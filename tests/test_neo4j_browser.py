@@ -4,20 +4,16 @@ headless Chromium, shows an entity's neighbourhood in the graphdex style (the sc
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import neo4j
 import pytest
 
 from tests.conftest import FILM_DOCS, REPO, as_documents
-from tests.helpers import browse_queries
+from tests.helpers import CHROMIUM_FLAGS, browse_queries, chromium_path
 
 README = REPO / "README.md"
 SCREENSHOT = REPO / "docs" / "neo4j-browser.png"
 PERSON_COLOUR = "#E4572E"  # node.Person in docs/graphdex.grass
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +66,7 @@ def _run(page, command: str) -> None:
 def test_browser_shows_the_neighbourhood_in_graphdex_style(browsable, neo4j_server):
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    assert Path(chromium).exists(), "Chromium is missing: `make test` installs it (Debian package chromium)"
+    chromium = chromium_path()
     http_port = 7474
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)

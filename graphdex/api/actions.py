@@ -86,10 +86,11 @@ def retrieve(request: QueryIn, index: Index, top_k: int, slots: threading.Bounde
     return result, hits
 
 
-def query_hits(hits: list[ChunkHit]) -> list[QueryHit]:
-    """Hits with their citations (document, chunk, section and pages when known) as the API shows them."""
+def query_hits(hits: list[ChunkHit], via: dict[str, list[dict[str, Any]]] | None = None) -> list[QueryHit]:
+    """Hits with their citations (document, chunk, section and pages when known) as the API shows them, and the graph
+    nodes that led to each when ``via`` (Index.passage_links) is given."""
     return [QueryHit(text=h.text, doc_id=h.doc_id, title=h.title, chunk_id=h.chunk_id, score=h.score, source=h.source,
-                     section=h.section, page=h.page, page_end=h.page_end) for h in hits]
+                     section=h.section, page=h.page, page_end=h.page_end, via=(via or {}).get(h.chunk_id, [])) for h in hits]
 
 
 def graph_stats(index: Index, queue_counts: dict[str, int] | None) -> dict[str, Any]:

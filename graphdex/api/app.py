@@ -25,6 +25,7 @@ from graphdex.api.mcp_http import MCP_PATH, McpEndpoint
 from graphdex.api.mcp_server import create_mcp_server
 from graphdex.api.routers import documents, graph, health, query, workspaces
 from graphdex.api.schemas import DocumentsIn
+from graphdex.api.web_ui import add_web_ui
 from graphdex.api.workspace import Workspace
 from graphdex.common.settings import Settings
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, workspace: Workspace | None = N
         app.include_router(area.router)
         app.include_router(area.router, prefix="/workspaces/{workspace}", dependencies=[Depends(workspace_in_path)])
     app.include_router(workspaces.router)
+    add_web_ui(app, settings)  # the pages at /ui, over the routes above
     # agents' endpoint (MCP over streamable HTTP): the same workspaces, writers and query slots as the routes above
     mcp = McpEndpoint(create_mcp_server(lambda: app.state.graphdex, log_level=settings.log_level), keys, settings.max_request_bytes)
     # Starlette serves an ASGI app as a route's endpoint too; its annotation names only request handlers

@@ -256,8 +256,9 @@ def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON.
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 for all; set GRAPHDEX_API_KEY then)."),
           port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port.")) -> None:
-    """Run the REST API (OpenAPI docs at /docs): queue documents, follow their status, query, browse the graph.
-    It serves every workspace: the default one at /documents, /query..., the others at /workspaces/NAME/documents..."""
+    """Run the REST API (OpenAPI docs at /docs) and the web UI (/ui/): queue documents, follow their status, query,
+    browse the graph. It serves every workspace: the default one at /documents, /query..., the others at
+    /workspaces/NAME/documents..."""
     import uvicorn
 
     from graphdex.api.app import create_app
@@ -269,6 +270,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Interface to lis
     if workspace.settings.ingest:  # a query replica never indexes: no cluster to reach
         _ = workspace.cluster  # an unreachable GRAPHDEX_RAY_ADDRESS stops the start here, with what to do, not in a traceback
     service = create_app(workspace=workspace)
+    shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host == "0.0.0.0" else host)
+    err.print(f"web UI: http://{shown}:{port}/ui/   API docs: http://{shown}:{port}/docs")
     try:
         # uvicorn's logging, with keys sent in URLs by mistake (?api_key=...) redacted from the access log
         uvicorn.run(service, host=host, port=port, log_level=workspace.settings.log_level.lower(), log_config=serve_log_config())
@@ -312,6 +315,7 @@ def demo(questions: int = typer.Option(len(SAMPLE_QUESTIONS), "--questions", "-n
             if result.chunks:
                 best = result.chunks[0]
                 console.print(f"[bold]best evidence[/] [{best.title}]: {best.text}\n")
+        err.print("next: `graphdex serve`, then open http://127.0.0.1:8000/ui/ to add documents, ask and explore the graph in a browser")
     finally:
         index.close()
 

@@ -21,6 +21,9 @@ from graphdex.graph.model import Node, NodeType
 from graphdex.graph.store import GraphStore
 from graphdex.query import explore
 
+#: The most nodes shown as having led a query to one passage
+PASSAGE_LINKS = 6
+
 if TYPE_CHECKING:
     from graphdex.ingest.documents import SourceDocument
     from graphdex.ingest.maintenance import DeleteReport
@@ -84,6 +87,15 @@ class Index:
     def community(self, community_id: str) -> dict[str, Any]:
         with self._reading() as store:
             return explore.community(store, community_id)
+
+    def node(self, node_id: str, neighbours: int, chunks: int) -> dict[str, Any]:
+        with self._reading() as store:
+            return explore.node_details(store, node_id, neighbours, chunks)
+
+    def passage_links(self, result: QueryResult, hits: Sequence[ChunkHit]) -> dict[str, list[dict[str, Any]]]:
+        """For each hit, the graph nodes that led the query to it (id, type, name), best first."""
+        with self._reading() as store:
+            return explore.passage_links(store, [h.chunk_id for h in hits], result.node_scores, PASSAGE_LINKS)
 
     # queries ---------------------------------------------------------------------------------------------------------
 

@@ -55,6 +55,12 @@ class QueryIn(BaseModel):
         return self.top_k if "top_k" in self.model_fields_set else configured
 
 
+class LinkedNode(BaseModel):
+    id: str
+    type: str
+    name: str
+
+
 class QueryHit(BaseModel):
     text: str
     doc_id: str
@@ -66,6 +72,8 @@ class QueryHit(BaseModel):
                                                   "when known.")
     page: int | None = Field(None, description="The PDF page (or slide number) the chunk starts on, when known.")
     page_end: int | None = Field(None, description="The last page, when the chunk runs onto a later one.")
+    via: list[LinkedNode] = Field(default_factory=list, description="The query's scored graph nodes that lead to this passage (entities it mentions, "
+                                                                   "relations it evidences, nodes that cite it), best first.")
 
 
 class CitationOut(BaseModel):

@@ -26,6 +26,9 @@ RETRY_DELETES_AFTER_SECONDS = 1.0
 # attempt during an outage costs little (the store's circuit breaker fails it at once), so the cap is short and the
 # queue resumes within seconds of the store's return
 MAX_OUTAGE_PAUSE_SECONDS = 8.0
+# how long a batch that empties the queue waits for graph mode's projection to take it in before its documents are
+# reported done (a Neo4j projection follows the store's changes over Bolt: seconds); past it they are reported anyway
+PROJECTION_WAIT_SECONDS = 30.0
 
 
 class IngestionService:
@@ -94,7 +97,8 @@ class IngestionService:
             if settle:
                 self._unsettled, self._settled_at = False, time.monotonic()
                 self.settles += 1
-            self.workspace.graph_changed()
+            # when nothing else waits, the documents are reported done once graph mode can find them
+            self.workspace.graph_changed(wait=0.0 if self.jobs.has_pending() else PROJECTION_WAIT_SECONDS)
         except (StoreUnavailable, ClusterError) as error:  # an outage, not the documents' fault: they wait in the queue
             self.jobs.release([job.id for job, _ in batch])
             self._outage_pause = min(MAX_OUTAGE_PAUSE_SECONDS, self._outage_pause * 2 or 1.0)

@@ -224,10 +224,14 @@ class Workspace:
 
         return Answerer(self.llm, self.settings.llm_answer_format) if self.llm is not None else None
 
-    def graph_changed(self) -> None:
-        """After a write: bring the PageRank projection up to date (off the query path), so the next queries find it fresh."""
+    def graph_changed(self, wait: float = 0.0) -> None:
+        """After a write: bring the PageRank projection up to date (off the query path), so the next queries find it
+        fresh. ``wait``: seconds to wait for it; the service waits when its queue has emptied, so that a document it
+        reports done is found by graph mode too (over Bolt, following a write takes seconds)."""
         if "engine" in self.__dict__:
             self.engine.projections.refresh()
+            if wait > 0:
+                self.engine.projections.wait(wait)
 
     def warm(self) -> None:
         """Load the query side, with every vector index (each is otherwise loaded by the first query that searches

@@ -39,6 +39,22 @@ EDGE_ENDS: dict[EdgeType, tuple[NodeType, NodeType]] = {
     EdgeType.IN_COMMUNITY: (NodeType.ENTITY, NodeType.COMMUNITY),
 }
 
+#: spaCy NER labels (and our own) -> the label of an entity's kind: its second label in Neo4j, and what the Neo4j
+#: Browser style (docs/graphdex.grass) and the web UI colour it by.
+ENTITY_LABELS: dict[str, str] = {
+    "PERSON": "Person", "ORG": "Organization", "GPE": "Place", "LOC": "Location", "FAC": "Facility",
+    "NORP": "Group", "EVENT": "Event", "WORK_OF_ART": "Work", "PRODUCT": "Product", "LAW": "Law",
+    "LANGUAGE": "Language", "CONCEPT": "Concept", "TOPIC": "Topic",
+    # the LLM extractor's default types
+    "ORGANIZATION": "Organization", "LOCATION": "Location", "WORK": "Work",
+}
+OTHER_ENTITY_LABEL = "OtherEntity"
+
+
+def entity_label(entity_type: str) -> str:
+    return ENTITY_LABELS.get(str(entity_type).upper(), OTHER_ENTITY_LABEL)
+
+
 #: Node types that get a vector index and can be searched by meaning.
 SEARCHABLE_TYPES: tuple[NodeType, ...] = (NodeType.CHUNK, NodeType.ENTITY, NodeType.RELATION, NodeType.COMMUNITY)
 

@@ -10,26 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from graphdex.graph.model import EDGE_ENDS, EdgeType, NodeType
+from graphdex.graph.model import EDGE_ENDS, ENTITY_LABELS, OTHER_ENTITY_LABEL, EdgeType, NodeType
 from graphdex.graph.vectors import VectorChanges
 
-#: spaCy NER labels (and our own) -> the second label an entity carries in Neo4j.
-ENTITY_LABELS: dict[str, str] = {
-    "PERSON": "Person", "ORG": "Organization", "GPE": "Place", "LOC": "Location", "FAC": "Facility",
-    "NORP": "Group", "EVENT": "Event", "WORK_OF_ART": "Work", "PRODUCT": "Product", "LAW": "Law",
-    "LANGUAGE": "Language", "CONCEPT": "Concept", "TOPIC": "Topic",
-    # the LLM extractor's default types
-    "ORGANIZATION": "Organization", "LOCATION": "Location", "WORK": "Work",
-}
-OTHER_ENTITY_LABEL = "OtherEntity"
 BATCH = 1000
 READABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # properties the store sets itself: a node's own properties never overwrite them
 RESERVED = frozenset({"id", "workspace", "embedding", "embedding_digest"})
-
-
-def entity_label(entity_type: str) -> str:
-    return ENTITY_LABELS.get(entity_type.upper(), OTHER_ENTITY_LABEL)
 
 
 def primitive(value: Any) -> bool:

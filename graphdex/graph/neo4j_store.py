@@ -18,12 +18,11 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
+from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType, entity_label
 from graphdex.graph.neo4j_cypher import (
     ALL_KINDS,
     SUPPORT,
     batches,
-    entity_label,
     find_node,
     readable_props,
     typed_edge,

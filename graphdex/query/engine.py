@@ -323,6 +323,7 @@ class QueryEngine:
             nodes=self._node_hits(node_ranked),
             keywords={"low_level": keywords.low_level, "high_level": keywords.high_level},
             seconds=time.perf_counter() - began,
+            node_scores=dict(nodes),
         )
 
     def _chunk_hits(self, ranked: list[tuple[str, float]]) -> list[ChunkHit]:

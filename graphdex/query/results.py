@@ -49,6 +49,11 @@ class QueryResult:
     keywords: dict[str, list[str]]
     seconds: float
     answer: str | None = None
+    # every node the retrieval scored, not only the top ``nodes``: what tells which nodes led to each passage
+    # (Index.passage_links); internal, left out of ``to_dict``
+    node_scores: dict[str, float] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["node_scores"]
+        return out

@@ -1,4 +1,5 @@
-"""Browsing the graph: counts, entity search, an entity's neighbours, the subgraph around it, communities.
+"""Browsing the graph: counts, entity search, an entity's neighbours, the subgraph around it, communities, any node
+with its supporting chunks (what the web UI's explorer opens).
 
 The reads are the workspace's (api/index.py), which holds its lock while it reads: a page never mixes the graph
 before and after an ingestion batch.
@@ -41,3 +42,8 @@ def subgraph(index: IndexDep, entity: str = Query(..., min_length=1), depth: int
 @router.get("/communities/{community_id}", summary="A community: label, keywords, members, chunks")
 def get_community(community_id: str, index: IndexDep) -> dict[str, Any]:
     return index.community(community_id)
+
+
+@router.get("/nodes/{node_id:path}", summary="Any node: its properties, its strongest links and the chunks that support it (with citations)")
+def get_node(node_id: str, index: IndexDep, neighbours: int = Query(25, ge=0, le=MAX_SUBGRAPH_NODES), chunks: int = Query(5, ge=0, le=50)) -> dict[str, Any]:
+    return index.node(node_id, neighbours, chunks)

@@ -31,7 +31,7 @@ def query(body: QueryIn, index: IndexDep, settings: SettingsDep, slots: QuerySlo
         result, hits = actions.retrieve(body, index, settings.top_k, slots)
         answer = answerer.answer(body.query, hits) if answerer is not None and body.answer is not False and hits else None
     return QueryOut(query=result.query, mode=result.mode, answer=answer.text if answer else None, seconds=result.seconds, keywords=result.keywords,
-                    results=actions.query_hits(hits), nodes=[n.__dict__ for n in result.nodes],
+                    results=actions.query_hits(hits, index.passage_links(result, hits)), nodes=[n.__dict__ for n in result.nodes],
                     citations=[CitationOut(**c.__dict__) for c in answer.citations] if answer else [], llm_usage=usage.snapshot())
 
 
@@ -42,9 +42,10 @@ def query_stream(body: QueryIn, index: IndexDep, settings: SettingsDep, slots: Q
     if answerer is None:
         raise QueryError("streaming answers need a model: set GRAPHDEX_LLM_MODEL (see the README)")
     result, hits = actions.retrieve(body, index, settings.top_k, slots)
+    via = index.passage_links(result, hits)
 
     def events() -> Iterator[str]:
-        yield _sse("context", {"query": result.query, "mode": result.mode, "results": [h.model_dump() for h in actions.query_hits(hits)]})
+        yield _sse("context", {"query": result.query, "mode": result.mode, "results": [h.model_dump() for h in actions.query_hits(hits, via)]})
         stream = answerer.stream(body.query, hits)
         try:
             for delta in stream:

@@ -235,10 +235,10 @@ def running_server(data_dir: Path, **env: str) -> Iterator[Server]:
         log.close()
 
 
-def wait_settled(url: str, ids: list[str], timeout: float = 180) -> dict[str, dict]:
+def wait_settled(url: str, ids: list[str], timeout: float = 180, headers: dict[str, str] | None = None) -> dict[str, dict]:
     deadline = time.monotonic() + timeout
     while True:
-        states = {i: httpx.get(f"{url}/documents/{i}").json() for i in ids}
+        states = {i: httpx.get(f"{url}/documents/{i}", headers=headers).json() for i in ids}
         if all(s.get("status") in ("done", "failed") for s in states.values()):
             return states
         assert time.monotonic() < deadline, states

@@ -74,6 +74,22 @@ def test_the_ui_indexes_an_uploaded_pdf_cites_its_page_and_explores_the_graph(se
     row = page.locator("#documents tbody tr", has_text="Guide to Bled")
     expect(row.locator(".status")).to_have_text("done", timeout=120_000)
     expect(page.locator("#doc-counts")).to_contain_text("done: 1")
+    # a file dropped on the drop zone is queued too; deleting it (after the confirmation) takes it out again
+    dropped = page.evaluate_handle("""() => {
+        const files = new DataTransfer();
+        files.items.add(new File(["# Vintgar Gorge\\n\\nThe Vintgar Gorge lies four kilometres from Bled."], "vintgar.md", {type: "text/markdown"}));
+        return files;
+    }""")
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    other = page.locator("#documents tbody tr", has_text="vintgar")
+    expect(other.locator(".status")).to_have_text("done", timeout=120_000)
+    page.locator("#doc-filter").fill("vintgar")
+    expect(page.locator("#documents tbody tr")).to_have_count(1)
+    page.locator("#doc-filter").fill("")
+    page.once("dialog", lambda dialog: dialog.accept())
+    other.get_by_role("button", name=re.compile("^Delete")).click()
+    expect(other).to_have_count(0, timeout=60_000)
+    expect(row.locator(".status")).to_have_text("done")
     if pictures:
         page.screenshot(path=str(DOCS / "ui-documents.png"))
 
@@ -135,14 +151,23 @@ def test_the_ui_is_served_with_a_policy_that_keeps_it_on_its_origin(server):
 def test_the_ask_view_streams_the_local_models_answer(browser, tmp_path_factory, local_llm_server):
     from playwright.sync_api import expect
 
+    key = "ui-test-key-0123456789"
     env = {"GRAPHDEX_LLM_MODEL": "openai/gemma-3-270m", "GRAPHDEX_LLM_API_BASE": local_llm_server, "GRAPHDEX_LLM_API_KEY": "local",
-           "GRAPHDEX_LLM_KEYWORDS": "false", "GRAPHDEX_LLM_MAX_TOKENS": "96", "GRAPHDEX_LLM_TIMEOUT": "240"}
+           "GRAPHDEX_LLM_KEYWORDS": "false", "GRAPHDEX_LLM_MAX_TOKENS": "96", "GRAPHDEX_LLM_TIMEOUT": "240", "GRAPHDEX_API_KEY": key,
+           "GRAPHDEX_API_KEY_FOR_READS": "true"}
     with running_server(tmp_path_factory.mktemp("web-ui-llm") / "data", **env) as served:
-        submitted = httpx.post(f"{served.url}/documents", json={"documents": [{"text": " ".join(PAGES), "title": "Guide to Bled"}]}).json()
-        wait_settled(served.url, [d["id"] for d in submitted["documents"]])
+        submitted = httpx.post(f"{served.url}/documents", json={"documents": [{"text": " ".join(PAGES), "title": "Guide to Bled"}]},
+                               headers={"X-API-Key": key}).json()
+        wait_settled(served.url, [d["id"] for d in submitted["documents"]], headers={"X-API-Key": key})
         elsewhere: list[str] = []
         page = _watched_page(browser, served.url, elsewhere)
         page.goto(f"{served.url}/ui/#ask")
+        # this server wants its key for reads too: the UI says so, and works once it is typed
+        expect(page.locator("#toast")).to_contain_text("API key")
+        expect(page.locator("#api-key")).to_be_focused()
+        page.locator("#api-key").fill(key)
+        page.locator("#api-key").press("Enter")
+        expect(page.locator("#workspace option")).to_have_count(1)
         page.locator("#question").fill("What is on the island in Lake Bled?")
         page.locator("#question").press("Enter")
         expect(page.locator("#passages li").first).to_contain_text("island", timeout=60_000)

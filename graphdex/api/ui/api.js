@@ -50,6 +50,8 @@ export async function request(path, { method = "GET", json, body, global = false
   if (json !== undefined) init.body = JSON.stringify(json);
   else if (body !== undefined) init.body = body;
   const response = await fetch(prefix + path, init);
+  // a refused key: the page takes the user to the key field (app.js), whatever the call was
+  if (response.status === 401) document.dispatchEvent(new CustomEvent("graphdex:key-needed"));
   if (!response.ok) throw await failure(response);
   return response;
 }

@@ -7,6 +7,7 @@ import { refreshDocuments, setupDocuments, stopDocuments } from "./documents.js"
 import { openNode, setupExplore, showExplore } from "./explore.js";
 
 const VIEWS = ["documents", "ask", "explore"];
+let keyNeeded = false;  // the server refused the key: the key field keeps the focus until a key is typed
 
 function show(view) {
   if (!VIEWS.includes(view)) view = "documents";
@@ -17,7 +18,7 @@ function show(view) {
   if (view === "documents") refreshDocuments();
   else stopDocuments();
   if (view === "explore") showExplore();
-  const focus = { ask: "question", explore: "entity-search" }[view];
+  const focus = keyNeeded ? "api-key" : { ask: "question", explore: "entity-search" }[view];
   if (focus) document.getElementById(focus).focus();
 }
 
@@ -32,7 +33,6 @@ async function loadWorkspaces() {
     document.getElementById("workspace-counts").textContent = current && current.documents !== undefined ? `${current.documents} document(s)` : "";
   } catch (error) {
     toast(error.status === 401 ? "This server needs an API key: type it at the top right." : `Workspaces: ${error.message}`);
-    if (error.status === 401) document.getElementById("api-key").focus();
   }
 }
 
@@ -41,6 +41,7 @@ async function main() {
   const key = document.getElementById("api-key");
   key.value = session.key;
   key.addEventListener("change", async () => {
+    keyNeeded = false;
     session.setKey(key.value.trim());
     await loadWorkspaces();
     show(location.hash.slice(1));
@@ -58,6 +59,10 @@ async function main() {
   setupExplore();
   window.addEventListener("hashchange", () => show(location.hash.slice(1)));
   document.addEventListener("graphdex:settled", loadWorkspaces);
+  document.addEventListener("graphdex:key-needed", () => {
+    keyNeeded = true;
+    document.getElementById("api-key").focus();
+  });
   document.addEventListener("keydown", (event) => {
     if (event.altKey && ["1", "2", "3"].includes(event.key)) {
       event.preventDefault();

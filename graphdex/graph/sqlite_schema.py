@@ -3,7 +3,8 @@
 Nodes are numbered by an ``AUTOINCREMENT`` row that is never reused, which is also their row in the PageRank
 projection; edges refer to their ends by it (integers join and index far more cheaply than id strings). Readable
 columns beside the JSON (``about``, ``names``, ``weight``, ``support``) are what lookups, the projection and the
-community layer filter or sum on, so none of them parses JSON. ``node_support`` and ``edge_support`` index
+community layer filter or sum on, so none of them parses JSON; entity search scans the index of ``names`` (entities
+only), not the table's rows (50-80 ms instead of about 1 s at 10x). ``node_support`` and ``edge_support`` index
 elements by supporting chunk (an exact delete asks "what does this chunk support?"), and ``counts`` keeps the
 per-type totals that ``stats`` reports. ``changes`` logs the ids each write touched, for readers that follow
 the store by change.
@@ -28,6 +29,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     props TEXT NOT NULL, contrib TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS nodes_by_type ON nodes (type, id);
 CREATE INDEX IF NOT EXISTS nodes_by_about ON nodes (about) WHERE about IS NOT NULL;
+CREATE INDEX IF NOT EXISTS nodes_by_names ON nodes (names) WHERE names IS NOT NULL;
 CREATE TABLE IF NOT EXISTS edges (
     src INTEGER NOT NULL, type TEXT NOT NULL, dst INTEGER NOT NULL, weight REAL NOT NULL, support INTEGER NOT NULL,
     props TEXT NOT NULL, contrib TEXT NOT NULL, PRIMARY KEY (src, type, dst)) WITHOUT ROWID;

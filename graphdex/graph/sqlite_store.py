@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 _EDGE_COLUMNS = "a.id, e.type, b.id, e.props, {contrib} FROM edges e JOIN nodes a ON a.row = e.src JOIN nodes b ON b.row = e.dst"
 
 
+#: Entity search: only entities have ``names``, so the scan reads the partial index on it, not every row; the
+#: shortest names first (SQLite's length counts characters, and its binary order of UTF-8 is code point order).
+FIND_ENTITIES = ("SELECT id, json_extract(props, '$.name') AS name FROM nodes WHERE names IS NOT NULL AND instr(names, ?) > 0 "
+                 "ORDER BY length(coalesce(name, '')), coalesce(name, ''), id LIMIT ?")
+
 class SqliteGraphStore:
     """GraphStore in ``<dir>/graph.sqlite``, with its projection under ``<dir>/projection``."""
 
@@ -159,9 +164,7 @@ class SqliteGraphStore:
         needle = text.casefold().strip()
         if not needle:
             return []
-        named = self._reader().execute("SELECT id, json_extract(props, '$.name') FROM nodes WHERE type = ? AND instr(names, ?) > 0",
-                                       (str(NodeType.ENTITY), needle)).fetchall()
-        best = sorted(named, key=lambda r: (len(r[1] or ""), r[1] or ""))[:limit]
+        best = self._reader().execute(FIND_ENTITIES, (needle, limit)).fetchall()
         found = self.get_nodes(node_id for node_id, _ in best)
         return [found[node_id] for node_id, _ in best if node_id in found]
 

@@ -58,6 +58,16 @@ def _watched_page(browser, origin: str, elsewhere: list[str]):
     return page
 
 
+def _enter_in_view(page, shortcut: str, field: str, text: str) -> None:
+    """Switch views from the keyboard, check the view's main field took the focus, and submit ``text`` in it."""
+    from playwright.sync_api import expect
+
+    page.keyboard.press(shortcut)
+    expect(page.locator(field)).to_be_focused()
+    page.locator(field).fill(text)
+    page.locator(field).press("Enter")
+
+
 @pytest.mark.e2e
 def test_the_ui_indexes_an_uploaded_pdf_cites_its_page_and_explores_the_graph(server, browser, tmp_path, request):
     from playwright.sync_api import expect
@@ -94,10 +104,7 @@ def test_the_ui_indexes_an_uploaded_pdf_cites_its_page_and_explores_the_graph(se
         page.screenshot(path=str(DOCS / "ui-documents.png"))
 
     # Ask: the best passage is page 2's, and says so
-    page.keyboard.press("Alt+2")
-    expect(page.locator("#question")).to_be_focused()
-    page.locator("#question").fill("Who grants the wish of visitors who ring the wishing bell of the island church?")
-    page.locator("#question").press("Enter")
+    _enter_in_view(page, "Alt+2", "#question", "Who grants the wish of visitors who ring the wishing bell of the island church?")
     best = page.locator("#passages li").first
     expect(best.locator(".cite")).to_contain_text("Guide to Bled", timeout=30_000)
     expect(best.locator(".cite")).to_contain_text("p. 2")
@@ -107,10 +114,7 @@ def test_the_ui_indexes_an_uploaded_pdf_cites_its_page_and_explores_the_graph(se
         page.screenshot(path=str(DOCS / "ui-ask.png"))
 
     # Explore: search an entity, open it (its neighbours join the view), then expand a neighbour from the keyboard
-    page.keyboard.press("Alt+3")
-    expect(page.locator("#entity-search")).to_be_focused()
-    page.locator("#entity-search").fill("Bled")
-    page.locator("#entity-search").press("Enter")
+    _enter_in_view(page, "Alt+3", "#entity-search", "Bled")
     first = page.locator("#entity-results button").first
     expect(first).to_be_focused()
     first.press("Enter")

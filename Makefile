@@ -28,10 +28,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/graphdex demo
 
-## Run the whole test suite. The store tests start the local Neo4j server (scripts/neo4j.sh) when it is not running,
-## the distributed-ingestion tests a local Ray cluster (scripts/ray.sh).
+## Run the whole test suite, as two pytest processes side by side (scripts/test.sh: the Neo4j tests and the others).
+## The store tests start the local Neo4j server (scripts/neo4j.sh) when it is not running, the distributed-ingestion
+## tests a local Ray cluster (scripts/ray.sh).
 test: $(STAMP) chromium lint
-	$(PY) -m pytest --durations=60
+	PY=$(PY) scripts/test.sh
 
 ## Lint and type-check (both configured in pyproject.toml); part of `make test`.
 lint: $(STAMP)

@@ -204,7 +204,7 @@ def phase_cli(args: argparse.Namespace) -> dict[str, Any]:
     if args.store == "neo4j":
         env["GRAPHDEX_NEO4J_WORKSPACE"] = f"growth-{args.size}"
     # what the `graphdex` script runs, from this checkout (so an A/B run measures the code beside this file)
-    graphdex = [sys.executable, "-c", "from graphdex.api.cli import app; app()"]
+    graphdex = [sys.executable, "-c", "from graphdex.api.cli import run; run()"]
     out: dict[str, Any] = {"question": question}
     for name, command in (("stats", [*graphdex, "stats"]), ("query", [*graphdex, "query", question, "--mode", "graph"])):
         runs = [_timed_command(command, env) for _ in range(CLI_RUNS)]

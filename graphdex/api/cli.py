@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -54,7 +56,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_state: dict = {"data_dir": None, "verbose": False}
+_state: dict = {"data_dir": None, "verbose": False, "read_only": False}
 
 
 @app.callback()
@@ -161,6 +163,7 @@ def query(text: str = typer.Argument(..., help="The question."),
                                                                     "model writes it."),
           json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Retrieve ranked, cited context for a question, and optionally an answer written from it."""
+    _state["read_only"] = True
     index = _index(workspace_name)
     try:
         index.prepare_query(mode)
@@ -233,6 +236,7 @@ def communities(rebuild: bool = typer.Option(False, "--rebuild", help="Recompute
 @app.command()
 def stats(json_output: bool = typer.Option(False, "--json", help="Print as JSON."), workspace_name: str = WORKSPACE_OPTION) -> None:
     """Counts of nodes per type, edges per type and vectors per index."""
+    _state["read_only"] = True
     index = _index(workspace_name)
     try:
         data = index.stats()
@@ -368,5 +372,24 @@ def workspace_delete(name: str = typer.Argument(..., help="The workspace to dele
     console.print(f"deleted workspace {name}")
 
 
+def run() -> NoReturn:
+    """The `graphdex` console script. A read-only command (query, stats) ends the process as soon as its output is
+    written, skipping the interpreter's teardown: freeing the models, the index's arrays and some 1,400 modules took
+    about 0.35 s of a fresh `graphdex query`, after the answer was on screen. Every other command ends normally, its
+    threads joined and exit handlers run, as a writer must."""
+    code: str | int | None = 0
+    try:
+        app()
+    except SystemExit as stop:
+        code = stop.code
+    if not (_state["read_only"] and (code is None or isinstance(code, int))):
+        sys.exit(code)
+    logging.shutdown()
+    with contextlib.suppress(BrokenPipeError):  # `graphdex query ... | head` closed its end early: nothing to say
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(app())
+    run()

@@ -1,5 +1,6 @@
 import networkx as nx
 import numpy as np
+import pytest
 
 from graphdex.graph.leiden import detect_communities, local_communities, merge_edges
 from graphdex.graph.model import Edge, EdgeType, Node, NodeType
@@ -137,3 +138,34 @@ def test_a_walk_kept_sparse_gives_the_dense_walks_scores_bit_for_bit(tmp_path, m
             sparse_steps.append(10 - len(dense_steps))
             np.testing.assert_array_equal(walked, dense(seeds, 0.3, 10, tolerance))
     assert max(sparse_steps) > 0 and min(sparse_steps) < 10, f"both kinds of step must be compared: {sparse_steps}"
+
+
+def test_the_compiled_walk_step_refuses_indexes_outside_its_arrays():
+    """graphdex/graph/_walk.c writes into arrays by the indexes it is given: a wrong one must be an error, never a
+    write outside an array (which would corrupt memory instead of failing)."""
+    from graphdex.graph import _walk
+
+    indptr = np.array([0, 2, 3], dtype=np.int32)  # two columns: rows 0 and 1, then row 2
+    indices, data = np.array([0, 1, 2], dtype=np.int32), np.array([0.5, 0.5, 1.0], dtype=np.float32)
+    sums, mark, reached = np.zeros(3), np.zeros(3, dtype=np.uint8), np.empty(3, dtype=np.int32)
+    count = _walk.spread(indptr, indices, data, np.array([1, 0], dtype=np.int32), np.array([0.25, 1.0], dtype=np.float32), sums, mark, reached, 0)
+    assert count == 3 and sums.tolist() == [0.5, 0.5, 0.25] and reached.tolist() == [2, 0, 1]
+    rows, values = np.empty(3, dtype=np.int32), np.empty(3, dtype=np.float32)
+    kept = _walk.collect(sums, mark, reached, count, 0.5, 0.2, rows, values, None)
+    assert rows[:kept].tolist() == [0, 1] and values[:kept].tolist() == [0.25, 0.25]
+    _walk.clear(sums, mark, reached, count)
+    assert not sums.any() and not mark.any()
+    for columns in ([2], [-1]):
+        with pytest.raises(ValueError, match="column outside"):
+            _walk.spread(indptr, indices, data, np.array(columns, dtype=np.int32), np.ones(1, dtype=np.float32), sums, mark, reached, 0)
+    with pytest.raises(ValueError, match="row outside"):
+        _walk.spread(indptr, np.array([0, 1, 7], dtype=np.int32), data, np.array([1], dtype=np.int32), np.ones(1, dtype=np.float32), sums, mark, reached, 0)
+    with pytest.raises(ValueError, match="do not agree"):
+        _walk.spread(indptr, indices, data, np.array([0], dtype=np.int32), np.ones(1, dtype=np.float32), sums, mark[:2], reached, 0)
+    fresh_sums, fresh_mark = np.zeros(3), np.zeros(3, dtype=np.uint8)
+    with pytest.raises(ValueError, match="room"):
+        _walk.spread(indptr, indices, data, np.array([0], dtype=np.int32), np.ones(1, dtype=np.float32), fresh_sums, fresh_mark, reached[:1], 0)
+    with pytest.raises(ValueError, match="row outside"):
+        _walk.collect(sums, mark, np.array([5], dtype=np.int32), 1, 0.5, 0.2, rows, values, None)
+    with pytest.raises(BufferError):  # the sums must be writable
+        _walk.spread(indptr, indices, data, np.array([0], dtype=np.int32), np.ones(1, dtype=np.float32), b"read-only", mark, reached, 0)

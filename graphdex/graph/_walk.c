@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     Py_buffer view;
@@ -39,6 +40,17 @@ static int take(PyObject *object, Buffer *buffer, int writable, Py_ssize_t items
     return 0;
 }
 
+/* Takes the buffers of objects[0..count), writable where writable[i] is set; on failure releases what it took. */
+static int take_all(PyObject **objects, Buffer *buffers, int count, const char *const *names, const Py_ssize_t *sizes, const int *writable) {
+    for (int i = 0; i < count; i++) {
+        if (take(objects[i], &buffers[i], writable[i], sizes[i], names[i]) < 0) {
+            release(buffers, count);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 #define ITEMS(buffer, type) ((Py_ssize_t)((buffer).view.len / (Py_ssize_t)sizeof(type)))
 
 /* spread(indptr, indices, data, columns, values, sums, mark, reached, count) -> count
@@ -47,21 +59,20 @@ static int take(PyObject *object, Buffer *buffer, int writable, Py_ssize_t items
  * appends each row not yet marked to ``reached`` (marking it). Returns the new number of rows in ``reached``.
  * indptr, indices, columns: int32; data, values: float32; sums: float64; mark: uint8; reached: int32. */
 static PyObject *spread(PyObject *self, PyObject *args) {
+    (void)self;
     PyObject *objects[8];
     Py_ssize_t count;
     if (!PyArg_ParseTuple(args, "OOOOOOOOn", &objects[0], &objects[1], &objects[2], &objects[3], &objects[4], &objects[5], &objects[6],
                           &objects[7], &count)) {
         return NULL;
     }
-    Buffer b[8] = {{0}};
-    static const char *names[8] = {"indptr", "indices", "data", "columns", "values", "sums", "mark", "reached"};
+    Buffer b[8];
+    memset(b, 0, sizeof b);
+    static const char *const names[8] = {"indptr", "indices", "data", "columns", "values", "sums", "mark", "reached"};
     static const Py_ssize_t sizes[8] = {4, 4, 4, 4, 4, 8, 1, 4};
     static const int writable[8] = {0, 0, 0, 0, 0, 1, 1, 1};
-    for (int i = 0; i < 8; i++) {
-        if (take(objects[i], &b[i], writable[i], sizes[i], names[i]) < 0) {
-            release(b, 8);
-            return NULL;
-        }
+    if (take_all(objects, b, 8, names, sizes, writable) < 0) {
+        return NULL;
     }
     const int32_t *indptr = b[0].view.buf, *indices = b[1].view.buf, *columns = b[3].view.buf;
     const float *data = b[2].view.buf, *values = b[4].view.buf;
@@ -116,6 +127,7 @@ static PyObject *spread(PyObject *self, PyObject *args) {
  * returned, and sums and mark are left for ``clear`` or a call with scores. sums: float64; mark: uint8; reached,
  * rows_out: int32; values_out: float32. */
 static PyObject *collect(PyObject *self, PyObject *args) {
+    (void)self;
     PyObject *objects[6];
     Py_ssize_t count;
     float factor, tolerance;
@@ -124,14 +136,13 @@ static PyObject *collect(PyObject *self, PyObject *args) {
         return NULL;
     }
     int with_scores = objects[5] != Py_None;
-    Buffer b[6] = {{0}};
-    static const char *names[6] = {"sums", "mark", "reached", "rows_out", "values_out", "scores"};
+    Buffer b[6];
+    memset(b, 0, sizeof b);
+    static const char *const names[6] = {"sums", "mark", "reached", "rows_out", "values_out", "scores"};
     static const Py_ssize_t sizes[6] = {8, 1, 4, 4, 4, 4};
-    for (int i = 0; i < (with_scores ? 6 : 5); i++) {
-        if (take(objects[i], &b[i], i != 2, sizes[i], names[i]) < 0) {
-            release(b, 6);
-            return NULL;
-        }
+    static const int writable[6] = {1, 1, 0, 1, 1, 1};
+    if (take_all(objects, b, with_scores ? 6 : 5, names, sizes, writable) < 0) {
+        return NULL;
     }
     double *sums = b[0].view.buf;
     uint8_t *mark = b[1].view.buf;
@@ -178,19 +189,19 @@ static PyObject *collect(PyObject *self, PyObject *args) {
 
 /* clear(sums, mark, reached, count): zero the sums and marks of the reached rows, for the next step. */
 static PyObject *clear(PyObject *self, PyObject *args) {
+    (void)self;
     PyObject *objects[3];
     Py_ssize_t count;
     if (!PyArg_ParseTuple(args, "OOOn", &objects[0], &objects[1], &objects[2], &count)) {
         return NULL;
     }
-    Buffer b[3] = {{0}};
-    static const char *names[3] = {"sums", "mark", "reached"};
+    Buffer b[3];
+    memset(b, 0, sizeof b);
+    static const char *const names[3] = {"sums", "mark", "reached"};
     static const Py_ssize_t sizes[3] = {8, 1, 4};
-    for (int i = 0; i < 3; i++) {
-        if (take(objects[i], &b[i], i != 2, sizes[i], names[i]) < 0) {
-            release(b, 3);
-            return NULL;
-        }
+    static const int writable[3] = {1, 1, 0};
+    if (take_all(objects, b, 3, names, sizes, writable) < 0) {
+        return NULL;
     }
     double *sums = b[0].view.buf;
     uint8_t *mark = b[1].view.buf;
@@ -226,6 +237,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", "Inner loops of a sparse PageRank step.", -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", "Inner loops of a sparse PageRank step.", -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__walk(void) { return PyModule_Create(&module); }

@@ -137,6 +137,9 @@ def make_workspace(request, tmp_path, embedder, nlp):
 
     def make(name: str = "data", store: str = "embedded", **overrides) -> Workspace:
         if store == "neo4j":
+            if request.node.get_closest_marker("neo4j") is None:  # it would run beside the Neo4j half (scripts/test.sh)
+                pytest.fail("a test that opens a Neo4j workspace must ask for the neo4j_server fixture (or a store parameter), "
+                            "so that it is marked neo4j and runs in the Neo4j half of the suite")
             server = request.getfixturevalue("neo4j_server")
             workspace_name = f"test-{run_id}-{name}"
             overrides.update(neo4j_uri=server["uri"], neo4j_user=server["user"], neo4j_password=server["password"], neo4j_workspace=workspace_name)

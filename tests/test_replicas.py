@@ -102,7 +102,7 @@ def test_a_document_submitted_to_the_replica_is_found_by_its_queries_and_deleted
     assert not [p for p in kept if "vector" in str(p) or p.suffix in (".bin", ".sqlite")], kept
 
 
-def test_a_replica_without_a_writer_url_refuses_writes_naming_the_writer(make_workspace):
+def test_a_replica_without_a_writer_url_refuses_writes_naming_the_writer(make_workspace, neo4j_server):
     workspace = make_workspace("replica", store="neo4j", ingest=False)
     with TestClient(create_app(workspace=workspace)) as client:
         refused = client.post("/documents", json={"documents": [{"title": "T", "text": "Some text."}]})

@@ -41,8 +41,8 @@ def snapshot(workspace) -> dict:
     nodes = {}
     for type_ in NodeType:
         for node in store.iter_nodes(type_):
-            nodes[node.id] = (str(node.type), {k: v for k, v in node.props.items() if k not in VOLATILE}, node.contrib)
-    edges = {edge.key: (edge.props, edge.contrib) for edge in store.iter_edges()}
+            nodes[node.id] = (str(node.type), {k: v for k, v in node.props.items() if k not in VOLATILE}, node.contrib, node.summary)
+    edges = {edge.key: (edge.props, edge.contrib, edge.summary) for edge in store.iter_edges()}
     vectors = {}
     for type_ in SEARCHABLE_TYPES:
         index = workspace.vectors[type_]
@@ -97,15 +97,15 @@ def assert_valid_communities(snap: dict) -> None:
     describe_community gives for its members on the current graph; each Community vector made from its node's
     current text (by digest); no membership of a missing community."""
     nodes, edges = snap["nodes"], snap["edges"]
-    entities = {i: Node(i, NodeType.ENTITY, props, contrib) for i, (type_, props, contrib) in nodes.items() if type_ == NodeType.ENTITY}
-    communities = {i: Node(i, NodeType.COMMUNITY, props) for i, (type_, props, _) in nodes.items() if type_ == NodeType.COMMUNITY}
+    entities = {i: Node(i, NodeType.ENTITY, props, contrib, summary) for i, (type_, props, contrib, summary) in nodes.items() if type_ == NodeType.ENTITY}
+    communities = {i: Node(i, NodeType.COMMUNITY, props) for i, (type_, props, _, _) in nodes.items() if type_ == NodeType.COMMUNITY}
     links = [(source, target) for source, type_, target in edges if type_ == EdgeType.IN_COMMUNITY]
     assert {t for _, t in links} <= communities.keys(), "a membership of a missing community"
     assert {s for s, _ in links} <= entities.keys(), "a membership of a missing entity"
     twice = [entity for entity, count in Counter(s for s, _ in links).items() if count > 1]
     assert not twice, f"entities in more than one community: {twice[:5]}"
     strength: Counter = Counter()
-    for (source, type_, target), (props, contrib) in edges.items():
+    for (source, type_, target), (props, contrib, _) in edges.items():
         if type_ == EdgeType.RELATED_TO and source != target:
             support = Edge(source, type_, target, props, contrib).support_count
             strength[source] += support
@@ -117,7 +117,7 @@ def assert_valid_communities(snap: dict) -> None:
         members[community].append(entity)
     community_of = dict(links)
     internal: dict[str, list[Edge]] = {c: [] for c in communities}
-    for (source, type_, target), (props, contrib) in sorted(edges.items()):
+    for (source, type_, target), (props, contrib, _) in sorted(edges.items()):
         if type_ == EdgeType.RELATED_TO and source in community_of and community_of[source] == community_of.get(target):
             internal[community_of[source]].append(Edge(source, EdgeType.RELATED_TO, target, props, contrib))
     for cid, node in communities.items():

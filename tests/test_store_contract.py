@@ -99,14 +99,35 @@ def test_edges_of_and_supported_by(open_store):
     assert store.supported_by([]) == (set(), set())
 
 
-def test_upsert_replaces_properties_and_support(open_store):
+def test_upsert_replaces_properties_and_summary_and_adds_contributions(open_store):
     store = open_store()
     store.write(*small_graph())
-    store.write([entity("e2", "Bergen city", ["d2:0"], "LOC")], delete_edges=[("d1:0", "MENTIONS", "e2"), ("e1", "RELATED_TO", "e2")])
+    bergen = entity("e2", "Bergen city", ["d2:0"], "LOC")
+    bergen.summary = {"names": {"Bergen city": 1}, "support": 2}
+    store.write([bergen], delete_edges=[("e1", "RELATED_TO", "e2")])
     node = open_store().get_nodes(["e2"])["e2"]
     assert node.props["name"] == "Bergen city" and node.props["type"] == "LOC"
-    assert node.support == {"d2:0"}
-    assert store.supported_by(["d1:0"]) == ({"e1"}, {("d1:0", "MENTIONS", "e1")})
+    assert node.summary == bergen.summary
+    assert node.support == {"d1:0", "d2:0"}, "a write adds contributions, it never drops one"
+    assert node.contrib["d2:0"]["names"] == {"Bergen city": 1}, "a chunk's contribution replaces what it said before"
+    light = open_store().get_nodes(["e2"], contributions=False)["e2"]
+    assert (light.props, light.summary) == (node.props, node.summary)
+    assert store.supported_by(["d1:0"]) == ({"e1", "e2"}, {("d1:0", "MENTIONS", "e1"), ("d1:0", "MENTIONS", "e2")})
+
+
+def test_deleting_a_chunk_deletes_its_contributions(open_store):
+    store = open_store()
+    nodes, edges = small_graph()
+    store.write(nodes + [entity("e3", "Trondheim", ["d1:0", "d2:0"])],
+                edges + [mentions("d1:0", "e3"), mentions("d2:0", "e3"),
+                         Edge("e2", EdgeType.RELATED_TO, "e3", {"support": 2}, {"d1:0": {"keywords": []}, "d2:0": {"keywords": ["x"]}})])
+    store.write(delete_nodes=["d1:0"])
+    reopened = open_store()
+    found = reopened.get_nodes(["e1", "e2", "e3"])
+    assert {i: n.support for i, n in found.items()} == {"e1": set(), "e2": {"d2:0"}, "e3": {"d2:0"}}
+    assert reopened.get_edges([("e2", "RELATED_TO", "e3")])[("e2", "RELATED_TO", "e3")].contrib == {"d2:0": {"keywords": ["x"]}}
+    assert reopened.get_edges([("e1", "RELATED_TO", "e2")])[("e1", "RELATED_TO", "e2")].contrib == {}
+    assert reopened.supported_by(["d1:0"]) == (set(), set())
 
 
 def test_deleting_a_node_deletes_its_edges(open_store):

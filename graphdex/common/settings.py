@@ -64,8 +64,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["PERSON", "ORGANIZATION", "LOCATION", "EVENT", "WORK", "PRODUCT", "CONCEPT"],
         description="Entity types the LLM extractor may assign (comma-separated).",
     )
-    llm_summary_threshold: int = Field(6, ge=2, le=100, description="An entity or relation with more distinct descriptions than this gets an LLM summary "
-                                                                    "instead of the joined sentences.")
+    llm_summary_threshold: int = Field(6, ge=2, le=15, description="An entity or relation with more distinct descriptions than this gets an LLM summary "
+                                                                   "(of its first 16) instead of the joined sentences.")
     llm_answer_format: Literal["text", "json"] = Field("text", description="How the model writes an answer: `text` (prose citing the sources as [1], [2]) or "
                                                                            "`json` (short statements, each with the numbers of the sources it rests on, under "
                                                                            "a JSON schema the server enforces: llama.cpp, vLLM, Ollama, OpenAI). `json` gets "

@@ -1,8 +1,15 @@
 """The heterogeneous graph: typed nodes and edges that record which chunks support them.
 
-Every element keeps ``contrib``: for each supporting chunk id, what that chunk said about it. Support is the set of
-those chunk ids. Derived properties (an entity's name, type, description...) are computed from ``contrib`` alone, so
-removing a chunk's contribution gives exactly the element that never saw the chunk. That is what makes delete exact.
+Every element keeps, for each supporting chunk id, what that chunk said about it (its contributions), and a
+``summary``: the aggregate of all of them (counts of names, the first sentences...), from which its derived properties
+(an entity's name, type, description...) are computed. A summary of two sets of contributions is the merge of their
+summaries, so a write adds a batch's contributions without reading the thousands a hub entity already has; removing
+a chunk's contributions and summarising the rest gives exactly the element that never saw the chunk. That is what
+makes delete exact.
+
+Stores keep contributions per (element, chunk), so ``contrib`` on an element is what it carries, not always all:
+read with contributions, every one; written, the ones to add (a chunk's contribution replaces what that chunk said
+before). A contribution lives as long as its chunk: deleting a node deletes the contributions keyed by its id.
 """
 
 from __future__ import annotations
@@ -61,8 +68,9 @@ SEARCHABLE_TYPES: tuple[NodeType, ...] = (NodeType.CHUNK, NodeType.ENTITY, NodeT
 Contributions = dict[str, dict[str, Any]]  # chunk id -> what that chunk said (its shape: ingest.contributions)
 
 #: The version of what stores hold. Bumped when the shape of stored elements changes, so an index written by an
-#: older graphdex is refused with a clear message instead of being misread. 2: contributions with named fields.
-GRAPH_SCHEMA_VERSION = 2
+#: older graphdex is refused with a clear message instead of being misread. 2: contributions with named fields. 3: summaries
+#: beside contributions stored per chunk, provenance lists bounded.
+GRAPH_SCHEMA_VERSION = 3
 
 #: The longest entity name a store is given. Both stores index names, and Neo4j's b-tree index refuses a key over
 #: about 8 KB: 1000 characters stay under it even at 4 UTF-8 bytes each. One limit for both stores, so an index
@@ -76,16 +84,12 @@ class Node:
     type: NodeType
     props: dict[str, Any] = field(default_factory=dict)
     contrib: Contributions = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)  # the aggregate of every contribution (ingest.summaries)
 
     @property
     def support(self) -> set[str]:
+        """The chunks whose contributions the node carries."""
         return set(self.contrib)
-
-    @property
-    def support_count(self) -> int:
-        """How many chunks support the edge: its derived ``support`` prop, or its contributions when it has none
-        (structural edges). What a store sums as an edge type's total support and the community layer weighs."""
-        return int(self.props.get("support") or len(self.contrib))
 
 
 EdgeKey = tuple[str, str, str]  # (source id, edge type, target id)
@@ -98,6 +102,7 @@ class Edge:
     target: str
     props: dict[str, Any] = field(default_factory=dict)
     contrib: Contributions = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)  # the aggregate of every contribution (ingest.summaries)
 
     @property
     def key(self) -> EdgeKey:

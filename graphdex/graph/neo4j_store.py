@@ -3,8 +3,10 @@
 Every node carries a label for its type (``:Document``, ``:Chunk``, ``:Entity``, ``:Relation``, ``:Community``) and
 entities a second label for their kind (``:Person``, ``:Organization``...), so the Browser can colour and filter by
 type. Relationship types are the edge types (``HAS_CHUNK``, ``MENTIONS``, ``RELATED_TO``...). Readable properties
-(name, title, text, keywords...) sit on the elements for browsing and Cypher; the exact ``props`` and ``contrib``
-are kept as JSON strings so that reading an element back gives exactly what was written, as with the embedded store.
+(name, title, text, keywords...) sit on the elements for browsing and Cypher; the exact ``props`` and ``summary``
+are kept as JSON strings so that reading an element back gives exactly what was written, as with the embedded store,
+and the contributions as two lists in step: ``support_chunks`` (chunk ids) and ``contrib_parts`` (what each said, as
+JSON), which a write extends on the server instead of sending back what a hub already has.
 
 Several corpora can share one server: every element carries a ``workspace`` property, constraints are unique per
 (workspace, id), and every query filters on it. All Cypher is parameterised; labels and relationship types, which
@@ -39,6 +41,21 @@ log = logging.getLogger(__name__)
 CHANGE_LOG_VERSIONS = 1000
 #: The label of the change log's nodes (one per write: its version and the ids of the nodes it touched).
 CHANGE_LABEL = "GraphdexChange"
+
+
+#: In a written element's upsert: the positions of the stored contributions it keeps (those of the chunks it does not
+#: bring again), from its stored lists ``chunks`` and ``parts``.
+_KEPT = "[i IN range(0, size(chunks) - 1) WHERE NOT chunks[i] IN row.chunks] AS kept"
+
+
+def _element_columns(var: str, contributions: bool) -> str:
+    """The summary and (when asked) the contribution lists of the element ``var``, as ``summary``, ``chunks``, ``parts``."""
+    lists = f"coalesce({var}.support_chunks, []) AS chunks, coalesce({var}.contrib_parts, []) AS parts" if contributions else "[] AS chunks, [] AS parts"
+    return f"coalesce({var}.summary_json, '{{}}') AS summary, {lists}"
+
+
+def _contrib(row) -> dict:
+    return {chunk: json.loads(part) for chunk, part in zip(row["chunks"], row["parts"], strict=True)}
 
 
 class Neo4jGraphStore:
@@ -92,20 +109,18 @@ class Neo4jGraphStore:
 
     def get_nodes(self, ids: Iterable[str], contributions: bool = True) -> dict[str, Node]:
         ids = list(dict.fromkeys(ids))
-        contrib = "n.contrib_json" if contributions else "'{}'"
         out: dict[str, Node] = {}
         for part in batches(ids):
             rows = self.db.read(
                 f"UNWIND $ids AS id {find_node('n', 'id')} "
-                f"RETURN n.id AS id, n.graphdex_type AS type, n.props_json AS props, {contrib} AS contrib",
+                f"RETURN n.id AS id, n.graphdex_type AS type, n.props_json AS props, {_element_columns('n', contributions)}",
                 ids=list(part),
             )
             for row in rows:
-                out[row["id"]] = Node(row["id"], NodeType(row["type"]), json.loads(row["props"]), json.loads(row["contrib"]))
+                out[row["id"]] = Node(row["id"], NodeType(row["type"]), json.loads(row["props"]), _contrib(row), json.loads(row["summary"]))
         return out
 
     def get_edges(self, keys: Iterable[EdgeKey], contributions: bool = True) -> dict[EdgeKey, Edge]:
-        contrib = "r.contrib_json" if contributions else "'{}'"
         by_type: dict[EdgeType, list[dict[str, str]]] = {}
         for source, type_, target in keys:
             by_type.setdefault(EdgeType(type_), []).append({"s": source, "t": target})
@@ -114,11 +129,11 @@ class Neo4jGraphStore:
             for part in batches(pairs):
                 rows = self.db.read(
                     f"UNWIND $pairs AS p MATCH {typed_edge(type_, 'p.s', 'p.t')} "
-                    f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {contrib} AS contrib",
+                    f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {_element_columns('r', contributions)}",
                     pairs=list(part),
                 )
                 for row in rows:
-                    edge = Edge(row["s"], type_, row["t"], json.loads(row["props"]), json.loads(row["contrib"]))
+                    edge = Edge(row["s"], type_, row["t"], json.loads(row["props"]), _contrib(row), json.loads(row["summary"]))
                     out[edge.key] = edge
         return out
 
@@ -131,10 +146,10 @@ class Neo4jGraphStore:
         node_rows: dict[tuple[str, str], list[dict]] = {}
         for node in nodes:
             kind = entity_label(str(node.props.get("type", ""))) if node.type == NodeType.ENTITY else ""
-            node_rows.setdefault((node.type.value, kind), []).append(self._row(node.props, node.contrib, id=node.id, type=node.type.value))
+            node_rows.setdefault((node.type.value, kind), []).append(self._row(node, id=node.id, type=node.type.value))
         edge_rows: dict[EdgeType, list[dict]] = {}
         for edge in edges:
-            edge_rows.setdefault(EdgeType(edge.type), []).append(self._row(edge.props, edge.contrib, s=edge.source, t=edge.target))
+            edge_rows.setdefault(EdgeType(edge.type), []).append(self._row(edge, s=edge.source, t=edge.target))
         edge_deletes: dict[EdgeType, list[dict]] = {}
         for source, type_, target in delete_edges:
             edge_deletes.setdefault(EdgeType(type_), []).append({"s": source, "t": target})
@@ -153,6 +168,8 @@ class Neo4jGraphStore:
             for type_, pairs in edge_deletes.items():
                 for part in batches(pairs):
                     tx.run(f"UNWIND $pairs AS p MATCH {typed_edge(type_, 'p.s', 'p.t')} DELETE r", pairs=list(part), ws=ws).consume()
+            if delete_nodes:
+                self._drop_contributions(tx, delete_nodes)
             for part in batches(delete_nodes):
                 tx.run(f"UNWIND $ids AS id {find_node('n', 'id')} DETACH DELETE n", ids=list(part), ws=ws).consume()
             for (primary, kind), rows in node_rows.items():
@@ -161,10 +178,12 @@ class Neo4jGraphStore:
                 for part in batches(rows):
                     tx.run(
                         f"UNWIND $rows AS row MERGE (n:{primary} {{workspace: $ws, id: row.id}}) "
-                        "WITH n, row, n.embedding AS embedding, n.embedding_digest AS digest "
+                        "WITH n, row, n.embedding AS embedding, n.embedding_digest AS digest, "
+                        "coalesce(n.support_chunks, []) AS chunks, coalesce(n.contrib_parts, []) AS parts "
+                        f"WITH n, row, embedding, digest, chunks, parts, {_KEPT} "
                         "SET n = row.props, n.workspace = $ws, n.id = row.id, n.graphdex_type = row.type, "
-                        "n.embedding = embedding, n.embedding_digest = digest, "
-                        f"n.props_json = row.props_json, n.contrib_json = row.contrib_json, n.support_chunks = row.support_chunks{relabel}",
+                        "n.embedding = embedding, n.embedding_digest = digest, n.props_json = row.props_json, n.summary_json = row.summary_json, "
+                        f"n.support_chunks = [i IN kept | chunks[i]] + row.chunks, n.contrib_parts = [i IN kept | parts[i]] + row.parts{relabel}",
                         rows=list(part), ws=ws,
                     ).consume()
             for type_, rows in edge_rows.items():
@@ -172,8 +191,10 @@ class Neo4jGraphStore:
                 for part in batches(rows):
                     written = tx.run(
                         f"UNWIND $rows AS row MATCH (a:{source_label} {{workspace: $ws, id: row.s}}) MATCH (b:{target_label} {{workspace: $ws, id: row.t}}) "
-                        f"MERGE (a)-[r:{type_.value}]->(b) SET r = row.props, r.props_json = row.props_json, "
-                        "r.contrib_json = row.contrib_json, r.support_chunks = row.support_chunks RETURN count(r) AS n",
+                        f"MERGE (a)-[r:{type_.value}]->(b) WITH r, row, coalesce(r.support_chunks, []) AS chunks, coalesce(r.contrib_parts, []) AS parts "
+                        f"WITH r, row, chunks, parts, {_KEPT} "
+                        "SET r = row.props, r.props_json = row.props_json, r.summary_json = row.summary_json, "
+                        "r.support_chunks = [i IN kept | chunks[i]] + row.chunks, r.contrib_parts = [i IN kept | parts[i]] + row.parts RETURN count(r) AS n",
                         rows=list(part), ws=ws,
                     ).single()["n"]
                     if written != len(part):  # raising rolls the whole transaction back
@@ -208,10 +229,25 @@ class Neo4jGraphStore:
                       ids=sorted(ids), ws=self._workspace)
         return {r["about"] for r in rows}
 
+    def _drop_contributions(self, tx, deleted: list[str]) -> None:
+        """A contribution lives as long as its chunk: the elements a deleted chunk supports lose what it said (found
+        through the chunk's neighbourhood, by the model's invariant, as ``supported_by`` finds them)."""
+        keep = "[i IN range(0, size(x.support_chunks) - 1) WHERE NOT x.support_chunks[i] IN $ids] AS kept"
+        drop = "SET x.contrib_parts = [i IN kept | x.contrib_parts[i]], x.support_chunks = [i IN kept | x.support_chunks[i]]"
+        for part in batches(deleted):
+            ids = list(part)
+            tx.run(f"UNWIND $ids AS id MATCH (c:Chunk {{workspace: $ws, id: id}})--(x) WHERE id IN x.support_chunks WITH DISTINCT x WITH x, {keep} {drop}",
+                   ids=ids, ws=self._workspace).consume()
+            tx.run("UNWIND $ids AS id MATCH (c:Chunk {workspace: $ws, id: id})--(n)-[x]->() WHERE id IN x.support_chunks "
+                   f"WITH DISTINCT x WITH x, {keep} {drop}", ids=ids, ws=self._workspace).consume()
+
     @staticmethod
-    def _row(props: dict, contrib: dict, **keys: str) -> dict:
-        return {**keys, "props": readable_props(props), "props_json": json.dumps(props, ensure_ascii=False),
-                "contrib_json": json.dumps(contrib, ensure_ascii=False), "support_chunks": sorted(contrib)}
+    def _row(element: Node | Edge, **keys: str) -> dict:
+        """A written element's parameters: its readable props, its props and summary as JSON, and the contributions
+        it adds."""
+        return {**keys, "props": readable_props(element.props), "props_json": json.dumps(element.props, ensure_ascii=False),
+                "summary_json": json.dumps(element.summary, ensure_ascii=False), "chunks": list(element.contrib),
+                "parts": [json.dumps(part, ensure_ascii=False) for part in element.contrib.values()]}
 
     def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
         """Relies on the model's invariant that a node is adjacent to every chunk that supports it, and that an edge
@@ -244,16 +280,15 @@ class Neo4jGraphStore:
 
     def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None, contributions: bool = True) -> dict[str, list[Edge]]:
         wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
-        contrib = "r.contrib_json" if contributions else "'{}'"
         out: dict[str, list[Edge]] = {}
         for part in batches(list(dict.fromkeys(node_ids))):
             rows = self.db.read(
                 f"UNWIND $ids AS id {find_node('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
-                f"RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, {contrib} AS contrib",
+                f"RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, {_element_columns('r', contributions)}",
                 ids=list(part), types=wanted,
             )
             for r in rows:
-                out.setdefault(r["of"], []).append(Edge(r["s"], EdgeType(r["type"]), r["t"], json.loads(r["props"]), json.loads(r["contrib"])))
+                out.setdefault(r["of"], []).append(Edge(r["s"], EdgeType(r["type"]), r["t"], json.loads(r["props"]), _contrib(r), json.loads(r["summary"])))
         return out
 
     def documents_about(self, entity_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -281,22 +316,21 @@ class Neo4jGraphStore:
 
     def iter_nodes(self, type_: NodeType) -> Iterator[Node]:
         rows = self.db.read(
-            f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id, n.props_json AS props, n.contrib_json AS contrib ORDER BY n.id"
+            f"MATCH (n:{NodeType(type_).value} {{workspace: $ws}}) RETURN n.id AS id, n.props_json AS props, {_element_columns('n', True)} ORDER BY n.id"
         )
         for r in rows:
-            yield Node(r["id"], NodeType(type_), json.loads(r["props"]), json.loads(r["contrib"]))
+            yield Node(r["id"], NodeType(type_), json.loads(r["props"]), _contrib(r), json.loads(r["summary"]))
 
     def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
         wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
-        contrib = "r.contrib_json" if contributions else "'{}'"
         for type_ in wanted:
             source_label, target_label = (t.value for t in EDGE_ENDS[EdgeType(type_)])
             rows = self.db.read(
                 f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_}]->(b:{target_label}) "
-                f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {contrib} AS contrib"
+                f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {_element_columns('r', contributions)}"
             )
             for r in rows:
-                yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), json.loads(r["contrib"]))
+                yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), _contrib(r), json.loads(r["summary"]))
 
     def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None, within: bool = False) -> list[tuple[str, str, int]]:
         type_ = EdgeType(edge_type)
@@ -335,10 +369,10 @@ class Neo4jGraphStore:
             return []
         rows = self.db.read(
             "MATCH (n:Entity {workspace: $ws}) WHERE toLower(n.name) CONTAINS $needle OR any(a IN n.aliases WHERE toLower(a) CONTAINS $needle) "
-            "RETURN n.id AS id, n.props_json AS props, n.contrib_json AS contrib ORDER BY size(n.name), n.name LIMIT $limit",
+            f"RETURN n.id AS id, n.props_json AS props, {_element_columns('n', False)} ORDER BY size(n.name), n.name LIMIT $limit",
             needle=needle, limit=limit,
         )
-        return [Node(r["id"], NodeType.ENTITY, json.loads(r["props"]), json.loads(r["contrib"])) for r in rows]
+        return [Node(r["id"], NodeType.ENTITY, json.loads(r["props"]), _contrib(r), json.loads(r["summary"])) for r in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:
         nodes = {t.value: 0 for t in NodeType}

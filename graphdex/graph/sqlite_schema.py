@@ -19,25 +19,26 @@ import orjson
 from graphdex.graph.model import Edge, Node, NodeType
 
 #: The layout of graph.sqlite, apart from the shape of elements (graph.model.GRAPH_SCHEMA_VERSION). 2: tables read on
-#: demand, rows never reused, the projection beside them (layout 1 was loaded whole into networkx).
-LAYOUT_VERSION = 2
+#: demand, rows never reused, the projection beside them (layout 1 was loaded whole into networkx). 3: contributions
+#: in the support tables, one row each, summaries in the element rows.
+LAYOUT_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (
     row INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, about TEXT, names TEXT,
-    props TEXT NOT NULL, contrib TEXT NOT NULL);
+    props TEXT NOT NULL, summary TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS nodes_by_type ON nodes (type, id);
 CREATE INDEX IF NOT EXISTS nodes_by_about ON nodes (about) WHERE about IS NOT NULL;
 CREATE INDEX IF NOT EXISTS nodes_by_names ON nodes (names) WHERE names IS NOT NULL;
 CREATE TABLE IF NOT EXISTS edges (
     src INTEGER NOT NULL, type TEXT NOT NULL, dst INTEGER NOT NULL, weight REAL NOT NULL, support INTEGER NOT NULL,
-    props TEXT NOT NULL, contrib TEXT NOT NULL, PRIMARY KEY (src, type, dst)) WITHOUT ROWID;
+    props TEXT NOT NULL, summary TEXT NOT NULL, PRIMARY KEY (src, type, dst)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_by_target ON edges (dst, type);
-CREATE TABLE IF NOT EXISTS node_support (chunk TEXT NOT NULL, node INTEGER NOT NULL, PRIMARY KEY (chunk, node)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS node_support (chunk TEXT NOT NULL, node INTEGER NOT NULL, part TEXT NOT NULL, PRIMARY KEY (chunk, node)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS node_support_by_node ON node_support (node);
 CREATE TABLE IF NOT EXISTS edge_support (
-    chunk TEXT NOT NULL, src INTEGER NOT NULL, type TEXT NOT NULL, dst INTEGER NOT NULL,
+    chunk TEXT NOT NULL, src INTEGER NOT NULL, type TEXT NOT NULL, dst INTEGER NOT NULL, part TEXT NOT NULL,
     PRIMARY KEY (chunk, src, type, dst)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edge_support_by_edge ON edge_support (src, type, dst);
 CREATE TABLE IF NOT EXISTS counts (kind TEXT NOT NULL, type TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, type)) WITHOUT ROWID;
@@ -69,7 +70,7 @@ def search_names(node: Node) -> str | None:
 
 def node_row(node: Node) -> tuple:
     about = node.props.get("about") if node.type == NodeType.DOCUMENT else None
-    return (node.id, str(node.type), about or None, search_names(node), dump(node.props), dump(node.contrib))
+    return (node.id, str(node.type), about or None, search_names(node), dump(node.props), dump(node.summary))
 
 
 def edge_weight_prop(edge: Edge) -> float:

@@ -31,7 +31,15 @@ from graphdex.graph.vectors import VectorChanges
 
 log = logging.getLogger(__name__)
 
-_EDGE_COLUMNS = "a.id, e.type, b.id, e.props, {contrib} FROM edges e JOIN nodes a ON a.row = e.src JOIN nodes b ON b.row = e.dst"
+_EDGE_COLUMNS = "a.id, e.type, b.id, e.props, e.summary, {contrib} FROM edges e JOIN nodes a ON a.row = e.src JOIN nodes b ON b.row = e.dst"
+#: An element's contributions as one JSON object, gathered from its support rows (by the index on the element).
+_NODE_CONTRIB = "(SELECT json_group_object(s.chunk, json(s.part)) FROM node_support s WHERE s.node = n.row)"
+_EDGE_CONTRIB = "(SELECT json_group_object(s.chunk, json(s.part)) FROM edge_support s WHERE s.src = e.src AND s.type = e.type AND s.dst = e.dst)"
+
+
+def _edge_columns(contributions: bool) -> str:
+    return _EDGE_COLUMNS.format(contrib=_EDGE_CONTRIB if contributions else "'{}'")
+
 
 
 #: Entity search: only entities have ``names``, so the scan reads the partial index on it, not every row; the
@@ -95,20 +103,21 @@ class SqliteGraphStore:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
-        contrib = "contrib" if contributions else "'{}'"
-        found = self._reader().execute(f"SELECT id, type, props, {contrib} FROM nodes WHERE id {IN_JSON}", (dump(ids),))
-        return {node_id: Node(node_id, NodeType(type_), orjson.loads(props), orjson.loads(c)) for node_id, type_, props, c in found}
+        contrib = _NODE_CONTRIB if contributions else "'{}'"
+        found = self._reader().execute(f"SELECT n.id, n.type, n.props, n.summary, {contrib} FROM nodes n WHERE n.id {IN_JSON}", (dump(ids),))
+        return {node_id: Node(node_id, NodeType(type_), orjson.loads(props), orjson.loads(c), orjson.loads(summary))
+                for node_id, type_, props, summary, c in found}
 
     def get_edges(self, keys: Iterable[EdgeKey], contributions: bool = True) -> dict[EdgeKey, Edge]:
         keys = list(dict.fromkeys(keys))
         if not keys:
             return {}
-        contrib = "e.contrib" if contributions else "'{}'"
+        contrib = _EDGE_CONTRIB if contributions else "'{}'"
         found = self._reader().execute(
-            f"SELECT a.id, e.type, b.id, e.props, {contrib} FROM json_each(?) k "
+            f"SELECT a.id, e.type, b.id, e.props, e.summary, {contrib} FROM json_each(?) k "
             "JOIN nodes a ON a.id = json_extract(k.value, '$[0]') JOIN nodes b ON b.id = json_extract(k.value, '$[2]') "
             "JOIN edges e ON e.src = a.row AND e.type = json_extract(k.value, '$[1]') AND e.dst = b.row", (dump(keys),))
-        return {(s, t, d): Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c)) for s, t, d, p, c in found}
+        return {(s, t, d): Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c), orjson.loads(m)) for s, t, d, p, m, c in found}
 
     def supported_by(self, chunk_ids: Iterable[str]) -> tuple[set[str], set[EdgeKey]]:
         chunks = dump(sorted(set(chunk_ids)))
@@ -125,15 +134,15 @@ class SqliteGraphStore:
     def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None, contributions: bool = True) -> dict[str, list[Edge]]:
         ids = dump(list(dict.fromkeys(node_ids)))
         wanted = dump([str(EdgeType(t)) for t in (types if types is not None else EdgeType)])
-        columns = _EDGE_COLUMNS.format(contrib="e.contrib" if contributions else "'{}'")
+        columns = _edge_columns(contributions)
         found = self._reader().execute(
             f"WITH asked(row) AS (SELECT row FROM nodes WHERE id {IN_JSON}) "
             f"SELECT {columns} WHERE e.src IN asked AND e.type {IN_JSON} UNION ALL "
             f"SELECT {columns} WHERE e.dst IN asked AND e.src NOT IN asked AND e.type {IN_JSON}", (ids, wanted, wanted))
         asked = set(orjson.loads(ids))
         out: dict[str, list[Edge]] = defaultdict(list)
-        for s, t, d, p, c in found:
-            edge = Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c))
+        for s, t, d, p, m, c in found:
+            edge = Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c), orjson.loads(m))
             if s in asked:
                 out[s].append(edge)
             if d in asked and d != s:
@@ -151,21 +160,21 @@ class SqliteGraphStore:
         return {r[0] for r in self._reader().execute("SELECT id FROM nodes WHERE type = ?", (str(type_),))}
 
     def iter_nodes(self, type_: NodeType) -> Iterator[Node]:
-        for node_id, props, contrib in self._reader().execute("SELECT id, props, contrib FROM nodes WHERE type = ? ORDER BY id", (str(type_),)):
-            yield Node(node_id, NodeType(type_), orjson.loads(props), orjson.loads(contrib))
+        found = self._reader().execute(f"SELECT n.id, n.props, n.summary, {_NODE_CONTRIB} FROM nodes n WHERE n.type = ? ORDER BY n.id", (str(type_),))
+        for node_id, props, summary, contrib in found:
+            yield Node(node_id, NodeType(type_), orjson.loads(props), orjson.loads(contrib), orjson.loads(summary))
 
     def iter_edges(self, types: Iterable[str] | None = None, contributions: bool = True) -> Iterator[Edge]:
         wanted = dump([str(EdgeType(t)) for t in (types if types is not None else EdgeType)])
-        columns = _EDGE_COLUMNS.format(contrib="e.contrib" if contributions else "'{}'")
-        for s, t, d, p, c in self._reader().execute(f"SELECT {columns} WHERE e.type {IN_JSON}", (wanted,)):
-            yield Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c))
+        for s, t, d, p, m, c in self._reader().execute(f"SELECT {_edge_columns(contributions)} WHERE e.type {IN_JSON}", (wanted,)):
+            yield Edge(s, EdgeType(t), d, orjson.loads(p), orjson.loads(c), orjson.loads(m))
 
     def find_entities(self, text: str, limit: int = 10) -> list[Node]:
         needle = text.casefold().strip()
         if not needle:
             return []
         best = self._reader().execute(FIND_ENTITIES, (needle, limit)).fetchall()
-        found = self.get_nodes(node_id for node_id, _ in best)
+        found = self.get_nodes((node_id for node_id, _ in best), contributions=False)
         return [found[node_id] for node_id, _ in best if node_id in found]
 
     def edge_weights(self, edge_type: EdgeType, node_ids: Iterable[str] | None = None, within: bool = False) -> list[tuple[str, str, int]]:

@@ -4,7 +4,7 @@ its changes touch (what ``SqliteGraphStore.write`` hands the projection to updat
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 
 from graphdex.graph.model import EDGE_ENDS, Edge, EdgeKey, EdgeType, Node, NodeType
@@ -109,9 +109,14 @@ class WriteTransaction:
         rows = [(row,) for row, _ in deleted.values()]
         self.db.executemany("DELETE FROM node_support WHERE node = ?", rows)
         self.db.executemany("DELETE FROM nodes WHERE row = ?", rows)
+        # a contribution lives as long as its chunk: the elements a deleted chunk supported lose what it said
+        ids = dump(sorted(deleted))
+        self.db.execute(f"DELETE FROM node_support WHERE chunk {IN_JSON}", (ids,))
+        self.db.execute(f"DELETE FROM edge_support WHERE chunk {IN_JSON}", (ids,))
 
     def _upsert_nodes(self, known: dict[str, tuple[int, str]], deleted: dict[str, tuple[int, str]]) -> dict[str, int]:
-        """Writes the nodes (an existing node keeps its row) and their support; returns the row of every id named."""
+        """Writes the nodes (an existing node keeps its row) and adds their contributions; returns the row of every
+        id named."""
         previous = {i: v for i, v in known.items() if i not in deleted}
         for node in self.nodes:
             old = previous.get(node.id)
@@ -120,24 +125,15 @@ class WriteTransaction:
                 if old is not None:
                     self.node_counts[old[1]] -= 1
         self.db.executemany(
-            "INSERT INTO nodes (id, type, about, names, props, contrib) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-            "type = excluded.type, about = excluded.about, names = excluded.names, props = excluded.props, contrib = excluded.contrib",
+            "INSERT INTO nodes (id, type, about, names, props, summary) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "type = excluded.type, about = excluded.about, names = excluded.names, props = excluded.props, summary = excluded.summary",
             [node_row(n) for n in self.nodes])
         rows = {i: row for i, (row, _) in previous.items()}
         fresh = [n.id for n in self.nodes if n.id not in rows]
         rows.update({i: row for i, (row, _) in self._lookup(fresh).items()})
-        updated = dump([rows[n.id] for n in self.nodes if n.id in previous])
-        stored: dict[int, set[str]] = defaultdict(set)
-        for row, chunk in self.db.execute(f"SELECT node, chunk FROM node_support WHERE node {IN_JSON}", (updated,)):
-            stored[row].add(chunk)
-        added, removed = [], []
-        for node in self.nodes:
-            row = rows[node.id]
-            wanted = set(node.contrib)
-            added += [(chunk, row) for chunk in wanted - stored[row]]
-            removed += [(chunk, row) for chunk in stored[row] - wanted]
-        self.db.executemany("DELETE FROM node_support WHERE chunk = ? AND node = ?", removed)
-        self.db.executemany("INSERT OR IGNORE INTO node_support VALUES (?, ?)", added)
+        self.db.executemany(
+            "INSERT INTO node_support (chunk, node, part) VALUES (?, ?, ?) ON CONFLICT(chunk, node) DO UPDATE SET part = excluded.part",
+            [(chunk, rows[n.id], dump(part)) for n in self.nodes for chunk, part in n.contrib.items()])
         return rows
 
     def _upsert_edges(self, rows: dict[str, int]) -> None:
@@ -150,22 +146,13 @@ class WriteTransaction:
             self.edge_counts[key[1]] += key not in existing
             self.support_totals[key[1]] += edge.support_count - existing.get(key, 0)
         self.db.executemany(
-            "INSERT INTO edges (src, type, dst, weight, support, props, contrib) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(src, type, dst) DO UPDATE SET "
-            "weight = excluded.weight, support = excluded.support, props = excluded.props, contrib = excluded.contrib",
-            [(*key, edge_weight_prop(e), e.support_count, dump(e.props), dump(e.contrib)) for key, e in zip(keys, self.edges)])
-        stored: dict[tuple[int, str, int], set[str]] = defaultdict(set)
-        if existing:
-            for src, type_, dst, chunk in self.db.execute(
-                    "SELECT s.src, s.type, s.dst, s.chunk FROM json_each(?) k JOIN edge_support s ON s.src = json_extract(k.value, '$[0]') "
-                    "AND s.type = json_extract(k.value, '$[1]') AND s.dst = json_extract(k.value, '$[2]')", (dump(sorted(existing)),)):
-                stored[(src, type_, dst)].add(chunk)
-        added, removed = [], []
-        for key, edge in zip(keys, self.edges):
-            wanted = set(edge.contrib)
-            added += [(chunk, *key) for chunk in wanted - stored[key]]
-            removed += [(chunk, *key) for chunk in stored[key] - wanted]
-        self.db.executemany("DELETE FROM edge_support WHERE chunk = ? AND src = ? AND type = ? AND dst = ?", removed)
-        self.db.executemany("INSERT OR IGNORE INTO edge_support VALUES (?, ?, ?, ?)", added)
+            "INSERT INTO edges (src, type, dst, weight, support, props, summary) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(src, type, dst) DO UPDATE SET "
+            "weight = excluded.weight, support = excluded.support, props = excluded.props, summary = excluded.summary",
+            [(*key, edge_weight_prop(e), e.support_count, dump(e.props), dump(e.summary)) for key, e in zip(keys, self.edges)])
+        self.db.executemany(
+            "INSERT INTO edge_support (chunk, src, type, dst, part) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(chunk, src, type, dst) DO UPDATE SET part = excluded.part",
+            [(chunk, *key, dump(part)) for key, e in zip(keys, self.edges) for chunk, part in e.contrib.items()])
 
     def _save_counts(self) -> None:
         changes = [(kind, t, n) for kind, counter in (("node", self.node_counts), ("edge", self.edge_counts), ("support", self.support_totals))

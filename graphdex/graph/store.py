@@ -1,7 +1,8 @@
 """The graph store interface shared by the embedded (SQLite) and Neo4j implementations.
 
-The store is deliberately dumb: it persists whole nodes and edges and answers structural questions. Merging
-contributions and deriving properties is the writer's job (``ingest``), so both stores behave identically.
+The store is deliberately dumb: it persists nodes and edges with their summaries and contributions and answers
+structural questions. Summarising contributions and deriving properties is the writer's job (``ingest``), so both
+stores behave identically.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ class ChangeSet:
 
 class GraphStore(Protocol):
     def get_nodes(self, ids: Iterable[str], contributions: bool = True) -> dict[str, Node]:
-        """The nodes that exist among ``ids``; with ``contributions=False`` they may come without ``contrib`` (a
-        query needs only the derived props, and an entity named in thousands of chunks has thousands of them)."""
+        """The nodes that exist among ``ids``, with their summaries; with ``contributions=False`` they may come
+        without ``contrib`` (a query needs only the derived props, a merge only the summary, and an entity named in
+        thousands of chunks has thousands of contributions)."""
         ...
 
     def get_edges(self, keys: Iterable[EdgeKey], contributions: bool = True) -> dict[EdgeKey, Edge]:
@@ -57,8 +59,10 @@ class GraphStore(Protocol):
               vectors: VectorChanges | None = None) -> None:
         """Upsert and delete in one atomic step: all of it is stored, or none of it.
 
-        Deleting a node deletes its edges (and, in a store that keeps vectors, its vector). Deletions are applied
-        before upserts. ``vectors``: only for a store whose vector indexes live in it (``VectorIndexes.in_store``),
+        An upserted element replaces its props and summary and adds the contributions it carries to those stored
+        (a chunk's replacing what that chunk said before); it never drops one. Deleting a node deletes its edges
+        (and, in a store that keeps vectors, its vector), and deleting a chunk deletes every contribution keyed by
+        it. Deletions are applied before upserts. ``vectors``: only for a store whose vector indexes live in it (``VectorIndexes.in_store``),
         written in the same step; the embedded store refuses them.
         """
         ...

@@ -1,4 +1,4 @@
-"""Derived properties of entities, relations and their edges, computed from contributions alone.
+"""Derived properties of entities, relations and their edges, computed from their summaries alone (ingest.summaries).
 
 Because nothing here depends on the order in which chunks arrived, an element that lost a chunk's contribution is
 identical to one that never had it (exact delete), and re-deriving after every merge is safe.
@@ -6,26 +6,27 @@ identical to one that never had it (exact delete), and re-deriving after every m
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from graphdex.common.ids import document_of_chunk
-from graphdex.graph.model import Contributions, Edge, Node, NodeType
-from graphdex.ingest.contributions import EntityContribution, RelationContribution
+from graphdex.graph.model import Edge, Node, NodeType
+from graphdex.ingest.summaries import EdgeSummary, EntitySummary, RelationSummary
 
 DESCRIPTION_SENTENCES = 3
 
 
-def _top(counter: Counter) -> str:
+def _top(counter: Mapping[str, int]) -> str:
     """Most common value; ties broken alphabetically so the result is order-independent."""
     return min(counter.items(), key=lambda item: (-item[1], item[0]))[0]
 
 
-def _provenance(contrib: Contributions) -> dict[str, Any]:
-    chunks = sorted(contrib)
-    return {"chunks": chunks, "documents": sorted({document_of_chunk(c) for c in chunks}), "support": len(chunks)}
+def _ranked(counter: Mapping[str, int]) -> list[str]:
+    return [k for k, _ in sorted(counter.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def _provenance(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {"chunks": list(summary["chunks"]), "documents": list(summary["documents"]), "support": summary["support"]}
 
 
 #: Summarises many descriptions of one element into one (name, descriptions) -> text; given by the writer when a
@@ -33,56 +34,35 @@ def _provenance(contrib: Contributions) -> dict[str, Any]:
 Summarizer = Callable[[str, list[str]], str]
 
 
-def _description(contrib: Contributions, name: str = "", summarize: Summarizer | None = None, threshold: int = 0) -> str:
-    sentences: list[str] = []
-    for chunk in sorted(contrib):
-        sentence = contrib[chunk].get("sentence", "")
-        if sentence and sentence not in sentences:
-            sentences.append(sentence)
-            if summarize is None and len(sentences) == DESCRIPTION_SENTENCES:
-                break  # an entity named in thousands of chunks is not read through for sentences no one keeps
+def _description(summary: Mapping[str, Any], name: str = "", summarize: Summarizer | None = None, threshold: int = 0) -> str:
+    sentences = [sentence for _, sentence in summary["sentences"]]
     if summarize is not None and len(sentences) > threshold:
         return summarize(name, sentences)
     return " ".join(sentences[:DESCRIPTION_SENTENCES])
 
 
 def derive_entity(node: Node, summarize: Summarizer | None = None, threshold: int = 0) -> None:
-    names: Counter = Counter()
-    types: Counter = Counter()
-    parts: list[EntityContribution] = list(node.contrib.values())  # type: ignore[arg-type]
-    for part in parts:
-        names.update(part["names"])
-        types.update(part["types"])
-    named_types = Counter({t: c for t, c in types.items() if t != "CONCEPT"})
+    summary = cast(EntitySummary, node.summary)
+    names, types = summary["names"], summary["types"]
+    named_types = {t: c for t, c in types.items() if t != "CONCEPT"}
     node.props = {
         "name": _top(names),
         "type": _top(named_types or types),
         "aliases": sorted(names),
         "mentions": sum(names.values()),
-        "description": _description(node.contrib, _top(names), summarize, threshold),
-        **_provenance(node.contrib),
+        "description": _description(summary, _top(names), summarize, threshold),
+        **_provenance(summary),
     }
 
 
 def derive_relation(node: Node, summarize: Summarizer | None = None, threshold: int = 0) -> None:
     """A relation links two entities (``ends``, in id order); its reading direction is the majority of its evidence."""
-    keywords: Counter = Counter()
-    first_names: Counter = Counter()
-    second_names: Counter = Counter()
-    kinds: Counter = Counter()
-    direction = 0
-    parts: list[RelationContribution] = list(node.contrib.values())  # type: ignore[arg-type]
-    strengths = [part["strength"] for part in parts if "strength" in part]  # stated by an LLM extractor
-    for part in parts:
-        keywords.update(part["keywords"])
-        first_names[part["first_name"]] += 1
-        second_names[part["second_name"]] += 1
-        kinds[part["kind"]] += 1
-        direction += part["direction"]
+    summary = cast(RelationSummary, node.summary)
     first, second = node.props["ends"]
-    names = (_top(first_names), _top(second_names))
-    ranked = [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))]
-    forward = direction >= 0
+    names = (_top(summary["first_names"]), _top(summary["second_names"]))
+    ranked = _ranked(summary["keywords"])
+    forward = summary["direction"] >= 0
+    strengths = summary["strength_count"]
     node.props = {
         "ends": [first, second],
         "source_id": first if forward else second,
@@ -91,26 +71,23 @@ def derive_relation(node: Node, summarize: Summarizer | None = None, threshold: 
         "target_name": names[1] if forward else names[0],
         "keywords": ranked,
         "label": ", ".join(ranked[:2]) or "related to",  # a short caption (the Neo4j Browser shows it on the node)
-        "kind": _top(kinds),
-        "weight": len(node.contrib),
-        "description": _description(node.contrib, f"{names[0]} / {names[1]}", summarize, threshold),
-        **({"strength": round(sum(strengths) / len(strengths), 2)} if strengths else {}),
-        **_provenance(node.contrib),
+        "kind": _top(summary["kinds"]),
+        "weight": summary["support"],
+        "description": _description(summary, f"{names[0]} / {names[1]}", summarize, threshold),
+        **({"strength": round(summary["strength_total"] / strengths, 2)} if strengths else {}),
+        **_provenance(summary),
     }
 
 
 def derive_edge(edge: Edge) -> None:
     """MENTIONS edges weigh their mention counts, RELATED_TO edges gather their predicate words; EVIDENCES and
-    CONNECTS edges have empty contributions and count their supporting chunks."""
-    if not edge.contrib:  # structural edges (Document -> Chunk) carry fixed props, not contributions
+    CONNECTS edges count their supporting chunks."""
+    if not edge.summary:  # structural edges (Document -> Chunk) carry fixed props, not contributions
         return
-    parts: list[dict[str, Any]] = list(edge.contrib.values())  # MentionContribution, RelatedContribution or {}
-    keywords: Counter = Counter()
-    for part in parts:
-        keywords.update(part.get("keywords", ()))
-    props: dict[str, Any] = {"weight": sum(part.get("count", 1) for part in parts), "support": len(edge.contrib)}
-    if keywords:
-        props["keywords"] = [k for k, _ in sorted(keywords.items(), key=lambda item: (-item[1], item[0]))]
+    summary = cast(EdgeSummary, edge.summary)
+    props: dict[str, Any] = {"weight": summary["weight"], "support": summary["support"]}
+    if summary["keywords"]:
+        props["keywords"] = _ranked(summary["keywords"])
     edge.props = props
 
 

@@ -21,6 +21,7 @@ from graphdex.ingest.contributions import EntityContribution, MentionContributio
 from graphdex.ingest.derive import Derivation, derive_edge, embedding_text
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.extraction import ChunkExtraction
+from graphdex.ingest.summaries import merge, summarize
 
 #: Added to the mention count of a document's own subject in its chunks: a passage is about its title entity far
 #: more than about the entities it names in passing.
@@ -56,7 +57,7 @@ class BatchGraph:
         return self.edges.setdefault((source, str(type_), target), Edge(source, type_, target))
 
     def stored_edge_keys(self) -> list[EdgeKey]:
-        """The edges that other chunks may support too, whose stored contributions the merge must keep."""
+        """The edges that other chunks may support too, whose stored summaries the merge adds to."""
         return [key for key, edge in self.edges.items() if edge.type in (EdgeType.RELATED_TO, EdgeType.CONNECTS)]
 
 
@@ -172,33 +173,36 @@ def _collect(graph: BatchGraph, cid: str, extraction: ChunkExtraction, title_ent
 
 
 def merge_with_stored(graph: BatchGraph, stored_nodes: Mapping[str, Node], stored_edges: Mapping[EdgeKey, Edge], derivation: Derivation) -> MergedBatch:
-    """The batch's elements with the contributions already stored for them, properties derived again."""
+    """The batch's elements, each summarising its stored contributions and the batch's, properties derived again.
+    ``stored_*`` need only their summaries: an element carries the batch's contributions alone, which the store adds
+    to those it has."""
     nodes = dict(graph.nodes)
     to_embed: list[Node] = [n for n in nodes.values() if n.type == NodeType.CHUNK]
     for type_, contributions in ((NodeType.ENTITY, graph.entities), (NodeType.RELATION, graph.relations)):
         for node_id, contrib in contributions.items():
             previous = stored_nodes.get(node_id)
+            added = summarize(type_, contrib)
             if previous is not None:
-                node = Node(node_id, type_, dict(previous.props), {**previous.contrib, **contrib})
+                node = Node(node_id, type_, dict(previous.props), contrib, merge(previous.summary, added))
             else:
                 first, second = graph.relation_ends.get(node_id, ("", ""))
-                node = Node(node_id, type_, {"ends": [first, second]} if type_ == NodeType.RELATION else {}, contrib)
+                node = Node(node_id, type_, {"ends": [first, second]} if type_ == NodeType.RELATION else {}, contrib, added)
             derivation.derive(node)
             if previous is None or embedding_text(previous) != embedding_text(node):
                 to_embed.append(node)
             nodes[node_id] = node
     edges = dict(graph.edges)
     for key, edge in edges.items():
-        if key in stored_edges:
-            edge.contrib = {**stored_edges[key].contrib, **edge.contrib}
+        added = summarize(None, edge.contrib)
+        edge.summary = merge(stored_edges[key].summary, added) if key in stored_edges else added
         derive_edge(edge)
     return MergedBatch(nodes, edges, to_embed, set(graph.entities), set(graph.relations))
 
 
 def without_chunks(nodes: Iterable[Node], edges: Iterable[Edge], gone: set[str], removed: set[str], derivation: Derivation) -> Removal:
-    """``nodes`` and ``edges`` (those the ``gone`` chunks support) without those chunks' contributions. An element
-    left with none is deleted; so is every edge touching a deleted node or one of ``removed`` (the chunks and their
-    document)."""
+    """``nodes`` and ``edges`` (those the ``gone`` chunks support, with all their contributions) without those
+    chunks' contributions. An element left with none is deleted; so is every edge touching a deleted node or one of
+    ``removed`` (the chunks and their document)."""
     updated: list[Node] = []
     deleted: list[Node] = []
     to_embed: list[Node] = []
@@ -207,7 +211,7 @@ def without_chunks(nodes: Iterable[Node], edges: Iterable[Edge], gone: set[str],
         if not contrib:
             deleted.append(node)
             continue
-        fresh = Node(node.id, node.type, dict(node.props), contrib)
+        fresh = Node(node.id, node.type, dict(node.props), contrib, summarize(node.type, contrib))
         derivation.derive(fresh)
         updated.append(fresh)
         if embedding_text(fresh) != embedding_text(node):
@@ -220,7 +224,7 @@ def without_chunks(nodes: Iterable[Node], edges: Iterable[Edge], gone: set[str],
             continue
         contrib = {c: part for c, part in edge.contrib.items() if c not in gone}
         if contrib:
-            fresh_edge = Edge(edge.source, edge.type, edge.target, {}, contrib)
+            fresh_edge = Edge(edge.source, edge.type, edge.target, {}, contrib, summarize(None, contrib))
             derive_edge(fresh_edge)
             kept.append(fresh_edge)
         else:

@@ -82,13 +82,13 @@ class PipelinedWriter:
     def stored_nodes(self, ids: Iterable[str]) -> dict[str, Node]:
         overlay = self._overlay[0]
         ids = list(ids)
-        found = self._target.store.get_nodes(i for i in ids if i not in overlay)
+        found = self._target.store.get_nodes((i for i in ids if i not in overlay), contributions=False)
         return {**found, **{i: overlay[i] for i in ids if i in overlay}}
 
     def stored_edges(self, keys: Iterable[EdgeKey]) -> dict[EdgeKey, Edge]:
         overlay = self._overlay[1]
         keys = list(keys)
-        found = self._target.store.get_edges(k for k in keys if k not in overlay)
+        found = self._target.store.get_edges((k for k in keys if k not in overlay), contributions=False)
         return {**found, **{k: overlay[k] for k in keys if k in overlay}}
 
     def submit(self, merged: MergedBatch, vectors: NodeVectors) -> None:
@@ -220,10 +220,17 @@ class Indexer:
         return graph, merge_with_stored(graph, stored_nodes, writer.stored_edges(graph.stored_edge_keys()), self.maintenance.derivation)
 
     def _write_one_by_one(self, prepared: list[PreparedDocument], report: IngestReport, touched: tuple[set[str], set[str]]) -> None:
-        """After a refused batch: each document alone. Writing again what an earlier batch of the failed attempt
-        already stored changes nothing (contributions are keyed by chunk), so the counts simply start over."""
+        """After a refused batch: each document alone. The documents an earlier batch of the failed attempt stored
+        are counted, not written again (a write adds its contributions to the summaries stored), so the counts
+        simply start over."""
         report.chunks = report.words = report.problem_chunks = 0
+        stored = self.target.store.get_nodes([item.doc_id for item in prepared], contributions=False)
         for item in prepared:
+            done = stored.get(item.doc_id)
+            if done is not None and done.props.get("content_hash") == item.hash:
+                report.chunks += len(item.chunks)
+                report.words += int(done.props.get("words", 0))
+                continue
             try:
                 self._write([item], report, touched)
             except StoreUnavailable:

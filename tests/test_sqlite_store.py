@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from graphdex.graph.model import Node, NodeType
+from graphdex.graph.read_ahead import read_ahead
 from graphdex.graph.sqlite_store import SqliteGraphStore
 from graphdex.graph.store import StoreError
 
@@ -92,3 +93,11 @@ def test_entity_search_scans_the_name_index_not_every_row(tmp_path):
     plan = " ".join(str(row[-1]) for row in store._reader().execute("EXPLAIN QUERY PLAN " + FIND_ENTITIES, ("bled", 5)))
     assert "USING INDEX nodes_by_names" in plan and "SCAN nodes" not in plan, plan
     assert [n.id for n in store.find_entities("jezero")] == ["e1"] and store.find_entities("julian") == []
+
+
+def test_read_ahead_reads_a_file_to_its_end_only_within_its_budget(tmp_path):
+    path = tmp_path / "graph.sqlite"
+    path.write_bytes(bytes(range(256)) * (3 * 4096 + 7))  # several blocks and a partial one
+    assert read_ahead(path, budget=path.stat().st_size) == path.stat().st_size
+    assert read_ahead(path, budget=path.stat().st_size - 1) == 0  # larger than the free memory allows: left alone
+    assert read_ahead(tmp_path / "moved-away.sqlite", budget=1 << 30) == 0

@@ -27,6 +27,7 @@ from graphdex.api.json_bodies import StrictJsonRoute
 from graphdex.api.layout import DEFAULT_WORKSPACE, NAME_PATTERN, NAME_RULE, check_name
 from graphdex.api.registry import ServedWorkspace, WorkspaceRegistry
 from graphdex.api.workspace import Workspace
+from graphdex.common.memory import freeze_startup_heap
 from graphdex.common.settings import Settings
 
 # the CLI and tests import the start-up refusal from here, where the service's keys are wired
@@ -52,6 +53,7 @@ def open_service(settings: Settings, keys: KeyRing, workspace: Workspace | None 
         registry = WorkspaceRegistry(workspace or Workspace(settings))
         stack.callback(registry.close)
         registry.start()
+        freeze_startup_heap()
         yield ServiceState(settings, registry, keys, threading.BoundedSemaphore(settings.max_concurrent_queries))
 
 

@@ -236,6 +236,7 @@ class Workspace:
     def warm(self) -> None:
         """Load the query side, with every vector index (each is otherwise loaded by the first query that searches
         it), and its projection before the first query arrives (the service does this)."""
+        self.store.warm()
         engine = self.engine
         for type_ in SEARCHABLE_TYPES:
             self.vectors[type_]

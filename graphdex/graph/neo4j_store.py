@@ -48,10 +48,11 @@ CHANGE_LABEL = "GraphdexChange"
 _KEPT = "[i IN range(0, size(chunks) - 1) WHERE NOT chunks[i] IN row.chunks] AS kept"
 
 
-def _element_columns(var: str, contributions: bool) -> str:
-    """The summary and (when asked) the contribution lists of the element ``var``, as ``summary``, ``chunks``, ``parts``."""
+def _element_columns(var: str, contributions: bool, summary: bool = True) -> str:
+    """The summary and the contribution lists of the element ``var`` (each when asked), as ``summary``, ``chunks``, ``parts``."""
     lists = f"coalesce({var}.support_chunks, []) AS chunks, coalesce({var}.contrib_parts, []) AS parts" if contributions else "[] AS chunks, [] AS parts"
-    return f"coalesce({var}.summary_json, '{{}}') AS summary, {lists}"
+    kept = f"coalesce({var}.summary_json, '{{}}')" if summary else "'{}'"
+    return f"{kept} AS summary, {lists}"
 
 
 def _contrib(row) -> dict:
@@ -129,7 +130,7 @@ class Neo4jGraphStore:
             for part in batches(pairs):
                 rows = self.db.read(
                     f"UNWIND $pairs AS p MATCH {typed_edge(type_, 'p.s', 'p.t')} "
-                    f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {_element_columns('r', contributions)}",
+                    f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {_element_columns('r', contributions, summary=contributions)}",
                     pairs=list(part),
                 )
                 for row in rows:
@@ -281,10 +282,11 @@ class Neo4jGraphStore:
     def edges_of_many(self, node_ids: Iterable[str], types: Iterable[str] | None = None, contributions: bool = True) -> dict[str, list[Edge]]:
         wanted = [EdgeType(t).value for t in types] if types is not None else [t.value for t in EdgeType]
         out: dict[str, list[Edge]] = {}
+        columns = _element_columns("r", contributions, summary=contributions)
         for part in batches(list(dict.fromkeys(node_ids))):
             rows = self.db.read(
                 f"UNWIND $ids AS id {find_node('n', 'id')} MATCH (n)-[r]-(m) WHERE type(r) IN $types "
-                f"RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, {_element_columns('r', contributions)}",
+                f"RETURN n.id AS of, startNode(r).id AS s, type(r) AS type, endNode(r).id AS t, r.props_json AS props, {columns}",
                 ids=list(part), types=wanted,
             )
             for r in rows:
@@ -327,7 +329,7 @@ class Neo4jGraphStore:
             source_label, target_label = (t.value for t in EDGE_ENDS[EdgeType(type_)])
             rows = self.db.read(
                 f"MATCH (a:{source_label} {{workspace: $ws}})-[r:{type_}]->(b:{target_label}) "
-                f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {_element_columns('r', contributions)}"
+                f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {_element_columns('r', contributions, summary=contributions)}"
             )
             for r in rows:
                 yield Edge(r["s"], EdgeType(type_), r["t"], json.loads(r["props"]), _contrib(r), json.loads(r["summary"]))
@@ -399,6 +401,9 @@ class Neo4jGraphStore:
                 yield
             finally:
                 self._lease = None
+
+    def warm(self) -> None:
+        """The server keeps its own page cache."""
 
     def close(self) -> None:
         self.db.close()

@@ -23,6 +23,7 @@ import orjson
 
 from graphdex.graph.model import EDGE_ENDS, GRAPH_SCHEMA_VERSION, Edge, EdgeKey, EdgeType, Node, NodeType
 from graphdex.graph.projection import GraphProjection
+from graphdex.graph.read_ahead import read_ahead_in_background
 from graphdex.graph.sqlite_projection import ProjectionFiles
 from graphdex.graph.sqlite_schema import CHANGE_LOG_VERSIONS, IN_JSON, LAYOUT_VERSION, SCHEMA, dump
 from graphdex.graph.sqlite_write import WriteTransaction
@@ -31,14 +32,17 @@ from graphdex.graph.vectors import VectorChanges
 
 log = logging.getLogger(__name__)
 
-_EDGE_COLUMNS = "a.id, e.type, b.id, e.props, e.summary, {contrib} FROM edges e JOIN nodes a ON a.row = e.src JOIN nodes b ON b.row = e.dst"
+_EDGE_COLUMNS = "a.id, e.type, b.id, e.props, {summary}, {contrib} FROM edges e JOIN nodes a ON a.row = e.src JOIN nodes b ON b.row = e.dst"
 #: An element's contributions as one JSON object, gathered from its support rows (by the index on the element).
 _NODE_CONTRIB = "(SELECT json_group_object(s.chunk, json(s.part)) FROM node_support s WHERE s.node = n.row)"
 _EDGE_CONTRIB = "(SELECT json_group_object(s.chunk, json(s.part)) FROM edge_support s WHERE s.src = e.src AND s.type = e.type AND s.dst = e.dst)"
 
 
 def _edge_columns(contributions: bool) -> str:
-    return _EDGE_COLUMNS.format(contrib=_EDGE_CONTRIB if contributions else "'{}'")
+    """Edges read in bulk: without contributions, without the summary too (see ``GraphStore.edges_of_many``)."""
+    if contributions:
+        return _EDGE_COLUMNS.format(summary="e.summary", contrib=_EDGE_CONTRIB)
+    return _EDGE_COLUMNS.format(summary="'{}'", contrib="'{}'")
 
 
 
@@ -266,6 +270,9 @@ class SqliteGraphStore:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
+
+    def warm(self) -> None:
+        read_ahead_in_background(self._path)
 
     def close(self) -> None:
         with self._readers_lock:

@@ -112,6 +112,11 @@ def test_upsert_replaces_properties_and_summary_and_adds_contributions(open_stor
     assert node.contrib["d2:0"]["names"] == {"Bergen city": 1}, "a chunk's contribution replaces what it said before"
     light = open_store().get_nodes(["e2"], contributions=False)["e2"]
     assert (light.props, light.summary) == (node.props, node.summary)
+    edge = mentions("d2:0", "e2")
+    edge.summary = {"weight": 1, "support": 1}
+    store.write(edges=[edge])
+    light_edge = open_store().get_edges([edge.key], contributions=False)[edge.key]
+    assert (light_edge.props, light_edge.summary) == (edge.props, edge.summary), "the writer adds a batch's summary to the stored one"
     assert store.supported_by(["d1:0"]) == ({"e1", "e2"}, {("d1:0", "MENTIONS", "e1"), ("d1:0", "MENTIONS", "e2")})
 
 

@@ -130,7 +130,7 @@ class Neo4jGraphStore:
             for part in batches(pairs):
                 rows = self.db.read(
                     f"UNWIND $pairs AS p MATCH {typed_edge(type_, 'p.s', 'p.t')} "
-                    f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {_element_columns('r', contributions, summary=contributions)}",
+                    f"RETURN a.id AS s, b.id AS t, r.props_json AS props, {_element_columns('r', contributions)}",
                     pairs=list(part),
                 )
                 for row in rows:

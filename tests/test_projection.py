@@ -184,7 +184,7 @@ def test_a_fresh_store_memory_maps_the_projection_instead_of_building_it(tmp_pat
     store = SqliteGraphStore(tmp_path / "graph")
     store.write([Node(f"e{i}", NodeType.ENTITY) for i in range(50)], [Edge(f"e{i}", EdgeType.RELATED_TO, f"e{i + 1}") for i in range(49)])
     fresh = SqliteGraphStore(tmp_path / "graph").projection()
-    assert isinstance(fresh.matrix.indices, np.memmap) and not fresh.matrix.overlay
+    assert isinstance(fresh.matrix.indices.base, np.memmap) and not fresh.matrix.overlay  # a view of the mapped file
     assert isinstance(fresh.matrix, TransitionMatrix) and fresh.matrix.base_entries == 2 * 49
 
 

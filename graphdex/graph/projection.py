@@ -350,6 +350,7 @@ class GraphProjection:
                         continue
                 scores = walk.every_row()  # the walk ends here, or goes on with dense steps
                 break
+            walk.release()
         for _ in range(iterations - done):
             spread_rows = np.flatnonzero(scores >= tolerance) if tolerance > 0 else None
             scores = self.matrix.spread(scores, spread_rows)  # a new array: scaled and shifted in place

@@ -67,6 +67,12 @@ class SqliteRowMap:
         return {row: (node_id, NodeType(type_)) for row, node_id, type_ in found}
 
 
+def _mapped(path: Path) -> np.ndarray:
+    """The array of an .npy file, memory-mapped, as a plain ndarray view of the mapping (which it keeps open):
+    indexing a ``numpy.memmap`` goes through a Python-level ``__getitem__``, about 0.6 ms of a graph query at 10x."""
+    return np.asarray(np.load(path, mmap_mode="r"))
+
+
 def _meta(db: sqlite3.Connection, key: str) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return row[0] if row else None
@@ -231,14 +237,16 @@ class ProjectionFiles:
         folder = self._dir / generation
         if not (folder / f"{_WEIGHT_ARRAYS[0]}.npy").exists():
             return None
-        return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in _WEIGHT_ARRAYS)
+        indptr, indices, data = (_mapped(folder / f"{name}.npy") for name in _WEIGHT_ARRAYS)
+        return indptr, indices, data
 
     def _open_base(self, generation: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if generation is None:
             empty = TransitionMatrix.empty()
             return empty.indptr, empty.indices, empty.data
         folder = self._dir / generation
-        return tuple(np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS)
+        indptr, indices, data = (_mapped(folder / f"{name}.npy") for name in _ARRAYS)
+        return indptr, indices, data
 
     # the readers' side --------------------------------------------------------------------------------------------
 

@@ -169,3 +169,24 @@ def test_the_compiled_walk_step_refuses_indexes_outside_its_arrays():
         _walk.collect(sums, mark, np.array([5], dtype=np.int32), 1, 0.5, 0.2, rows, values, None)
     with pytest.raises(BufferError):  # the sums must be writable
         _walk.spread(indptr, indices, data, np.array([0], dtype=np.int32), np.ones(1, dtype=np.float32), b"read-only", mark, reached, 0)
+
+
+def test_adding_seeds_to_a_walk_mixes_in_a_walk_from_the_added_ones(tmp_path):
+    """Graph mode's second walk: the walk from seeds and more seeds together, computed from the first walk and a walk
+    from the added seeds alone, is the joint walk (exactly up to rounding without tolerance, and with the leading
+    rows and their scores kept with one)."""
+    store = SqliteGraphStore(tmp_path)
+    nodes = [Node(f"e{i}", NodeType.ENTITY, {"name": str(i)}, {}) for i in range(500)]
+    rng = np.random.default_rng(11)
+    pairs = sorted({(int(a), int(b)) for a, b in rng.integers(0, 500, size=(1500, 2)) if a != b})
+    store.write(nodes, [Edge(f"e{a}", EdgeType.RELATED_TO, f"e{b}", {}, {}) for a, b in pairs])
+    projection = store.projection()
+    seeds, more = {"e3": 1.0, "e40": 0.6}, {"e200": 0.1, "e201": 0.05, "e499": 0.1, "missing": 0.3}
+    for tolerance in (0.0, 1e-5):
+        first = projection.personalized_pagerank(seeds, 0.3, 10, tolerance)
+        joint = projection.personalized_pagerank({**seeds, **more}, 0.3, 10, tolerance)
+        mixed = projection.pagerank_with_more_seeds(first, seeds, more, 0.3, 10, tolerance)
+        top = np.argsort(-joint, kind="stable")[:20]
+        assert list(np.argsort(-mixed, kind="stable")[:20]) == list(top)
+        np.testing.assert_allclose(mixed[top], joint[top], rtol=1e-4 if tolerance else 1e-5)
+    assert projection.pagerank_with_more_seeds(first, seeds, {"missing": 1.0}, 0.3, 10, 1e-5) is first

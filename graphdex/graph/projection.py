@@ -313,6 +313,30 @@ class GraphProjection:
         n = self.size
         return len(active) * _DENSE_BELOW <= n and self.matrix.entry_count(active) * _SPARSE_BELOW <= n
 
+    def _restart_weights(self, seeds: Mapping[str, float]) -> dict[int, float]:
+        """The seeds the projection holds, by row, with their (positive) weights."""
+        n = self.size
+        return {row: seeds[node_id] for node_id, row in self.rows.rows_of(seeds).items() if row < n and seeds[node_id] > 0}
+
+    def pagerank_with_more_seeds(self, scores: np.ndarray, seeds: Mapping[str, float], more: Mapping[str, float], alpha: float = 0.5,
+                                 iterations: int = 15, tolerance: float = 0.0) -> np.ndarray:
+        """The walk restarting at ``seeds`` and ``more`` together, given ``scores``, the walk from ``seeds`` alone.
+
+        A walk's scores are linear in its restart distribution, so the joint walk is the two walks mixed by their
+        shares of the restart weight, and only the walk from ``more`` is run: a second walk from every seed again
+        cost as much as the first. That walk's ``tolerance`` is divided by its share, so that a node stops passing
+        its score on where its part of the joint score would fall under ``tolerance``; with ``tolerance`` 0 the mix
+        is the joint walk up to float rounding."""
+        first = sum(self._restart_weights(seeds).values())
+        added = sum(self._restart_weights(more).values())
+        if added == 0:
+            return scores
+        share = added / (first + added)
+        mixed = self.personalized_pagerank(more, alpha, iterations, min(tolerance / share, 1.0))
+        mixed *= share
+        mixed += (1 - share) * scores
+        return mixed
+
     def personalized_pagerank(self, seeds: Mapping[str, float], alpha: float = 0.5, iterations: int = 15, tolerance: float = 0.0) -> np.ndarray:
         """Scores per row for a random walk that restarts at ``seeds`` (weights need not sum to 1) with prob. ``alpha``.
 
@@ -325,7 +349,7 @@ class GraphProjection:
         every row of the graph, which grow with the index, not with the walk. The sums are the dense step's
         (``TransitionMatrix.spread``), in the same order, so the scores are the same bit for bit."""
         n = self.size
-        weight_at = {row: seeds[node_id] for node_id, row in self.rows.rows_of(seeds).items() if row < n and seeds[node_id] > 0}
+        weight_at = self._restart_weights(seeds)
         seed_rows = np.asarray(sorted(weight_at), dtype=np.int64)
         restart = np.asarray([weight_at[row] for row in seed_rows.tolist()], dtype=np.float32)  # at seed_rows
         total = restart.sum()

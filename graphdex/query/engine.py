@@ -241,7 +241,7 @@ class QueryEngine:
         scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
         feedback = self._feedback_seeds(projection, scores, seeds, qv)
         if feedback:
-            scores = projection.personalized_pagerank({**seeds, **feedback}, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
+            scores = projection.pagerank_with_more_seeds(scores, seeds, feedback, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
         top = _top_rows(scores, max(200, 5 * k))
         found = projection.rows.nodes_at(top.tolist())
         chunks: dict[str, float] = {}

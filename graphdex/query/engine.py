@@ -49,6 +49,7 @@ RECOGNITION_WEIGHT = 1.0  # seed weight of a recognised relation's far end, rela
 ANCHORED_RELATIONS_MAX = 400  # relations of the named entities compared with the question at most (hubs have thousands)
 FEEDBACK_WEIGHT = 0.1  # seed weight of an entity named by a first-walk passage, relative to the best named entity
 FEEDBACK_CANDIDATES = 20  # first-walk chunks among which the feedback passages are chosen
+DENSE_CANDIDATES = 10  # graph mode: the question's nearest chunks, ranked beside the walk's by the same blend
 
 
 def _normalise(scores: dict[str, float]) -> dict[str, float]:
@@ -280,12 +281,15 @@ class QueryEngine:
 
     # orchestration ----------------------------------------------------------------------------------------------
 
-    def _with_chunk_similarity(self, chunks: dict[str, float], qv: np.ndarray) -> dict[str, float]:
-        """Blend graph evidence with each chunk's own similarity, so ties among equally connected chunks break sensibly."""
-        if not chunks:
-            return {}
+    def _with_chunk_similarity(self, chunks: dict[str, float], qv: np.ndarray, candidates: Iterable[str] = ()) -> dict[str, float]:
+        """Blend graph evidence with each chunk's own similarity, so ties among equally connected chunks break sensibly.
+        ``candidates`` join with no graph evidence (they rank by similarity alone)."""
         # only the strongest candidates are re-scored: fetching thousands of vectors per query costs more than the rest
         chunks = dict(sorted(chunks.items(), key=lambda item: -item[1])[:RESCORED_CHUNKS])
+        for chunk in candidates:
+            chunks.setdefault(chunk, 0.0)
+        if not chunks:
+            return {}
         similarity = self.vectors[NodeType.CHUNK].similarities(list(chunks), qv)
         graph = _normalise(chunks)
         return {c: graph[c] + CHUNK_SIMILARITY_WEIGHT * similarity.get(c, 0.0) for c in chunks}
@@ -323,7 +327,11 @@ class QueryEngine:
                     chunks[key] += value
                 for key, value in _normalise(part_nodes).items():
                     nodes[key] = max(nodes[key], value)
-        if mode != "naive":
+        if mode == "graph":
+            # a passage the walk misses may still answer, worded as the question is: the chain's last passage often
+            # names none of the entities the walk reaches from the question
+            chunks = self._with_chunk_similarity(chunks, qv, [c for c, _ in self.vectors[NodeType.CHUNK].search(qv, DENSE_CANDIDATES)])
+        elif mode != "naive":
             chunks = self._with_chunk_similarity(chunks, qv)
         ranked = sorted(chunks.items(), key=lambda item: (-item[1], item[0]))[:top_k]
         node_ranked = sorted(nodes.items(), key=lambda item: (-item[1], item[0]))[:top_k]

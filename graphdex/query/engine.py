@@ -213,8 +213,11 @@ class QueryEngine:
             if node is None:
                 continue
             nodes[node_id] = score
-            for chunk in node.props.get("chunks", ()):
-                chunks[chunk] += score
+            # a node's match is evidence for its passages together, not for each in full: a community lists up to 64
+            # passages, and giving each the community's whole score drowned the few passages a relation names
+            evidence = node.props.get("chunks", ())
+            for chunk in evidence:
+                chunks[chunk] += score / len(evidence)
             if node.type == NodeType.RELATION:
                 for end in node.props["ends"]:
                     nodes[end] = max(nodes.get(end, 0.0), score * NEIGHBOUR_DECAY)

@@ -6,8 +6,26 @@ import pytest
 
 from graphdex.common.ids import entity_id
 from graphdex.common.resolution import normalize_key
-from graphdex.query.engine import FEEDBACK_WEIGHT, MODES, QueryError
+from graphdex.graph.model import EdgeType, NodeType
+from graphdex.ingest.documents import SourceDocument
+from graphdex.query.analysis import without_names
+from graphdex.query.engine import DOCUMENT_SHARE, FEEDBACK_WEIGHT, MODES, QueryError
 from tests.conftest import FILM_DOCS, as_documents, drop_neo4j_workspace
+
+_STATE_HISTORY = " ".join(
+    f"In {year} the assembly of Maharashtra passed a law on {topic}, and the chief minister of the state at the time "
+    f"defended it before the legislature in Mumbai."
+    for year, topic in [(1962, "irrigation"), (1966, "land records"), (1971, "famine relief"), (1976, "urban housing"),
+                        (1982, "cooperative banks"), (1986, "road building"), (1991, "industrial zones"),
+                        (1995, "rural schools"), (1999, "water boards"), (2004, "public health"), (2009, "forest rights"),
+                        (2014, "crop insurance")])
+#: a village named with a qualified place ("Maharashtra state") and that place's own article, long enough for chunks
+PLACE_DOCS = [
+    SourceDocument("places/kolgaon.md", "Kolgaon", "Kolgaon is a small village in Ratnagiri district, Maharashtra state, India. "
+                   "It lies on the coast road south of Dapoli."),
+    SourceDocument("places/maharashtra.md", "Maharashtra", "Maharashtra is a state in the western peninsular region of India. "
+                   "Its capital is Mumbai, the most populous city of the country. " + _STATE_HISTORY + " " + _STATE_HISTORY.replace("law", "budget")),
+]
 
 
 @pytest.fixture(scope="module", params=["embedded", "neo4j"])
@@ -24,7 +42,7 @@ def indexed(request, tmp_path_factory, embedder, nlp, sample_records):
     workspace = Workspace(Settings(data_dir=tmp_path_factory.mktemp("query"), store=request.param, extract_workers=1, **overrides))
     workspace.__dict__["embedder"] = embedder
     workspace.__dict__["nlp"] = nlp
-    workspace.indexer.ingest(FILM_DOCS + as_documents(sample_records[:60]))
+    workspace.indexer.ingest(FILM_DOCS + PLACE_DOCS + as_documents(sample_records[:60]))
     yield workspace
     workspace.close()
     if request.param == "neo4j":
@@ -80,6 +98,34 @@ def test_graph_mode_feeds_the_entities_of_its_best_passages_back_as_weak_seeds(i
     assert entity_id(normalize_key("Vienna")) in feedback
     assert not feedback.keys() & seeds.keys()
     assert 0 < max(feedback.values()) <= FEEDBACK_WEIGHT * max(seeds.values())
+
+
+def test_graph_mode_joins_a_qualified_name_to_the_entity_it_qualifies(indexed):
+    engine = indexed.engine
+    qualified, place, village = (entity_id(normalize_key(n)) for n in ("Maharashtra state", "Maharashtra", "Kolgaon"))
+    assert engine._qualified_cores([qualified, place, village, "ent-missing"]) == {qualified: place}
+    question = "Who was in charge of the state where Kolgaon is located?"
+    hops = engine._recognized_hops({village: 1.0}, engine.embedder.embed([question])[0])
+    assert hops.get(place, 0.0) == hops[qualified] > 0  # the village's passage says "Maharashtra state"
+
+
+def test_graph_mode_gives_each_chunk_a_share_of_what_its_document_received(indexed):
+    engine = indexed.engine
+    article = next(d for d in engine.store.iter_nodes(NodeType.DOCUMENT) if d.props["title"] == "Maharashtra")
+    first, second = sorted(e.target for e in engine.store.edges_of(article.id, [EdgeType.HAS_CHUNK]))[:2]
+    village = next(e.target for d in engine.store.iter_nodes(NodeType.DOCUMENT) if d.props["title"] == "Kolgaon"
+                   for e in engine.store.edges_of(d.id, [EdgeType.HAS_CHUNK]))
+    shared = engine._with_document_share({first: 0.4, second: 0.2, village: 0.3})
+    assert shared == pytest.approx({first: 0.4 + DOCUMENT_SHARE * 0.2, second: 0.2 + DOCUMENT_SHARE * 0.4, village: 0.3})
+
+
+def test_the_question_without_its_names_is_what_a_chains_later_passages_answer(indexed):
+    analyze = indexed.engine.analyzer.analyze
+    question = "Who was in charge of the state where Kolgaon is located?"
+    assert without_names(question, analyze(question)) == "Who was in charge of the state where is located?"
+    assert without_names("Who was Kolgaon?", analyze("Who was Kolgaon?")) == "Who was?"
+    assert without_names("Kolgaon", analyze("Kolgaon")) == ""  # nothing left to ask
+    assert without_names("when was it built", analyze("when was it built")) == ""  # no name to take out
 
 
 def test_global_mode_uses_relations_and_communities(indexed):

@@ -1,4 +1,4 @@
-from graphdex.common.resolution import clean_surface, find_acronyms, normalize_key, resolve_key
+from graphdex.common.resolution import clean_surface, find_acronyms, name_core, normalize_key, resolve_key
 
 
 def test_obvious_variants_share_a_key():
@@ -42,3 +42,13 @@ def test_a_place_that_ends_a_name_is_no_surname():
     mentions = [("marie zéphyrine of france", "PERSON"), ("france", "GPE"), ("maria josepha of saxony", "PERSON"),
                 ("saxony", "CONCEPT"), ("otto von habsburg", "PERSON"), ("habsburg", "PERSON")]
     assert surname_aliases(mentions) == {"habsburg": "otto von habsburg"}
+
+
+def test_the_core_of_a_qualified_name():
+    assert name_core("Maharashtra state") == "Maharashtra"
+    assert name_core("north-west Iowa") == "Iowa"
+    assert name_core("the upper Rhine valley") == "Rhine"
+    assert name_core("1920 Summer Olympics") == ""  # numbers belong to the name
+    assert name_core("Ohio River") == ""  # a capitalised word is part of the name
+    assert name_core("small village") == ""  # nothing name-like is left
+    assert name_core("Iowa") == ""

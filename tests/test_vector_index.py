@@ -383,6 +383,13 @@ def test_neo4j_index_gives_the_ids_scores_and_order_of_hnswlib(neo4j_vectors):
         expected, found = local.similarities(wanted, query), remote.similarities(wanted, query)
         assert found.keys() == expected.keys() == set(ids[:30])
         np.testing.assert_allclose([found[i] for i in ids[:30]], [expected[i] for i in ids[:30]], atol=1e-5)
+    # a mix of two unit vectors (graph mode's question and its remainder) gives the mix of their similarities
+    first, second = unit(2, DIM, seed=4)
+    mixed = 0.7 * first + 0.3 * second
+    for index in (local, remote):
+        apart = (index.similarities(ids[:30], first), index.similarities(ids[:30], second))
+        together = index.similarities(ids[:30], mixed)
+        np.testing.assert_allclose([together[i] for i in ids[:30]], [0.7 * apart[0][i] + 0.3 * apart[1][i] for i in ids[:30]], atol=1e-5)
 
 
 def test_neo4j_workspaces_never_see_each_others_vectors(neo4j_vectors):

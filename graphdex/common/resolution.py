@@ -38,6 +38,19 @@ def normalize_key(text: str) -> str:
     return clean_surface(text).casefold()
 
 
+def name_core(name: str) -> str:
+    """A name without the lowercase words at its edges ("Maharashtra state" -> "Maharashtra", "north-west Iowa" ->
+    "Iowa"): the entity a qualified mention refers to, which other passages and its own article name bare. "" when
+    the name has no such words, or nothing capitalised is left. Numbers stay ("1920 Summer Olympics")."""
+    words = name.split()
+    while words and not (words[0][:1].isupper() or words[0][:1].isdigit()):
+        words.pop(0)
+    while words and not (words[-1][:1].isupper() or words[-1][:1].isdigit()):
+        words.pop()
+    core = " ".join(words)
+    return core if core != name.strip() and any(c.isupper() for c in core) else ""
+
+
 def find_acronyms(text: str) -> dict[str, str]:
     """Acronym key -> long-form key, for acronyms the text defines as "Long Form Name (LFN)"."""
     found: dict[str, str] = {}

@@ -87,14 +87,17 @@ class Neo4jVectorIndex:
         return np.asarray([found[i] for i in ids], dtype=np.float32)
 
     def similarities(self, ids: Sequence[str], vector: np.ndarray) -> dict[str, float]:
-        """Computed in the database: only the scores cross the wire, not the vectors."""
+        """Computed in the database: only the scores cross the wire, not the vectors. Neo4j's cosine normalises
+        ``vector``; scaling back by its length gives the dot product the protocol asks for (stored vectors are unit)."""
         if not ids:
             return {}
+        vector = np.asarray(vector, dtype=np.float32).ravel()
         rows = self._store.db.read(
             f"UNWIND $ids AS id MATCH (n:{self._label} {{workspace: $ws, id: id}}) WHERE n.embedding IS NOT NULL "
             "RETURN n.id AS id, vector.similarity.cosine(n.embedding, $vector) AS score",
-            ids=list(ids), vector=np.asarray(vector, dtype=np.float32).ravel().tolist())
-        return {r["id"]: 2.0 * float(r["score"]) - 1.0 for r in rows}
+            ids=list(ids), vector=vector.tolist())
+        length = float(np.linalg.norm(vector))
+        return {r["id"]: (2.0 * float(r["score"]) - 1.0) * length for r in rows}
 
     def ids(self) -> set[str]:
         return set(self.digests())

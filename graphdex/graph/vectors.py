@@ -52,7 +52,9 @@ class VectorIndex(Protocol):
         ...
 
     def similarities(self, ids: Sequence[str], vector: np.ndarray) -> dict[str, float]:
-        """The cosine similarity of ``vector`` to each of ``ids`` that has a vector (one call: no round trip per id)."""
+        """The dot product of ``vector`` with each of ``ids``' (unit) vectors, for those that have one: the cosine
+        similarity when ``vector`` is unit length, a mix of similarities when it mixes unit vectors. One call: no
+        round trip per id."""
         ...
 
     def ids(self) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,7 +19,22 @@ class QueryKeywords:
     source: str = "spacy"  # who picked low_level and high_level: "spacy" or "llm"
     fallback_reason: str = ""  # why spaCy's were used although a model is configured
 
-MAX_NGRAM = 8
+MAX_NGRAM = 16  # words: titles of works run long ("Alexander and the Terrible, Horrible, No Good, Very Bad Day")
+_SPACES = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([?.!,;:])")
+
+
+def without_names(question: str, keywords: QueryKeywords) -> str:
+    """The question with the names it mentions taken out ("What is the population of the state where Dodge City
+    Regional Airport is located?" -> "What is the population of the state where is located?"): what it asks of
+    the passages past the one its names lead to. The last passage of a chain names none of the question's names,
+    so its similarity to the whole question is mostly the first passage's wording. "" when nothing is left or
+    nothing was taken out."""
+    remainder = question
+    for phrase in sorted(keywords.low_level, key=len, reverse=True):
+        remainder = remainder.replace(phrase, " ")
+    remainder = _SPACE_BEFORE_PUNCT.sub(r"\1", _SPACES.sub(" ", remainder)).strip()
+    return remainder if remainder != question.strip() and any(c.isalnum() for c in remainder) else ""
 
 
 class QueryAnalyzer(Protocol):

@@ -18,20 +18,20 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
 from graphdex.common.embedder import Embedder
 from graphdex.common.ids import entity_id
-from graphdex.common.resolution import normalize_key
+from graphdex.common.resolution import name_core, normalize_key
 from graphdex.graph.model import EdgeType, Node, NodeType
 from graphdex.graph.projection import GraphProjection
 from graphdex.graph.projection_keeper import FollowingProjection, ProjectionKeeper
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorIndexes
-from graphdex.query.analysis import QueryAnalyzer, QueryKeywords
+from graphdex.query.analysis import QueryAnalyzer, QueryKeywords, without_names
 from graphdex.query.modes import DEFAULT_MODE, MODES, QueryError
 from graphdex.query.results import ChunkHit, NodeHit, QueryResult
 
@@ -50,6 +50,8 @@ ANCHORED_RELATIONS_MAX = 400  # relations of the named entities compared with th
 FEEDBACK_WEIGHT = 0.1  # seed weight of an entity named by a first-walk passage, relative to the best named entity
 FEEDBACK_CANDIDATES = 20  # first-walk chunks among which the feedback passages are chosen
 DENSE_CANDIDATES = 10  # graph mode: the question's nearest chunks, ranked beside the walk's by the same blend
+DOCUMENT_SHARE = 0.5  # graph mode: share of the walk its document's other chunks received that a chunk adds to its own
+REMAINDER_WEIGHT = 0.3  # graph mode: weight of the question without its names in what passages are compared with
 
 
 def _normalise(scores: dict[str, float]) -> dict[str, float]:
@@ -173,7 +175,22 @@ class QueryEngine:
                 for end in node.props["ends"]:
                     if end != anchor:
                         seeds[end] = max(seeds.get(end, 0.0), weight)
+        for end, core in self._qualified_cores(e for e in seeds if e not in found).items():
+            seeds[core] = max(seeds.get(core, 0.0), seeds[end])
         return seeds
+
+    def _qualified_cores(self, entities: Iterable[str]) -> dict[str, str]:
+        """Entity -> the entity its name qualifies, for names with lowercase words at their edges ("Maharashtra
+        state" -> "Maharashtra", "north-west Iowa" -> "Iowa") when that entity is indexed. A passage says "a village
+        in Maharashtra state" while the state's own article and other passages say "Maharashtra"; the extractor
+        keys the two apart, and joining them at query time depends on nothing but what is indexed."""
+        core_of: dict[str, str] = {}
+        for entity_id_, node in self.store.get_nodes(entities, contributions=False).items():
+            core = name_core(node.props.get("name", ""))
+            if core:
+                core_of[entity_id_] = entity_id(normalize_key(core))
+        present = self.store.get_nodes(set(core_of.values()), contributions=False) if core_of else {}
+        return {e: core for e, core in core_of.items() if core in present and core != e}
 
     # modes ------------------------------------------------------------------------------------------------------
 
@@ -223,7 +240,8 @@ class QueryEngine:
                     nodes[end] = max(nodes.get(end, 0.0), score * NEIGHBOUR_DECAY)
         return dict(chunks), nodes
 
-    def _graph(self, keywords: QueryKeywords, qv: np.ndarray, k: int) -> tuple[dict[str, float], dict[str, float]]:
+    def _graph(self, keywords: QueryKeywords, qv: np.ndarray, k: int,
+               remainder_embedding: Future[np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, float]]:
         seeds = self._entity_seeds(keywords, qv)
         named = set(seeds)
         for node_id, weight in self._recognized_hops(dict(seeds), qv).items():
@@ -243,22 +261,35 @@ class QueryEngine:
                     seeds[node_id] = max(seeds.get(node_id, 0.0), score * weight)
         projection = self.projections.get()
         scores = projection.personalized_pagerank(seeds, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
-        feedback = self._feedback_seeds(projection, scores, seeds, qv)
+        feedback = self._feedback_seeds(projection, scores, seeds, _passage_vector(qv, remainder_embedding))
         if feedback:
             scores = projection.pagerank_with_more_seeds(scores, seeds, feedback, self.ppr_alpha, self.ppr_iterations, self.ppr_tolerance)
         top = _top_rows(scores, max(200, 5 * k))
         found = projection.rows.nodes_at(top.tolist())
-        chunks: dict[str, float] = {}
+        walked: dict[str, float] = {}
         nodes: dict[str, float] = {}
         for row in top.tolist():
             if row not in found:  # deleted since this projection's version
                 continue
             node_id, type_ = found[row]
             if type_ == NodeType.CHUNK:
-                chunks[node_id] = float(scores[row]) ** PPR_COMPRESSION
+                walked[node_id] = float(scores[row])
             elif type_ != NodeType.DOCUMENT:
                 nodes[node_id] = float(scores[row])
-        return chunks, nodes
+        return {c: score ** PPR_COMPRESSION for c, score in self._with_document_share(walked).items()}, nodes
+
+    def _with_document_share(self, walked: dict[str, float]) -> dict[str, float]:
+        """Each chunk's walk score plus a share of what its document's other chunks received. The walk that reaches
+        a document (from the entity it is about, or from its chunks' entities) is split over its chunks, so a long
+        article, say the one about the state a question's chain passes through, ranked below a one-chunk passage
+        that the walk touched in passing; which of its chunks answers is for the similarity to decide."""
+        if DOCUMENT_SHARE <= 0 or not walked:
+            return walked
+        document_of = {c: node.props["document_id"] for c, node in self.store.get_nodes(walked, contributions=False).items()}
+        per_document: dict[str, float] = defaultdict(float)
+        for chunk, score in walked.items():
+            per_document[document_of.get(chunk, chunk)] += score
+        return {c: s + DOCUMENT_SHARE * (per_document[document_of.get(c, c)] - s) for c, s in walked.items()}
 
     def _feedback_seeds(self, projection: GraphProjection, scores: np.ndarray, seeds: dict[str, float], qv: np.ndarray) -> dict[str, float]:
         """Entities named by the first walk's best passages, as weak seeds of a second walk (pseudo-relevance
@@ -308,11 +339,15 @@ class QueryEngine:
             raise QueryError("top_k must be at least 1")
         embedding = _embedding_threads().submit(self.embedder.embed, [question])
         keywords = self.analyzer.analyze(question)
+        remainder = without_names(question, keywords) if mode == "graph" else ""
+        # embedded while the walk runs: only the passages' re-scoring needs it
+        remainder_embedding = _embedding_threads().submit(self.embedder.embed, [remainder]) if remainder else None
         qv = embedding.result()[0]
         with self.shared():
-            return self._retrieve(question, mode, top_k, keywords, qv, began)
+            return self._retrieve(question, mode, top_k, keywords, qv, began, remainder_embedding)
 
-    def _retrieve(self, question: str, mode: str, top_k: int, keywords: QueryKeywords, qv: np.ndarray, began: float) -> QueryResult:
+    def _retrieve(self, question: str, mode: str, top_k: int, keywords: QueryKeywords, qv: np.ndarray, began: float,
+                  remainder_embedding: Future[np.ndarray] | None = None) -> QueryResult:
         if mode == "naive":
             chunks, nodes = self._naive(qv, top_k)
         elif mode == "local":
@@ -320,7 +355,7 @@ class QueryEngine:
         elif mode == "global":
             chunks, nodes = self._global(qv)
         elif mode == "graph":
-            chunks, nodes = self._graph(keywords, qv, top_k)
+            chunks, nodes = self._graph(keywords, qv, top_k, remainder_embedding)
         else:
             parts = [self._local(keywords, qv), self._global(qv)]
             chunks = defaultdict(float)
@@ -333,7 +368,8 @@ class QueryEngine:
         if mode == "graph":
             # a passage the walk misses may still answer, worded as the question is: the chain's last passage often
             # names none of the entities the walk reaches from the question
-            chunks = self._with_chunk_similarity(chunks, qv, [c for c, _ in self.vectors[NodeType.CHUNK].search(qv, DENSE_CANDIDATES)])
+            dense = [c for c, _ in self.vectors[NodeType.CHUNK].search(qv, DENSE_CANDIDATES)]
+            chunks = self._with_chunk_similarity(chunks, _passage_vector(qv, remainder_embedding), dense)
         elif mode != "naive":
             chunks = self._with_chunk_similarity(chunks, qv)
         ranked = sorted(chunks.items(), key=lambda item: (-item[1], item[0]))[:top_k]
@@ -372,6 +408,14 @@ class QueryEngine:
                 hits.append(NodeHit(node_id, str(node.type), _display_name(node), round(score, 6),
                                     node.props.get("description", ""), list(node.props.get("chunks", ()))[:10]))
         return hits
+
+
+def _passage_vector(qv: np.ndarray, remainder_embedding: Future[np.ndarray] | None) -> np.ndarray:
+    """What graph mode compares passages with: the question, mixed with the question without its names (not unit
+    length: the similarities are dot products with unit passage vectors, so the mix is a mix of similarities)."""
+    if remainder_embedding is None:
+        return qv
+    return (1.0 - REMAINDER_WEIGHT) * qv + REMAINDER_WEIGHT * remainder_embedding.result()[0]
 
 
 def _display_name(node: Node) -> str:

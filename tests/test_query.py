@@ -128,6 +128,13 @@ def test_the_question_without_its_names_is_what_a_chains_later_passages_answer(i
     assert without_names("when was it built", analyze("when was it built")) == ""  # no name to take out
 
 
+def test_dates_and_numbers_are_no_names_to_look_up(indexed):
+    # the extractor makes no entity of them, so the nearest entity by vector ("past years") would stand in
+    keywords = indexed.engine.analyzer.analyze("Who did Maria Kessler's team play in the final last year?")
+    assert "Maria Kessler" in keywords.low_level
+    assert not any("year" in k for k in keywords.low_level)
+
+
 def test_global_mode_uses_relations_and_communities(indexed):
     result = indexed.engine.retrieve("film directors and their films", "global", 5)
     assert {node.type for node in result.nodes} & {"Relation", "Community"}

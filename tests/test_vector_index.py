@@ -428,3 +428,14 @@ def test_neo4j_vectors_of_another_model_are_refused(neo4j_vectors):
     vectors.mark_dirty()  # the first write records the model
     with pytest.raises(StoreError, match="model-b"):
         type(vectors)(vectors._store, DIM, "model-b")
+
+
+def test_vectors_of_the_former_default_model_name_the_settings_that_read_them(tmp_path):
+    from graphdex.common.embedder import OnnxEmbedder
+
+    VectorIndexSet(tmp_path, 384, OnnxEmbedder.name_for("minilm-l6-v2", "int8")).save()
+    with pytest.raises(StoreError, match="set GRAPHDEX_EMBEDDER=local GRAPHDEX_LOCAL_MODEL=minilm-l6-v2 to read them"):
+        VectorIndexSet(tmp_path, 384, OnnxEmbedder.name_for("bge-small-en-v1.5", "int8"))
+    VectorIndexSet(tmp_path / "older", 384, OnnxEmbedder.name_for("minilm-l6-v2", "float")).save()
+    with pytest.raises(StoreError, match="GRAPHDEX_LOCAL_EMBEDDER_ARITHMETIC=float"):
+        VectorIndexSet(tmp_path / "older", 384, OnnxEmbedder.name_for("bge-small-en-v1.5", "int8"))

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from graphdex.common.embedder import Embedder, OnnxMiniLMEmbedder, make_embedder
+from graphdex.common.embedder import Embedder, OnnxEmbedder, make_embedder
 from graphdex.common.llm import LiteLLMChat, make_llm
 from graphdex.common.rwlock import ReadWriteLock
 from graphdex.common.settings import Settings
@@ -90,16 +90,17 @@ class Workspace:
             return self.embedder
         from graphdex.common.ray_embedder import RayEmbedder
 
-        return RayEmbedder(self.cluster, cast(OnnxMiniLMEmbedder, self.embedder).tokenizer, model_path=s.onnx_model_path, tokenizer_path=s.tokenizer_path,
-                           arithmetic=s.local_embedder_arithmetic, cache_dir=s.model_cache_dir,
-                           threads=s.embed_threads, actors=s.ray_embed_actors)
+        local = cast(OnnxEmbedder, self.embedder)
+        return RayEmbedder(self.cluster, local.tokenizer, local.calibration, model=s.local_model, model_path=s.onnx_model_path,
+                           tokenizer_path=s.tokenizer_path, arithmetic=s.local_embedder_arithmetic, cache_dir=s.model_cache_dir,
+                           maven_repository=s.maven_repository, threads=s.embed_threads, actors=s.ray_embed_actors)
 
     def _embedding_space(self) -> tuple[int, str]:
         """The dimension and name of the embedder, which the stored vectors are checked against. The bundled model's
         are known without loading it (`stats` never loads it); a litellm model's
         dimension is learnt by loading it (a probe call)."""
         if "embedder" not in self.__dict__ and self.settings.embedder == "local":
-            return OnnxMiniLMEmbedder.dim, OnnxMiniLMEmbedder.name_for(self.settings.local_embedder_arithmetic)
+            return OnnxEmbedder.dim, OnnxEmbedder.name_for(self.settings.local_model, self.settings.local_embedder_arithmetic)
         return self.embedder.dim, self.embedder.name
 
     @cached_property

@@ -1,7 +1,7 @@
-"""The bundled MiniLM model run by actors on a Ray cluster: the write path's Embedder when GRAPHDEX_RAY_ADDRESS is set.
+"""The local embedding model run by actors on a Ray cluster: the write path's Embedder when GRAPHDEX_RAY_ADDRESS is set.
 
 This process tokenizes and plans the model calls exactly as a local run does, the actors run those calls as planned
-(each derives the int8 model on its own machine, from the same package) and this process normalises the assembled
+(each fetches or derives the model on its own machine, pinned by digest) and this process normalises the assembled
 rows: the same calls give the local vectors bit for bit, whichever actor ran them.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphdex.common.embedder import DEFAULT_MODEL_CACHE, Arithmetic, MiniLMTokenizer, OnnxMiniLMEmbedder, normalise
+from graphdex.common.embedder import DEFAULT_MODEL_CACHE, Arithmetic, Calibration, LocalModelName, LocalTokenizer, OnnxEmbedder, normalise
 from graphdex.common.ray_cluster import ActorPlace, RayCluster, actor_place
 
 #: The packages besides graphdex whose versions decide a vector: driver and actors must agree on them.
@@ -26,8 +26,10 @@ CALLS_PER_ITEM = 4
 class OnnxActor:
     """One ONNX session for the actor's life, running model calls planned elsewhere."""
 
-    def __init__(self, model_path: Path | None, tokenizer_path: Path | None, threads: int, arithmetic: Arithmetic, cache_dir: Path) -> None:
-        self._embedder = OnnxMiniLMEmbedder(model_path, tokenizer_path, threads, arithmetic=arithmetic, cache_dir=cache_dir)
+    def __init__(self, model: LocalModelName, model_path: Path | None, tokenizer_path: Path | None, threads: int, arithmetic: Arithmetic,
+                 cache_dir: Path, maven_repository: str | None) -> None:
+        self._embedder = OnnxEmbedder(model, model_path, tokenizer_path, threads, arithmetic=arithmetic, cache_dir=cache_dir,
+                                      maven_repository=maven_repository)
 
     def describe(self) -> ActorPlace:
         return actor_place(EMBEDDING_LIBRARIES)
@@ -42,14 +44,16 @@ class RayEmbedder:
     The writers of several workspaces may share it, each in its own thread: one embedding at a time keeps the pool's
     bookkeeping single-threaded, and costs little, since each embedding already spreads over every actor."""
 
-    def __init__(self, cluster: RayCluster, tokenizer: MiniLMTokenizer, *, model_path: Path | None = None, tokenizer_path: Path | None = None,
-                 threads: int = 0, actors: int | None = None, arithmetic: Arithmetic = "int8", cache_dir: Path = DEFAULT_MODEL_CACHE) -> None:
-        self.name = OnnxMiniLMEmbedder.name_for(arithmetic)
-        self.dim = OnnxMiniLMEmbedder.dim
+    def __init__(self, cluster: RayCluster, tokenizer: LocalTokenizer, calibration: Calibration, *, model: LocalModelName = "bge-small-en-v1.5",
+                 model_path: Path | None = None, tokenizer_path: Path | None = None, threads: int = 0, actors: int | None = None,
+                 arithmetic: Arithmetic = "int8", cache_dir: Path = DEFAULT_MODEL_CACHE, maven_repository: str | None = None) -> None:
+        self.name = OnnxEmbedder.name_for(model, arithmetic)
+        self.dim = OnnxEmbedder.dim
+        self.calibration = calibration
         self._tokenizer = tokenizer
         self._lock = threading.Lock()
         count = actors or max(1, cluster.nodes())
-        self._pool = cluster.pool(OnnxActor, (model_path, tokenizer_path, threads, arithmetic, cache_dir), count, label="embedding",
+        self._pool = cluster.pool(OnnxActor, (model, model_path, tokenizer_path, threads, arithmetic, cache_dir, maven_repository), count, label="embedding",
                                   count_setting="GRAPHDEX_RAY_EMBED_ACTORS",
                                   distributions=EMBEDDING_LIBRARIES)
 

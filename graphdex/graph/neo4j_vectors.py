@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from graphdex.common.embedder import settings_for
 from graphdex.graph.model import SEARCHABLE_TYPES, NodeType
 from graphdex.graph.neo4j_store import Neo4jGraphStore
 from graphdex.graph.store import StoreError
@@ -156,8 +157,8 @@ class Neo4jVectorIndexes:
         rows = self._store.db.read("MATCH (m:GraphdexMeta {workspace: $ws}) RETURN m.vector_model AS model, m.vector_dim AS dim")
         if rows and rows[0]["model"] is not None and (rows[0]["model"] != self.model_name or rows[0]["dim"] != self.dim):
             raise StoreError(f"the vectors of this Neo4j workspace were made by {rows[0]['model']} (dimension {rows[0]['dim']}), but the "
-                             f"configured embedder is {self.model_name} (dimension {self.dim}): use the same GRAPHDEX_EMBEDDER or a new "
-                             "GRAPHDEX_NEO4J_WORKSPACE")
+                             f"configured embedder is {self.model_name} (dimension {self.dim}): set {settings_for(rows[0]['model'])} to "
+                             "read them, or use a new GRAPHDEX_NEO4J_WORKSPACE")
 
     def __getitem__(self, type_: NodeType) -> Neo4jVectorIndex:
         return self.indexes[type_]

@@ -27,6 +27,7 @@ import shutil
 import threading
 from pathlib import Path
 
+from graphdex.common.embedder import settings_for
 from graphdex.common.memory import release_free_memory
 from graphdex.graph.durable import fsync_directory
 from graphdex.graph.hnsw_index import HnswVectorIndex
@@ -78,7 +79,8 @@ class VectorIndexSet:
         if current["dim"] != self.dim or current["model"] != self.model_name:
             raise StoreError(
                 f"the vectors in {self._dir} were made by {current['model']} (dimension {current['dim']}), "
-                f"but the configured embedder is {self.model_name} (dimension {self.dim}): use the same GRAPHDEX_EMBEDDER or a new GRAPHDEX_DATA_DIR"
+                f"but the configured embedder is {self.model_name} (dimension {self.dim}): set {settings_for(current['model'])} to read "
+                "them, or use a new GRAPHDEX_DATA_DIR"
             )
         self._generation = current["generation"]
         self._stored_counts = {str(t): int(n) for t, n in current.get("counts", {}).items()}  # absent before counts were kept

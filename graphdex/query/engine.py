@@ -32,13 +32,12 @@ from graphdex.graph.projection_keeper import FollowingProjection, ProjectionKeep
 from graphdex.graph.store import GraphStore
 from graphdex.graph.vectors import VectorIndexes
 from graphdex.query.analysis import QueryAnalyzer, QueryKeywords, without_names
+from graphdex.query.hits import chunk_hits, node_hits
 from graphdex.query.modes import DEFAULT_MODE, MODES, QueryError
-from graphdex.query.results import ChunkHit, NodeHit, QueryResult
+from graphdex.query.results import QueryResult
 
 log = logging.getLogger(__name__)
 
-ENTITY_MATCH_MIN = 0.7  # cosine below which a keyword is not taken to name an entity
-CHUNK_SIMILARITY_WEIGHT = 0.5
 NEIGHBOUR_DECAY = 0.3
 NEIGHBOURS_PER_SEED = 25
 RESCORED_CHUNKS = 100
@@ -134,10 +133,10 @@ class QueryEngine:
         if unmatched:
             for vector in self.embedder.embed(unmatched):
                 for node_id, score in self.vectors[NodeType.ENTITY].search(vector, 3):
-                    if score >= ENTITY_MATCH_MIN:
+                    if score >= self.embedder.calibration.same_name_similarity:
                         near[node_id] = max(near.get(node_id, 0.0), score)
         if not seeds and not near:
-            near = {i: s for i, s in self.vectors[NodeType.ENTITY].search(question_vector, 5) if s >= ENTITY_MATCH_MIN}
+            near = {i: s for i, s in self.vectors[NodeType.ENTITY].search(question_vector, 5) if s >= self.embedder.calibration.same_name_similarity}
         for node_id, node in self.store.get_nodes(near, contributions=False).items():
             seeds[node_id] = max(seeds.get(node_id, 0.0), near[node_id] * _specificity(node))
         return seeds
@@ -317,7 +316,8 @@ class QueryEngine:
 
     def _with_chunk_similarity(self, chunks: dict[str, float], qv: np.ndarray, candidates: Iterable[str] = ()) -> dict[str, float]:
         """Blend graph evidence with each chunk's own similarity, so ties among equally connected chunks break sensibly.
-        ``candidates`` join with no graph evidence (they rank by similarity alone)."""
+        ``candidates`` join with no graph evidence (they rank by similarity alone). The similarity's weight is the
+        embedder's (``Calibration``): BGE's cosines lie in a narrow band high up, MiniLM's spread wider and lower."""
         # only the strongest candidates are re-scored: fetching thousands of vectors per query costs more than the rest
         chunks = dict(sorted(chunks.items(), key=lambda item: -item[1])[:RESCORED_CHUNKS])
         for chunk in candidates:
@@ -326,7 +326,8 @@ class QueryEngine:
             return {}
         similarity = self.vectors[NodeType.CHUNK].similarities(list(chunks), qv)
         graph = _normalise(chunks)
-        return {c: graph[c] + CHUNK_SIMILARITY_WEIGHT * similarity.get(c, 0.0) for c in chunks}
+        weight = self.embedder.calibration.similarity_weight
+        return {c: graph[c] + weight * similarity.get(c, 0.0) for c in chunks}
 
     def retrieve(self, question: str, mode: str = DEFAULT_MODE, top_k: int = 10) -> QueryResult:
         began = time.perf_counter()
@@ -377,37 +378,12 @@ class QueryEngine:
         return QueryResult(
             query=question,
             mode=mode,
-            chunks=self._chunk_hits(ranked),
-            nodes=self._node_hits(node_ranked),
+            chunks=chunk_hits(self.store, ranked),
+            nodes=node_hits(self.store, node_ranked),
             keywords={"low_level": keywords.low_level, "high_level": keywords.high_level},
             seconds=time.perf_counter() - began,
             node_scores=dict(nodes),
         )
-
-    def _chunk_hits(self, ranked: list[tuple[str, float]]) -> list[ChunkHit]:
-        found = self.store.get_nodes((c for c, _ in ranked), contributions=False)
-        docs = self.store.get_nodes({n.props["document_id"] for n in found.values()}, contributions=False)
-        hits = []
-        for chunk_id, score in ranked:
-            node = found.get(chunk_id)
-            if node is None:
-                continue
-            doc = docs.get(node.props["document_id"])
-            hits.append(ChunkHit(chunk_id, node.props["document_id"], node.props.get("title", ""),
-                                 doc.props.get("source", "") if doc else "", node.props["text"], round(score, 6),
-                                 node.props.get("section"), node.props.get("page"), node.props.get("page_end")))
-        return hits
-
-    def _node_hits(self, ranked: Iterable[tuple[str, float]]) -> list[NodeHit]:
-        ranked = list(ranked)
-        found = self.store.get_nodes((n for n, _ in ranked), contributions=False)
-        hits = []
-        for node_id, score in ranked:
-            node = found.get(node_id)
-            if node is not None:
-                hits.append(NodeHit(node_id, str(node.type), _display_name(node), round(score, 6),
-                                    node.props.get("description", ""), list(node.props.get("chunks", ()))[:10]))
-        return hits
 
 
 def _passage_vector(qv: np.ndarray, remainder_embedding: Future[np.ndarray] | None) -> np.ndarray:
@@ -416,13 +392,3 @@ def _passage_vector(qv: np.ndarray, remainder_embedding: Future[np.ndarray] | No
     if remainder_embedding is None:
         return qv
     return (1.0 - REMAINDER_WEIGHT) * qv + REMAINDER_WEIGHT * remainder_embedding.result()[0]
-
-
-def _display_name(node: Node) -> str:
-    props = node.props
-    if node.type == NodeType.RELATION:
-        keywords = ", ".join(props.get("keywords", [])[:2]) or "related to"
-        return f"{props['source_name']} —{keywords}→ {props['target_name']}"
-    if node.type == NodeType.COMMUNITY:
-        return props["label"]
-    return props.get("name") or props.get("title") or node.id

@@ -284,7 +284,8 @@ class QueryEngine:
         that the walk touched in passing; which of its chunks answers is for the similarity to decide."""
         if DOCUMENT_SHARE <= 0 or not walked:
             return walked
-        document_of = {c: node.props["document_id"] for c, node in self.store.get_nodes(walked, contributions=False).items()}
+        # the chunks' HAS_CHUNK edges, not the chunks themselves: their texts would cross the wire for nothing (Neo4j)
+        document_of = {c: edges[0].source for c, edges in self.store.edges_of_many(walked, [EdgeType.HAS_CHUNK], contributions=False).items()}
         per_document: dict[str, float] = defaultdict(float)
         for chunk, score in walked.items():
             per_document[document_of.get(chunk, chunk)] += score

@@ -152,13 +152,13 @@ class QueryEngine:
         for entity in sorted(named, key=lambda e: -named[e]):
             for edge in edges.get(entity, ()):
                 anchor_of.setdefault(edge.source, entity)
-        index = self.vectors[NodeType.RELATION]
-        ids = [r for r in sorted(anchor_of) if r in index][:ANCHORED_RELATIONS_MAX]
-        if not ids:
+        # one call, scores only: on Neo4j a presence test per relation was a round trip each, and the vectors themselves
+        # crossed the wire (a relation written but not yet embedded is simply left out)
+        similarity = self.vectors[NodeType.RELATION].similarities(sorted(anchor_of)[:ANCHORED_RELATIONS_MAX], qv)
+        if not similarity:
             return {}
-        similarity = index.get(ids) @ qv
         by_anchor: dict[str, list[tuple[str, float]]] = defaultdict(list)
-        for relation, score in zip(ids, similarity.tolist()):
+        for relation, score in sorted(similarity.items()):
             by_anchor[anchor_of[relation]].append((relation, score))
         # each named entity gets its own first hop ("X or Y?" asks about both), ranked among its own relations
         best = {a: _sharpen(sorted(hits, key=lambda item: -item[1])[:RECOGNIZED_RELATIONS]) for a, hits in by_anchor.items()}
